@@ -1,0 +1,35 @@
+# The two commands a new user needs: `make run` (the whole service locally) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt layers/common/requirements.txt | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint bench sam-validate sam-build db-start db-stop clean
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+## make run: embedded PostgreSQL, migrations, demo data, local S3 and the API on 127.0.0.1:3000
+run: $(STAMP)
+	$(BIN)/python -m scripts.local run
+
+## make test: installs, starts PostgreSQL (or uses DATABASE_URL), migrates a fresh database, runs pytest
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+db-start: $(STAMP)
+	$(BIN)/python -m scripts.localdb start
+
+db-stop: $(STAMP)
+	$(BIN)/python -m scripts.localdb stop
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

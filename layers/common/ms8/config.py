@@ -1,0 +1,79 @@
+"""Settings from the environment; the database secret from Secrets Manager (cached)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a function needs to know about its environment."""
+
+    database_url: str | None
+    db_secret_arn: str | None
+    owner_database_url: str | None
+    owner_db_secret_arn: str | None
+    connect_timeout_s: int
+    secret_max_age_s: int
+    reports_bucket: str
+    report_link_ttl_s: int
+    s3_endpoint_url: str | None
+    service_name: str
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """Read once per container; tests clear the cache with `settings.cache_clear()`."""
+    return Settings(
+        database_url=os.environ.get("DATABASE_URL") or None,
+        db_secret_arn=os.environ.get("DB_SECRET_ARN") or None,
+        owner_database_url=os.environ.get("OWNER_DATABASE_URL") or None,
+        owner_db_secret_arn=os.environ.get("OWNER_DB_SECRET_ARN") or None,
+        connect_timeout_s=_int("DB_CONNECT_TIMEOUT", 3),
+        secret_max_age_s=_int("DB_SECRET_MAX_AGE", 300),
+        reports_bucket=os.environ.get("REPORTS_BUCKET", "ms8-reports-local"),
+        report_link_ttl_s=_int("REPORT_LINK_TTL", 900),
+        s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
+        service_name=os.environ.get("POWERTOOLS_SERVICE_NAME", "ms8-learning-analytics"),
+    )
+
+
+def connection_params(kind: str = "runtime") -> dict[str, Any]:
+    """psycopg connection parameters: a URL locally, the Secrets Manager secret on AWS.
+
+    `runtime` is the API's RLS-bound role (DATABASE_URL / DB_SECRET_ARN); `owner` is the
+    maintenance jobs' role (OWNER_DATABASE_URL / OWNER_DB_SECRET_ARN). The secret is the RDS
+    shape ({host, port, username, password, dbname}); Powertools caches it for
+    DB_SECRET_MAX_AGE seconds, so a rotated password is picked up on the next reconnect.
+    """
+    cfg = settings()
+    url, arn = (
+        (cfg.database_url, cfg.db_secret_arn)
+        if kind == "runtime"
+        else (cfg.owner_database_url, cfg.owner_db_secret_arn)
+    )
+    if url:
+        return {"conninfo": url}
+    if not arn:
+        prefix = "" if kind == "runtime" else "OWNER_"
+        raise RuntimeError(f"set {prefix}DATABASE_URL or {prefix}DB_SECRET_ARN")
+    from aws_lambda_powertools.utilities import parameters  # boto3: only where secrets are read
+
+    secret: dict[str, Any] = parameters.get_secret(  # type: ignore[assignment]
+        arn, transform="json", max_age=cfg.secret_max_age_s
+    )
+    return {
+        "host": secret["host"],
+        "port": int(secret.get("port", 5432)),
+        "user": secret["username"],
+        "password": secret["password"],
+        "dbname": secret.get("dbname", "ms8"),
+        "sslmode": secret.get("sslmode", "require"),
+    }

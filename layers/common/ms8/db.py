@@ -1,0 +1,194 @@
+"""Database access: one connection per container, the request transaction and its RLS context.
+
+A Lambda container serves one request at a time, so each `Database` keeps a single connection at
+module scope and reuses it across invocations. The caller's identity is set inside the request's
+transaction by a SECURITY DEFINER function (one round trip, no `SET`, so RDS Proxy does not pin
+the connection), and it vanishes with the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg import pq
+
+from ms8.config import connection_params, settings
+from ms8.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    DatabaseUnavailable,
+    Forbidden,
+    Unavailable,
+    Unprocessable,
+)
+
+T = TypeVar("T")
+Kind = Literal["runtime", "owner"]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request acts for, as the database established it (never as the client claimed)."""
+
+    user_id: UUID | None
+    organization_id: UUID | None
+    roles: tuple[str, ...]
+    active_role: str
+    timezone: str = "UTC"
+    client_id: str | None = None
+
+    @property
+    def is_service(self) -> bool:
+        return self.client_id is not None
+
+
+# SQLSTATEs raised by app.begin_request / app.begin_service_request (migration 0002).
+_CONTEXT_ERRORS: dict[str, tuple[type[AppError], str]] = {
+    "MS400": (BadRequest, "ROLE_REQUIRED"),
+    "MS401": (Forbidden, "UNKNOWN_USER"),
+    "MS402": (Forbidden, "UNKNOWN_CLIENT"),
+    "MS403": (Forbidden, "ROLE_NOT_HELD"),
+    "MS404": (Forbidden, "SCOPE_NOT_GRANTED"),
+    "MS405": (BadRequest, "ORGANIZATION_REQUIRED"),
+}
+
+
+def map_db_error(exc: psycopg.Error) -> Exception:
+    """Turn a database error into the client-facing error it means (or return it unchanged)."""
+    state = exc.sqlstate or ""
+    message = (exc.diag.message_primary or "").strip()
+    if state in _CONTEXT_ERRORS:
+        cls, code = _CONTEXT_ERRORS[state]
+        return cls(message, code=code)
+    if isinstance(exc, psycopg.OperationalError) and not state.startswith("57014"):
+        return DatabaseUnavailable("the database cannot be reached; try again shortly")
+    if state == "42501":  # a row-level security check refused the row
+        return Forbidden("not allowed for this caller")
+    if state == "23505":
+        return Conflict("a row with the same key exists")
+    if state == "23503":
+        return Unprocessable("a referenced row does not exist", code="REFERENCE_NOT_FOUND")
+    if state.startswith("22") or state.startswith("23"):
+        return Unprocessable(message or "invalid value")
+    if state == "57014":
+        return Unavailable("the request took too long; try again", code="TIMEOUT")
+    if state in ("40001", "40P01", "55P03"):
+        return Unavailable("the request conflicted with another; try again", code="RETRY")
+    return exc
+
+
+def _open(kind: Kind) -> psycopg.Connection:
+    cfg = settings()
+    try:
+        return psycopg.connect(
+            **connection_params(kind),
+            prepare_threshold=None,  # poolers (RDS Proxy) and prepared statements do not mix
+            connect_timeout=cfg.connect_timeout_s,
+            application_name=cfg.service_name,
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable("the database cannot be reached; try again shortly") from exc
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    try:
+        conn.rollback()
+    except psycopg.Error:
+        conn.close()
+
+
+class Database:
+    """A lazily opened connection, re-opened when found broken, and request transactions on it."""
+
+    def __init__(self, kind: Kind = "runtime") -> None:
+        self.kind: Kind = kind
+        self._conn: psycopg.Connection | None = None
+
+    def connection(self) -> psycopg.Connection:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            conn = self._conn = _open(self.kind)
+        return conn
+
+    def reset(self) -> None:
+        """Drop the connection; the next transaction opens a new one."""
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+    @contextmanager
+    def transaction(self, begin: Callable[[psycopg.Connection], T]) -> Iterator[tuple[psycopg.Connection, T]]:
+        """Run one transaction: `begin` sets its context, the body runs, then commit.
+
+        A connection that turns out stale on the first statement (server restart, idle timeout)
+        is replaced once: nothing has been written yet, so starting again is safe. A failure after
+        that is never replayed. Database errors leave as client-facing errors (see map_db_error).
+        """
+        conn = self.connection()
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            _rollback(conn)
+        try:
+            try:
+                context = begin(conn)
+            except psycopg.OperationalError:
+                self.reset()
+                conn = self.connection()
+                context = begin(conn)
+            yield conn, context
+            conn.commit()
+        except psycopg.Error as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                self.reset()
+            else:
+                _rollback(conn)
+            mapped = map_db_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+
+
+def as_user(user_id: UUID, role: str | None) -> Callable[[psycopg.Connection], Caller]:
+    """Begin a request as a verified user acting in `role` (None: their only role)."""
+
+    def begin(conn: psycopg.Connection) -> Caller:
+        # The pipeline sends BEGIN and the context call together: one network round trip.
+        with conn.pipeline():
+            cur = conn.execute("SELECT * FROM app.begin_request(%s, %s)", (user_id, role))
+            row = cur.fetchone()
+        assert row is not None
+        return Caller(row[0], row[1], tuple(row[2]), row[3], row[4])
+
+    return begin
+
+
+def as_service(client_id: str, scope: str, organization_id: UUID | None = None) -> Callable[[psycopg.Connection], Caller]:
+    """Begin a request as a registered platform service using one of its scopes."""
+
+    def begin(conn: psycopg.Connection) -> Caller:
+        with conn.pipeline():
+            cur = conn.execute(
+                "SELECT app.begin_service_request(%s, %s, %s)", (client_id, scope, organization_id)
+            )
+            row = cur.fetchone()
+        assert row is not None
+        return Caller(None, row[0], (scope,), scope, client_id=client_id)
+
+    return begin
+
+
+def as_maintenance(conn: psycopg.Connection) -> None:
+    """Begin a maintenance transaction (owner connection only): every row is visible to it."""
+    conn.execute("SELECT app.begin_maintenance()")
+
+
+runtime = Database("runtime")
+owner = Database("owner")

@@ -1,0 +1,1 @@
+"""pydantic models of the API: what comes in is validated here, what goes out is shaped here."""

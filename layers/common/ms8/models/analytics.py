@@ -1,0 +1,81 @@
+"""Analytics snapshots: one per user, role and type."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from ms8.models.base import AnalyticsType, ApiModel, Role
+
+MAX_BATCH = 500
+
+
+class AnalyticsItem(ApiModel):
+    """One analytics snapshot to write. `userId` and `role` default to the caller's own."""
+
+    analytics_type: AnalyticsType
+    data: dict[str, Any] = Field(description="Metrics of this type, e.g. {\"velocity\": 2.5}")
+    user_id: UUID | None = Field(
+        default=None, description="Omit for your own; other users only with a platform ingest token"
+    )
+    role: Role | None = Field(default=None, description="Omit for your active role")
+
+
+class AnalyticsBatch(ApiModel):
+    """A batch of 1..500 snapshots, written atomically (all or nothing)."""
+
+    items: list[AnalyticsItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+    @model_validator(mode="after")
+    def _keys_unique(self) -> AnalyticsBatch:
+        seen: set[tuple[UUID | None, str | None, str]] = set()
+        for i, item in enumerate(self.items):
+            key = (item.user_id, item.role, item.analytics_type)
+            if key in seen:
+                raise ValueError(f"items[{i}] repeats an earlier item's user, role and type")
+            seen.add(key)
+        return self
+
+
+class Analytics(ApiModel):
+    """A stored analytics snapshot."""
+
+    id: UUID
+    user_id: UUID
+    role: Role
+    analytics_type: AnalyticsType
+    data: dict[str, Any]
+    source: Literal["client", "computed"]
+    definition_version: int | None = None
+    window_days: int | None = None
+    data_through: datetime | None = None
+    version: int
+    updated_at: datetime
+
+
+class AnalyticsList(ApiModel):
+    items: list[Analytics]
+
+
+class AnalyticsSummary(ApiModel):
+    """How many snapshots the caller has for the active role, and the newest one."""
+
+    count: int
+    latest: Analytics | None
+
+
+class WrittenAnalytics(ApiModel):
+    id: UUID
+    user_id: UUID
+    role: Role
+    analytics_type: AnalyticsType
+    version: int
+    updated_at: datetime
+
+
+class AnalyticsWriteResult(ApiModel):
+    written: int
+    items: list[WrittenAnalytics]

@@ -1,0 +1,1 @@
+"""SQL lives here: one module per aggregate, each function one statement where it can be."""

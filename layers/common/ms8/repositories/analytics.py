@@ -1,0 +1,121 @@
+"""Analytics snapshots: recent, summary, and the batch upsert as one statement."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from ms8.models.analytics import Analytics, WrittenAnalytics
+
+_COLUMNS = (
+    "id, user_id, role, analytics_type, data, source, definition_version, window_days, "
+    "data_through, version, updated_at"
+)
+_FIELDS = tuple(c.strip() for c in _COLUMNS.split(","))
+
+
+def _row(row: Sequence[Any]) -> Analytics:
+    # Rows come from our own table under its CHECK constraints: no need to validate them again.
+    return Analytics.model_construct(**dict(zip(_FIELDS, row, strict=True)))
+
+
+def recent(
+    conn: psycopg.Connection, user_id: UUID, role: str, analytics_type: str | None, limit: int
+) -> list[Analytics]:
+    """A user's snapshots for one role, newest first (RLS decides whether the caller may see)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM analytics WHERE user_id = %s AND role = %s "
+        "AND (%s::text IS NULL OR analytics_type = %s) ORDER BY updated_at DESC LIMIT %s",
+        (user_id, role, analytics_type, analytics_type, limit),
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
+def recent_any_role(conn: psycopg.Connection, user_id: UUID, limit: int) -> list[Analytics]:
+    """Every snapshot of a user that RLS lets the caller see, newest first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM analytics WHERE user_id = %s ORDER BY updated_at DESC LIMIT %s",
+        (user_id, limit),
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
+def summary(conn: psycopg.Connection, user_id: UUID, role: str) -> tuple[int, Analytics | None]:
+    """Count and newest snapshot in one statement (the seed needed two queries)."""
+    row = conn.execute(
+        f"SELECT count(*) OVER (), {_COLUMNS} FROM analytics WHERE user_id = %s AND role = %s "
+        "ORDER BY updated_at DESC LIMIT 1",
+        (user_id, role),
+    ).fetchone()
+    if row is None:
+        return 0, None
+    return row[0], _row(row[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotWrite:
+    """One row to upsert, with its owner resolved (the caller's own, or a service's target)."""
+
+    user_id: UUID
+    organization_id: UUID
+    role: str
+    analytics_type: str
+    data: dict[str, Any]
+    source: str = "client"
+    definition_version: int | None = None
+    window_days: int | None = None
+    data_through: datetime | None = None
+
+
+_UPSERT = """
+INSERT INTO analytics AS a (user_id, organization_id, role, analytics_type, data, source,
+                            definition_version, window_days, data_through)
+SELECT x.user_id, x.organization_id, x.role, x.analytics_type, x.data, x.source,
+       x.definition_version, x.window_days, x.data_through
+FROM jsonb_to_recordset(%s::jsonb) AS x(user_id uuid, organization_id uuid, role text,
+     analytics_type text, data jsonb, source text, definition_version integer,
+     window_days integer, data_through timestamptz)
+ORDER BY x.user_id, x.role, x.analytics_type
+ON CONFLICT (user_id, role, analytics_type) DO UPDATE
+SET data = EXCLUDED.data, source = EXCLUDED.source,
+    definition_version = EXCLUDED.definition_version, window_days = EXCLUDED.window_days,
+    data_through = EXCLUDED.data_through, version = a.version + 1
+RETURNING id, user_id, role, analytics_type, version, updated_at
+"""
+
+
+def _payload(rows: Sequence[SnapshotWrite]) -> str:
+    return json.dumps(
+        [
+            {
+                "user_id": str(r.user_id), "organization_id": str(r.organization_id),
+                "role": r.role, "analytics_type": r.analytics_type, "data": r.data,
+                "source": r.source, "definition_version": r.definition_version,
+                "window_days": r.window_days,
+                "data_through": r.data_through.isoformat() if r.data_through else None,
+            }
+            for r in rows
+        ],
+        separators=(",", ":"),
+    )
+
+
+def upsert_batch(conn: psycopg.Connection, rows: Sequence[SnapshotWrite]) -> list[WrittenAnalytics]:
+    """Insert or replace snapshots in one statement: all rows or none.
+
+    Rows are written in key order, so two batches over the same keys lock them in the same
+    order and cannot deadlock; each update bumps `version`, so no update goes unseen.
+    """
+    if not rows:
+        return []
+    fields = ("id", "user_id", "role", "analytics_type", "version", "updated_at")
+    return [
+        WrittenAnalytics.model_construct(**dict(zip(fields, r, strict=True)))
+        for r in conn.execute(_UPSERT, (_payload(rows),)).fetchall()
+    ]

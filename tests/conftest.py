@@ -1,0 +1,67 @@
+"""Test session: a real PostgreSQL (embedded, or DATABASE_URL), a freshly migrated database, and
+the API connecting as the runtime role, exactly as the Lambdas do."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from scripts import localdb
+from tests.factories import Factory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> Iterator[str]:
+    started = localdb.start()
+    dbname = f"ms8_test_{os.getpid()}"
+    localdb.drop_database(dbname)
+    localdb.create_database(dbname)
+    os.environ["DATABASE_URL"] = localdb.runtime_url(dbname)
+    os.environ["OWNER_DATABASE_URL"] = localdb.owner_url(dbname)
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MS8Test")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+    from ms8 import config, db
+
+    config.settings.cache_clear()
+    db.runtime.reset()
+    db.owner.reset()
+    yield dbname
+    db.runtime.reset()
+    db.owner.reset()
+    localdb.drop_database(dbname)
+    if started:
+        localdb.stop()
+
+
+@pytest.fixture(scope="session")
+def owner_url(database: str) -> str:
+    return localdb.owner_url(database)
+
+
+@pytest.fixture(scope="session")
+def runtime_url(database: str) -> str:
+    return localdb.runtime_url(database)
+
+
+@pytest.fixture
+def owner_conn(owner_url: str) -> Iterator[psycopg.Connection]:
+    """An owner connection in autocommit; `Factory` opens maintenance transactions on it."""
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def factory(owner_conn: psycopg.Connection) -> Factory:
+    return Factory(owner_conn)
+
+
+@pytest.fixture
+def runtime_conn(runtime_url: str) -> Iterator[psycopg.Connection]:
+    """A fresh runtime-role connection (not autocommit), for tests of RLS and the context."""
+    with psycopg.connect(runtime_url, prepare_threshold=None) as conn:
+        yield conn
