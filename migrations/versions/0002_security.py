@@ -29,7 +29,7 @@ O = "(SELECT app.current_org_id())"
 R = "(SELECT app.current_role())"
 ASSIGNED = f"(SELECT ta.learner_id FROM trainer_assignments ta WHERE ta.trainer_id = {U})"
 
-FUNCTIONS = f"""
+FUNCTIONS = """
 CREATE FUNCTION app.current_user_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS
 $$ SELECT nullif(current_setting('app.current_user_id', true), '')::uuid $$;
 CREATE FUNCTION app.current_org_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS

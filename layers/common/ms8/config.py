@@ -66,7 +66,7 @@ def connection_params(kind: str = "runtime") -> dict[str, Any]:
         raise RuntimeError(f"set {prefix}DATABASE_URL or {prefix}DB_SECRET_ARN")
     from aws_lambda_powertools.utilities import parameters  # boto3: only where secrets are read
 
-    secret: dict[str, Any] = parameters.get_secret(  # type: ignore[assignment]
+    secret: dict[str, Any] = parameters.get_secret(
         arn, transform="json", max_age=cfg.secret_max_age_s
     )
     return {

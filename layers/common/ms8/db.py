@@ -170,7 +170,9 @@ def as_user(user_id: UUID, role: str | None) -> Callable[[psycopg.Connection], C
     return begin
 
 
-def as_service(client_id: str, scope: str, organization_id: UUID | None = None) -> Callable[[psycopg.Connection], Caller]:
+def as_service(
+    client_id: str, scope: str, organization_id: UUID | None = None
+) -> Callable[[psycopg.Connection], Caller]:
     """Begin a request as a registered platform service using one of its scopes."""
 
     def begin(conn: psycopg.Connection) -> Caller:
