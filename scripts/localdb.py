@@ -201,6 +201,15 @@ def create_database(dbname: str) -> None:
     set_runtime_password()
 
 
+def other_databases(mine: str) -> list[str]:
+    """Project databases besides `mine` (another test session, or the `make run` database)."""
+    with psycopg.connect(admin_url(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'ms8%%' AND datname <> %s", [mine]
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
 def drop_database(dbname: str) -> None:
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))

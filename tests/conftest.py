@@ -34,8 +34,8 @@ def database() -> Iterator[str]:
     db.runtime.reset()
     db.owner.reset()
     localdb.drop_database(dbname)
-    if started:
-        localdb.stop()
+    if started and not localdb.other_databases(dbname):
+        localdb.stop()  # ours alone: leave the machine as we found it
 
 
 @pytest.fixture(scope="session")
