@@ -18,3 +18,11 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", serialize_by_alias=True
     )
+
+# The headline metric of each analytics type: the number peer comparison and reports lead with.
+HEADLINE_METRIC: dict[str, str] = {
+    "learning_velocity": "velocity",
+    "engagement": "engagement",
+    "mastery": "mastery",
+    "skill_gap": "gap",
+}

@@ -1,0 +1,30 @@
+"""GET /v1/users/{userId}/analytics: a learner's analytics for a trainer (assigned learners only)
+or an org admin (the organization). Users RLS hides are 404, never 403: existence is not revealed."""
+
+from typing import Annotated
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from ms8.errors import NotFound
+from ms8.http import handler, make_app, user_tx
+from ms8.models.analytics import AnalyticsList
+from ms8.models.base import AnalyticsType
+from ms8.repositories import analytics, users
+
+app = make_app()
+
+
+@app.get("/v1/users/<userId>/analytics", summary="A user's analytics (trainer, org admin)", tags=["analytics"])
+def get_user_analytics(
+    user_id: Annotated[UUID, Path(alias="userId")],
+    analytics_type: Annotated[AnalyticsType | None, Query(alias="type")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> AnalyticsList:
+    with user_tx(app, roles=("trainer", "org_admin")) as (conn, _):
+        if not users.is_visible(conn, user_id):
+            raise NotFound("no such user")
+        return AnalyticsList(items=analytics.recent(conn, user_id, "learner", analytics_type, limit))
+
+
+lambda_handler = handler(app)

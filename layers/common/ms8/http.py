@@ -1,0 +1,213 @@
+"""HTTP glue shared by every API function: resolver set-up, identity, errors, the request tx.
+
+A handler module is a few lines:
+
+    app = make_app()
+
+    @app.get("/v1/me")
+    def me() -> Me:
+        with user_tx(app) as (conn, caller):
+            ...
+
+    lambda_handler = handler(app)
+
+Identity comes only from the JWT claims that API Gateway's authorizer verified
+(`requestContext.authorizer.jwt.claims`): `sub` for a user; a platform service is recognised by
+a service scope (`<SCOPE_PREFIX>ingest`, `<SCOPE_PREFIX>directory`) and identified by its
+client id. Organization and roles always come from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ms8 import db
+from ms8.errors import AppError, BadRequest, Forbidden, Unauthorized
+
+# Most requests publish no metric of their own; Powertools would warn about that on every one.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+JSON = "application/json"
+DEFAULT_MAX_BODY = 64 * 1024
+SCOPE_PREFIX = os.environ.get("SCOPE_PREFIX", "ms8/")
+SERVICE_SCOPES = ("ingest", "directory")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), default=str)
+
+
+def error_body(status: int, code: str, message: str, request_id: str, details: Any = None) -> dict[str, Any]:
+    """The one error shape of the API (DESIGN section 5)."""
+    error: dict[str, Any] = {"code": code, "message": message, "requestId": request_id}
+    if details is not None:
+        error["details"] = details
+    return {"statusCode": status, "headers": {"Content-Type": JSON}, "body": _dumps({"error": error})}
+
+
+def _error_response(
+    app: APIGatewayHttpResolver, status: int, code: str, message: str, details: Any = None
+) -> Response[str]:
+    error: dict[str, Any] = {"code": code, "message": message, "requestId": request_id(app)}
+    if details is not None:
+        error["details"] = details
+    return Response(status_code=status, content_type=JSON, body=_dumps({"error": error}))
+
+
+def request_id(app: APIGatewayHttpResolver) -> str:
+    return app.current_event.request_context.request_id or ""
+
+
+def _validation_details(errors: Any) -> list[dict[str, Any]]:
+    # Only where and what: the offending input is not echoed back.
+    return [
+        {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": err.get("type", "")}
+        for err in errors
+    ]
+
+
+def make_app() -> APIGatewayHttpResolver:
+    """An HTTP API resolver with validation on and the service's error mapping."""
+    app = APIGatewayHttpResolver(enable_validation=True, serializer=_dumps)
+
+    @app.exception_handler(AppError)  # type: ignore[untyped-decorator]
+    def _app_error(exc: AppError) -> Response[str]:
+        if exc.status >= 500:
+            logger.warning("request failed", extra={"code": exc.code, "reason": exc.message})
+        return _error_response(app, exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+    def _invalid(exc: RequestValidationError) -> Response[str]:
+        details = _validation_details(exc.errors())
+        if any(d["loc"][:1] == ["response"] for d in details):
+            logger.error("response failed its own schema", extra={"details": details})
+            return _error_response(app, 500, "INTERNAL", "internal error")
+        return _error_response(app, 422, "VALIDATION_ERROR", "the request is not valid", details)
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _unexpected(exc: Exception) -> Response[str]:
+        if isinstance(exc, psycopg.OperationalError):
+            return _error_response(app, 503, "DATABASE_UNAVAILABLE", "the database cannot be reached; try again")
+        logger.exception("unhandled error")
+        return _error_response(app, 500, "INTERNAL", "internal error")
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[str]:
+        return _error_response(app, 404, "NOT_FOUND", "no such route")
+
+    return app
+
+
+def handler(
+    app: APIGatewayHttpResolver, *, max_body_bytes: int = DEFAULT_MAX_BODY
+) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The Lambda entry point of an API function: logging context, metrics, size limit, routing."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        body = event.get("body") or ""
+        if len(body) > max_body_bytes:
+            rid = (event.get("requestContext") or {}).get("requestId", "")
+            return error_body(
+                413, "PAYLOAD_TOO_LARGE", f"the request body exceeds {max_body_bytes} bytes", rid
+            )
+        return app.resolve(event, context)
+
+    return lambda_handler  # type: ignore[no-any-return]
+
+
+def _claims(app: APIGatewayHttpResolver) -> dict[str, Any]:
+    authorizer = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    claims = (authorizer.get("jwt") or {}).get("claims")
+    if not isinstance(claims, dict) or not claims.get("sub"):
+        raise Unauthorized("no verified identity on the request")
+    return claims
+
+
+def _scopes(claims: dict[str, Any]) -> set[str]:
+    raw = claims.get("scope") or claims.get("scp") or ""
+    if isinstance(raw, list):
+        parts = [str(s) for s in raw]
+    else:
+        parts = str(raw).strip("[]").replace(",", " ").split()
+    return {p[len(SCOPE_PREFIX):] for p in parts if p.startswith(SCOPE_PREFIX)}
+
+
+def _header(app: APIGatewayHttpResolver, name: str) -> str | None:
+    value = app.current_event.headers.get(name)
+    return value.strip() if value and value.strip() else None
+
+
+@contextmanager
+def user_tx(
+    app: APIGatewayHttpResolver, roles: Collection[str] | None = None
+) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
+    """The request's transaction as the verified user in the role they asked for (if held).
+
+    `roles` limits the route to those active roles (403 otherwise).
+    """
+    claims = _claims(app)
+    if _scopes(claims) & set(SERVICE_SCOPES):
+        raise Forbidden("this route is for users, not platform services", code="USERS_ONLY")
+    try:
+        user_id = UUID(str(claims["sub"]))
+    except ValueError:
+        raise Unauthorized("the token's subject is not a user id") from None
+    with db.runtime.transaction(db.as_user(user_id, _header(app, "x-active-role"))) as (conn, caller):
+        if roles is not None and caller.active_role not in roles:
+            raise Forbidden(
+                f"this route needs one of the roles: {', '.join(sorted(roles))}", code="ROLE_NOT_ALLOWED"
+            )
+        yield conn, caller
+
+
+@contextmanager
+def principal_tx(
+    app: APIGatewayHttpResolver, scope: str, roles: Collection[str] | None = None
+) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
+    """A route open to users and to platform services holding `scope`.
+
+    A platform-wide service names the organization in `X-Organization-Id`; a service bound to an
+    organization acts only there.
+    """
+    claims = _claims(app)
+    if scope not in _scopes(claims):
+        with user_tx(app, roles) as pair:
+            yield pair
+        return
+    client_id = str(claims.get("client_id") or claims["sub"])
+    org_header = _header(app, "x-organization-id")
+    try:
+        org_id = UUID(org_header) if org_header else None
+    except ValueError:
+        raise BadRequest("X-Organization-Id is not a UUID") from None
+    with db.runtime.transaction(db.as_service(client_id, scope, org_id)) as pair:
+        yield pair
+
+
+@contextmanager
+def service_tx(app: APIGatewayHttpResolver, scope: str) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
+    """A route for platform services only (e.g. the directory)."""
+    claims = _claims(app)
+    if scope not in _scopes(claims):
+        raise Forbidden(f"this route needs a platform token with the {scope} scope", code="SCOPE_REQUIRED")
+    with principal_tx(app, scope) as pair:
+        yield pair

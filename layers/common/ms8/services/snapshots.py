@@ -1,0 +1,45 @@
+"""Writing analytics snapshots on behalf of a caller."""
+
+from __future__ import annotations
+
+import psycopg
+
+from ms8.db import Caller
+from ms8.errors import Forbidden, NotFound, Unprocessable
+from ms8.models.analytics import AnalyticsBatch, WrittenAnalytics
+from ms8.repositories.analytics import SnapshotWrite, upsert_batch
+
+
+def resolve(caller: Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
+    """Give every item its owner: the caller's own row, or (services) the named user's."""
+    assert caller.organization_id is not None
+    rows = []
+    for i, item in enumerate(batch.items):
+        if caller.is_service:
+            if item.user_id is None:
+                raise Unprocessable(f"items[{i}].userId is required for a platform service")
+            user_id, role = item.user_id, str(item.role or "learner")
+        else:
+            assert caller.user_id is not None
+            if item.user_id not in (None, caller.user_id):
+                raise Forbidden("users write only their own analytics")
+            if item.role not in (None, caller.active_role):
+                raise Forbidden("analytics are written for the active role only")
+            user_id, role = caller.user_id, caller.active_role
+        rows.append(SnapshotWrite(user_id, caller.organization_id, role, item.analytics_type, item.data))
+    return rows
+
+
+def write_batch(conn: psycopg.Connection, caller: Caller, batch: AnalyticsBatch) -> list[WrittenAnalytics]:
+    """Upsert the whole batch in one statement (RLS checks every row; all or nothing).
+
+    A user of another organization is refused by the foreign key (no such user here) or by RLS
+    (their existing row is not ours to update); both answer the same 404, so the answer does
+    not reveal whether that user has analytics elsewhere.
+    """
+    try:
+        return upsert_batch(conn, resolve(caller, batch))
+    except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
+        if not caller.is_service:
+            raise
+        raise NotFound("one or more users are not users of this organization") from exc

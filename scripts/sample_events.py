@@ -1,0 +1,67 @@
+"""Write events/<function>.json for every HTTP API route in template.yaml: the HTTP API v2 payload
+API Gateway sends after its JWT authorizer, with the claims of a demo user.
+
+    python -m scripts.sample_events           # write the missing ones
+    python -m scripts.sample_events --force   # rewrite all from SAMPLES
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from scripts import apigw, demo_ids
+
+# Per route: who calls and what they send. Routes not listed get a learner's GET.
+SAMPLES: dict[str, dict[str, Any]] = {
+    "GET /v1/me": {"sub": demo_ids.LEARNER},
+    "GET /v1/analytics": {"sub": demo_ids.LEARNER, "query": {"limit": "5"}},
+    "GET /v1/analytics/summary": {"sub": demo_ids.LEARNER},
+    "PUT /v1/analytics": {
+        "sub": demo_ids.LEARNER,
+        "body": {"items": [{"analyticsType": "mastery", "data": {"mastery": 0.82, "skills": {"sql": 0.9}}}]},
+    },
+    "GET /v1/users/{userId}/analytics": {
+        "sub": demo_ids.TRAINER, "role": "trainer", "path": {"userId": str(demo_ids.LEARNER)},
+    },
+    "GET /v1/comparison": {"sub": demo_ids.LEARNER, "query": {"type": "engagement"}},
+    "GET /v1/aggregates": {"sub": demo_ids.ORG_ADMIN, "query": {"granularity": "weekly", "type": "mastery"}},
+    "DELETE /v1/users/{userId}": {
+        "sub": demo_ids.ORG_ADMIN, "path": {"userId": str(demo_ids.user_id(demo_ids.ACME, "learner-36"))},
+    },
+}
+
+
+def build(route: apigw.Route, sample: dict[str, Any]) -> dict[str, Any]:
+    path = route.path
+    for key, value in (sample.get("path") or {}).items():
+        path = path.replace("{" + key + "}", value)
+    headers = {"content-type": "application/json", "authorization": "Bearer <verified by API Gateway>"}
+    if sample.get("role"):
+        headers["x-active-role"] = sample["role"]
+    claims = sample.get("claims") or apigw.user_claims(str(sample["sub"]))
+    claims = {**claims, "iat": 1764115200, "exp": 1764118800}  # stable files
+    body = sample.get("body")
+    event = apigw.http_event(
+        route.method, path, claims=claims, route=route, path_parameters=sample.get("path"),
+        query=sample.get("query"), headers=headers, body=json.dumps(body) if body is not None else None,
+        request_id="c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+    )
+    event["requestContext"]["time"] = "26/Nov/2026:12:00:00 +0000"
+    event["requestContext"]["timeEpoch"] = 1795694400000
+    return event
+
+
+def main(force: bool) -> None:
+    for route in apigw.routes():
+        sample = SAMPLES.get(route.route_key, {"sub": demo_ids.LEARNER})
+        target = apigw.ROOT / "events" / f"{route.function.event_name}.json"
+        if target.exists() and not force:
+            continue
+        target.write_text(json.dumps(build(route, sample), indent=2) + "\n")
+        print(f"wrote {target.relative_to(apigw.ROOT)}")
+
+
+if __name__ == "__main__":
+    main("--force" in sys.argv)
