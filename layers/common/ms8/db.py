@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, LiteralString, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -156,15 +156,31 @@ class Database:
             raise
 
 
+def _begin_with(conn: psycopg.Connection, query: LiteralString, params: tuple[object, ...]) -> tuple[Any, ...]:
+    """Open a transaction whose first statement is the context call: one network round trip.
+
+    Outside autocommit, psycopg sends its implicit BEGIN and waits for it on its own (a round
+    trip of its own, even in a pipeline). So the connection is put in autocommit and BEGIN is
+    sent explicitly, pipelined with the call and a single Sync; commit() and rollback() end the
+    transaction as before. Inside an already open transaction only the call is sent.
+    """
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        row = conn.execute(query, params).fetchone()
+    else:
+        conn.autocommit = True
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            cur = conn.execute(query, params)
+        row = cur.fetchone()
+    assert row is not None
+    return row
+
+
 def as_user(user_id: UUID, role: str | None) -> Callable[[psycopg.Connection], Caller]:
     """Begin a request as a verified user acting in `role` (None: their only role)."""
 
     def begin(conn: psycopg.Connection) -> Caller:
-        # The pipeline sends BEGIN and the context call together: one network round trip.
-        with conn.pipeline():
-            cur = conn.execute("SELECT * FROM app.begin_request(%s, %s)", (user_id, role))
-            row = cur.fetchone()
-        assert row is not None
+        row = _begin_with(conn, "SELECT * FROM app.begin_request(%s, %s)", (user_id, role))
         return Caller(row[0], row[1], tuple(row[2]), row[3], row[4])
 
     return begin
@@ -176,12 +192,9 @@ def as_service(
     """Begin a request as a registered platform service using one of its scopes."""
 
     def begin(conn: psycopg.Connection) -> Caller:
-        with conn.pipeline():
-            cur = conn.execute(
-                "SELECT app.begin_service_request(%s, %s, %s)", (client_id, scope, organization_id)
-            )
-            row = cur.fetchone()
-        assert row is not None
+        row = _begin_with(
+            conn, "SELECT app.begin_service_request(%s, %s, %s)", (client_id, scope, organization_id)
+        )
         return Caller(None, row[0], (scope,), scope, client_id=client_id)
 
     return begin
