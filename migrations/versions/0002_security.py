@@ -7,7 +7,8 @@ not once per row.
 
 Besides the three user roles, the active role can be a platform service's scope: `ingest`
 (writes events and computed analytics for one organization) or `directory` (provisions
-organizations and users). The owner is subject to RLS too (FORCE); it sees rows only inside a
+organizations and users: every organization for a platform-wide client, only its own for a
+client bound to one). The owner is subject to RLS too (FORCE); it sees rows only inside a
 transaction that declared maintenance (app.begin_maintenance()), which is what jobs do.
 
 Revision ID: 0002
@@ -28,6 +29,15 @@ U = "(SELECT app.current_user_id())"
 O = "(SELECT app.current_org_id())"
 R = "(SELECT app.current_role())"
 ASSIGNED = f"(SELECT ta.learner_id FROM trainer_assignments ta WHERE ta.trainer_id = {U})"
+
+
+def _directory(column: str) -> str:
+    """The directory scope: every organization for a platform-wide client, else its own only."""
+    return f"({R} = 'directory' AND ({O} IS NULL OR {column} = {O}))"
+
+
+DIR_ORG = _directory("id")
+DIR = _directory("organization_id")
 
 FUNCTIONS = """
 CREATE FUNCTION app.current_user_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS
@@ -117,21 +127,21 @@ END $$;
 # table -> {command: expression}; USING and WITH CHECK are the same expression.
 POLICIES: dict[str, dict[str, str]] = {
     "organizations": {
-        "SELECT": f"{R} = 'directory' OR id = {O}",
-        "INSERT": f"{R} = 'directory'",
-        "UPDATE": f"{R} = 'directory'",
+        "SELECT": f"{DIR_ORG} OR id = {O}",
+        "INSERT": DIR_ORG,
+        "UPDATE": DIR_ORG,
     },
     "users": {
-        "SELECT": f"{R} = 'directory' OR (organization_id = {O} AND (id = {U} "
+        "SELECT": f"{DIR} OR (organization_id = {O} AND (id = {U} "
                   f"OR {R} = 'org_admin' OR ({R} = 'trainer' AND id IN {ASSIGNED})))",
-        "INSERT": f"{R} = 'directory'",
-        "UPDATE": f"{R} = 'directory' OR (organization_id = {O} AND {R} = 'org_admin')",
-        "DELETE": f"{R} = 'directory' OR (organization_id = {O} AND {R} = 'org_admin')",
+        "INSERT": DIR,
+        "UPDATE": f"{DIR} OR (organization_id = {O} AND {R} = 'org_admin')",
+        "DELETE": f"{DIR} OR (organization_id = {O} AND {R} = 'org_admin')",
     },
     "user_tombstones": {
-        "SELECT": f"{R} = 'directory' OR (organization_id = {O} AND {R} = 'org_admin')",
-        "INSERT": f"{R} = 'directory' OR (organization_id = {O} AND {R} = 'org_admin')",
-        "UPDATE": f"{R} = 'directory' OR (organization_id = {O} AND {R} = 'org_admin')",
+        "SELECT": f"{DIR} OR (organization_id = {O} AND {R} = 'org_admin')",
+        "INSERT": f"{DIR} OR (organization_id = {O} AND {R} = 'org_admin')",
+        "UPDATE": f"{DIR} OR (organization_id = {O} AND {R} = 'org_admin')",
     },
     "analytics": {
         "SELECT": f"organization_id = {O} AND (user_id = {U} OR {R} IN ('org_admin', 'ingest') "
@@ -170,10 +180,10 @@ POLICIES: dict[str, dict[str, str]] = {
         "SELECT": f"organization_id = {O} AND {R} IN ('trainer', 'org_admin')",
     },
     "trainer_assignments": {
-        "SELECT": f"{R} = 'directory' OR (organization_id = {O} "
+        "SELECT": f"{DIR} OR (organization_id = {O} "
                   f"AND (trainer_id = {U} OR learner_id = {U} OR {R} = 'org_admin'))",
         "INSERT": f"organization_id = {O} AND {R} = 'org_admin'",
-        "DELETE": f"{R} = 'directory' OR (organization_id = {O} AND {R} = 'org_admin')",
+        "DELETE": f"{DIR} OR (organization_id = {O} AND {R} = 'org_admin')",
     },
     "skill_targets": {
         "SELECT": f"organization_id = {O}",
