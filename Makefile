@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt layers/common/requirements.txt | cksum | cut -d' ' -f1)
 
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+
 .PHONY: run test lint bench sam-validate sam-build db-start db-stop clean
 
 $(STAMP):
@@ -25,6 +29,22 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+$(SAM):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
+
+## sam validate --lint and sam build (no Docker needed: the machine's Python 3.11 builds)
+sam-validate: $(SAM)
+	$(SAM) validate --lint --region eu-west-1
+
+sam-build: $(SAM) $(STAMP)
+	$(SAM) build --region eu-west-1
+	$(BIN)/python -m scripts.check_build
+
+## one bench after the other; each prints its own table
+bench: $(STAMP)
+	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
 db-start: $(STAMP)
 	$(BIN)/python -m scripts.localdb start
 
@@ -32,4 +52,4 @@ db-stop: $(STAMP)
 	$(BIN)/python -m scripts.localdb stop
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
