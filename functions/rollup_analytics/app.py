@@ -1,0 +1,9 @@
+"""Scheduled: daily, weekly and monthly organization history in aggregated_analytics.
+
+The event may carry {"date": "YYYY-MM-DD"} to replay a day (see ms8.jobs.runner.parse_event).
+"""
+
+from ms8.jobs.rollups import JOB
+from ms8.jobs.runner import handler
+
+lambda_handler = handler(JOB)
