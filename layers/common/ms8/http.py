@@ -41,7 +41,7 @@ from ms8.errors import AppError, BadRequest, Forbidden, Unauthorized
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
-metrics = Metrics()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MS8LearningAnalytics"))
 
 JSON = "application/json"
 DEFAULT_MAX_BODY = 64 * 1024
