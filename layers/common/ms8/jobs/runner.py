@@ -181,6 +181,8 @@ def handler(job: Job) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any
     @logger.inject_lambda_context(clear_state=True)
     @metrics.log_metrics(raise_on_empty_metrics=False)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # A flush skipped (metrics disabled) leaves the last invocation's set behind: start clean.
+        metrics.clear_metrics()
         metrics.add_dimension(name="job", value=job.name)
         logger.append_keys(job=job.name)
         if isinstance(event, Mapping):  # the Scheduler's context attributes, when the input has them
