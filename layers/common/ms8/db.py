@@ -59,6 +59,18 @@ _CONTEXT_ERRORS: dict[str, tuple[type[AppError], str]] = {
 }
 
 
+def _connection_lost(exc: psycopg.Error) -> bool:
+    """The connection is gone or unusable, as opposed to one statement failing on it.
+
+    Deadlocks, serialization failures, lock and statement timeouts are OperationalErrors too,
+    but the connection survives them.
+    """
+    state = exc.sqlstate or ""
+    return isinstance(exc, psycopg.OperationalError) and (
+        not state or state.startswith("08") or state in ("57P01", "57P02", "57P03", "57P05")
+    )
+
+
 def map_db_error(exc: psycopg.Error) -> Exception:
     """Turn a database error into the client-facing error it means (or return it unchanged)."""
     state = exc.sqlstate or ""
@@ -66,7 +78,7 @@ def map_db_error(exc: psycopg.Error) -> Exception:
     if state in _CONTEXT_ERRORS:
         cls, code = _CONTEXT_ERRORS[state]
         return cls(message, code=code)
-    if isinstance(exc, psycopg.OperationalError) and not state.startswith("57014"):
+    if _connection_lost(exc):
         return DatabaseUnavailable("the database cannot be reached; try again shortly")
     if state == "42501":  # a row-level security check refused the row
         return Forbidden("not allowed for this caller")
@@ -136,14 +148,16 @@ class Database:
         try:
             try:
                 context = begin(conn)
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
+                if not _connection_lost(exc):
+                    raise
                 self.reset()
                 conn = self.connection()
                 context = begin(conn)
             yield conn, context
             conn.commit()
         except psycopg.Error as exc:
-            if isinstance(exc, psycopg.OperationalError):
+            if _connection_lost(exc):
                 self.reset()
             else:
                 _rollback(conn)
