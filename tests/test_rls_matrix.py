@@ -261,7 +261,7 @@ def _where(table: str) -> sql.Composed:
     return sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in KEYS[table])
 
 
-def _build_world(factory: Factory, directory_client: str, populated: bool) -> World:
+def _build_world(factory: Factory, populated: bool) -> World:
     home = factory.org("Matrix home")
     away = factory.org("Matrix away")
     world = World(org={"home": home.id, "away": away.id}, user={}, org_of={}, role_of={}, ingest_client="")
@@ -306,8 +306,8 @@ def worlds(owner_url: str) -> Iterator[Worlds]:
         directory = factory.service_client(f"matrix-directory-{uuid.uuid4().hex}", ["directory"], None)
         # The populated pair's trainer_assignments rows include (trainer, assigned); the blank
         # pair has none, which no INSERT policy depends on.
-        populated = _build_world(factory, directory, populated=True)
-        blank = _build_world(factory, directory, populated=False)
+        populated = _build_world(factory, populated=True)
+        blank = _build_world(factory, populated=False)
         yield Worlds(populated, blank, directory)
 
 
