@@ -16,9 +16,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
 from scripts import localdb  # noqa: E402
 
 
-def migrated_database(name: str) -> None:
-    """Start the local PostgreSQL, create `name` if needed and bring it to the head revision."""
-    localdb.start()
+def migrated_database(name: str, fresh: bool = False) -> None:
+    """Start the local PostgreSQL, create `name` (again, when `fresh`) if needed and bring it to
+    the head revision; DATABASE_URL and OWNER_DATABASE_URL then point at it."""
+    if not localdb.is_running():  # start() re-owns the whole data directory when run as root
+        localdb.start()
+    if fresh:
+        localdb.drop_database(name)
     localdb.bootstrap(name)
     localdb.migrate(name)
     localdb.set_runtime_password()

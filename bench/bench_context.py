@@ -42,9 +42,7 @@ DB = "ms8_bench_context"
 
 def prepare() -> tuple[UUID, UUID]:
     """A fresh bench database with 1,000 users; returns a learner's id and the organization's."""
-    localdb.start()
-    localdb.drop_database(DB)
-    _common.migrated_database(DB)
+    _common.migrated_database(DB, fresh=True)
     with psycopg.connect(localdb.owner_url(DB)) as conn:
         conn.execute("SELECT app.begin_maintenance()")
         org = conn.execute("INSERT INTO organizations (name) VALUES ('Bench') RETURNING id").fetchone()

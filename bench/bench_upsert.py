@@ -71,10 +71,7 @@ def _ready(conn: psycopg.Connection) -> bool:
 
 def prepare(rebuild: bool) -> None:
     """The bench database with its 1,000,000 rows, reused when it already has them."""
-    if rebuild:
-        localdb.start()
-        localdb.drop_database(DB)
-    _common.migrated_database(DB)
+    _common.migrated_database(DB, fresh=rebuild)
     with psycopg.connect(localdb.owner_url(DB), autocommit=True) as conn:
         if _ready(conn):
             return
