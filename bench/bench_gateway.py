@@ -1,0 +1,190 @@
+"""Load on the local gateway: N concurrent keep-alive clients for T seconds, over real HTTP.
+
+Each client holds one HTTP/1.1 connection and sends its next request as soon as the previous
+answer is complete (closed loop, like `wrk -c N`). Every answer that is not the expected status,
+and every connection error, counts as an error. Prints requests/s, latency percentiles and the
+CPU the client itself used (it shares the machine with the gateway and PostgreSQL).
+
+    .venv/bin/python bench/bench_gateway.py                        # its own gateway on the demo data
+    .venv/bin/python bench/bench_gateway.py --url http://127.0.0.1:3000   # a running `make run`
+    .venv/bin/python bench/bench_gateway.py --clients 16 --seconds 20 --path /v1/analytics
+    .venv/bin/python bench/bench_gateway.py --mix                  # several read routes in turn
+
+Without --url it prepares its own database, `ms8_bench_gateway`, as `make run` prepares `ms8`
+(start PostgreSQL, migrate, load the demo data once and keep it) and starts the gateway on a free
+port with `--workers` processes (default: one per CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+
+from scripts import demo_ids, tokens  # noqa: E402
+
+DB = "ms8_bench_gateway"
+MIX = ["/v1/analytics", "/v1/analytics/summary", "/v1/me", "/v1/comparison", "/v1/analytics?type=mastery&limit=1"]
+
+
+@dataclass
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+def _content_length(head: bytes) -> int:
+    at = head.find(b"content-length:")
+    if at < 0:
+        return 0
+    eol = head.find(b"\r\n", at)
+    return int(head[at + 15:eol if eol >= 0 else len(head)])
+
+
+class _Client(asyncio.Protocol):
+    """One keep-alive connection sending requests back to back until the deadline."""
+
+    def __init__(self, requests: list[bytes], stats: Stats, deadline: float, done: asyncio.Future[None],
+                 expect: int) -> None:
+        self.requests, self.stats, self.deadline, self.done, self.expect = requests, stats, deadline, done, expect
+        self.buf = bytearray()
+        self.i = 0
+        self.sent_at = 0.0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._send()
+
+    def _send(self) -> None:
+        assert self.transport is not None
+        self.sent_at = time.perf_counter()
+        self.transport.write(self.requests[self.i % len(self.requests)])
+        self.i += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buf[:end]).lower()
+        length = _content_length(head)
+        if len(self.buf) < end + 4 + length:
+            return
+        now = time.perf_counter()
+        status = int(head[9:12])
+        self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
+        if status == self.expect:
+            self.stats.latencies.append(now - self.sent_at)
+        else:
+            self.stats.errors += 1
+        del self.buf[:end + 4 + length]
+        if now < self.deadline:
+            self._send()
+        else:
+            assert self.transport is not None
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if time.perf_counter() < self.deadline:
+            self.stats.errors += 1
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def _load(url: str, paths: list[str], token: str, clients: int, seconds: float, expect: int) -> tuple[Stats, float]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    requests = [
+        (f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+         "User-Agent: bench_gateway\r\nAccept: */*\r\n\r\n").encode()
+        for p in paths
+    ]
+    loop = asyncio.get_running_loop()
+    stats = Stats()
+    started = time.perf_counter()
+    deadline = started + seconds
+    waits = []
+    for n in range(clients):
+        done: asyncio.Future[None] = loop.create_future()
+        rotated = requests[n % len(requests):] + requests[:n % len(requests)]
+        await loop.create_connection(lambda d=done, r=rotated: _Client(r, stats, deadline, d, expect), host, port)  # type: ignore[misc]
+        waits.append(done)
+    await asyncio.wait_for(asyncio.gather(*waits), seconds + 30)
+    return stats, time.perf_counter() - started
+
+
+def pct(ordered: list[float], p: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000 if ordered else float("nan")
+
+
+@contextmanager
+def own_gateway(workers: int) -> Iterator[str]:
+    """The bench's demo database, prepared as `make run` prepares its own, and a gateway on a free port."""
+    from scripts import gateway, local
+
+    started = local.prepare_database(db=DB)
+    local.apply_function_env(None, db=DB)
+    pool = gateway.Workers(gateway.bind("127.0.0.1", 0), workers, quiet=True, stdout=subprocess.DEVNULL)
+    pool.start()
+    try:
+        yield pool.url
+    finally:
+        pool.stop()
+        local.stop_database(started, DB)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="N keep-alive clients for T seconds against the local gateway")
+    parser.add_argument("--url", help="a running gateway (default: start one on the demo data)")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--path", default="/v1/analytics")
+    parser.add_argument("--mix", action="store_true", help=f"cycle through {', '.join(MIX)}")
+    parser.add_argument("--user", default="learner-01", help="demo handle or user id whose token is sent")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gateway workers (own gateway)")
+    parser.add_argument("--expect", type=int, default=200, help="the status every answer must have")
+    args = parser.parse_args()
+    token = tokens.user_token(tokens.resolve_user(args.user))
+    paths = MIX if args.mix else [args.path]
+    with (own_gateway(args.workers) if not args.url else _given(args.url)) as url:
+        asyncio.run(_load(url, paths, token, 2, 2.0, args.expect))  # warm-up: imports, connections
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        stats, elapsed = asyncio.run(_load(url, paths, token, args.clients, args.seconds, args.expect))
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    done = len(stats.latencies) + stats.errors
+    ordered = sorted(stats.latencies)
+    client_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    where = args.url or f"own gateway, {args.workers} workers"
+    print(f"GET {' | '.join(paths)} as {args.user} ({demo_ids.ACME} demo data), {where}")
+    print(f"{'clients':>8} {'seconds':>8} {'requests':>9} {'errors':>7} {'req/s':>8} "
+          f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'client CPU':>10}")
+    print(f"{args.clients:>8} {elapsed:>8.1f} {done:>9} {stats.errors:>7} {done / elapsed:>8.0f} "
+          f"{pct(ordered, 0.50):>7.2f} {pct(ordered, 0.95):>7.2f} {pct(ordered, 0.99):>7.2f} "
+          f"{pct(ordered, 1.0):>7.2f} {100 * client_cpu / elapsed:>9.0f}%")
+    print("statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(stats.statuses.items())))
+    if stats.errors:
+        sys.exit(1)
+
+
+@contextmanager
+def _given(url: str) -> Iterator[str]:
+    yield url
+
+
+if __name__ == "__main__":
+    main()
