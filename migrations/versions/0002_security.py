@@ -174,7 +174,8 @@ POLICIES: dict[str, dict[str, str]] = {
     },
     "report_links": {
         "SELECT": f"organization_id = {O} AND (user_id = {U} OR {R} = 'org_admin')",
-        "INSERT": f"organization_id = {O} AND user_id = {U}",
+        # A link is recorded only for a report the caller may read (reports' own RLS applies).
+        "INSERT": f"organization_id = {O} AND user_id = {U} AND report_id IN (SELECT r.id FROM reports r)",
     },
     "aggregated_analytics": {
         "SELECT": f"organization_id = {O} AND {R} IN ('trainer', 'org_admin')",

@@ -1,0 +1,259 @@
+"""Reports for a year of daily data: each format, rendered alone and generated end to end.
+
+- render: `ms8.reports.render` of 365 days with all four analytics types, a personal report
+  (series built from a year of per-day event sums, snapshots, peer comparison) and an
+  organization report (a year of daily rollups); pure CPU, median and max of --runs after one
+  warm-up.
+- end to end: POST /v1/reports through the create_report handler, as a learner with a year of
+  learning events (~1,300) and as the org admin over a year of daily rollups, in the database
+  `ms8_bench_reports` (rebuilt each run), S3 being moto's server on 127.0.0.1: request
+  transaction, gathering under RLS, rendering, upload, recorded link; median of --runs.
+- memory: per format, a fresh interpreter loads the create_report handler, generates the
+  learner's year once end to end and reports its peak RSS (ru_maxrss): the function's whole
+  footprint (Python, Powertools, psycopg, boto3, the format's library, the file).
+
+Targets (TARGETS.md): PDF <= 3 s, Excel <= 1 s, CSV and JSON <= 0.3 s per report; the report
+function below 512 MB peak RSS. There is no baseline to compare with.
+
+    .venv/bin/python bench/bench_reports.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import _common
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+DB = "ms8_bench_reports"
+BUCKET = "ms8-bench-reports"
+FORMATS = ("pdf", "excel", "csv", "json")
+TARGET_S = {"pdf": 3.0, "excel": 1.0, "csv": 0.3, "json": 0.3}
+RSS_TARGET_MB = 512
+TYPES = ["learning_velocity", "engagement", "mastery", "skill_gap"]
+END = datetime.now(UTC).date() - timedelta(days=1)
+START = END - timedelta(days=364)  # 365 days
+ORG = uuid.uuid5(uuid.NAMESPACE_URL, "ms8-bench-reports/org")
+LEARNER = uuid.uuid5(uuid.NAMESPACE_URL, "ms8-bench-reports/learner")
+ADMIN = uuid.uuid5(uuid.NAMESPACE_URL, "ms8-bench-reports/admin")
+
+
+# --- data ---
+
+def year_of_reports() -> dict[str, Any]:
+    """A personal and an organization ReportData of 365 days (synthetic, fixed seed)."""
+    from ms8.reports.model import PeerComparison, ReportData, Snapshot
+    from ms8.reports.series import DaySums, SkillDay, organization_series, personal_series
+
+    rnd = random.Random(6)
+    sums, skills = [], []
+    for i in range(-89, 365):
+        day = START + timedelta(days=i)
+        if rnd.random() < 0.7:
+            scored = rnd.randint(0, 2)
+            completed = frozenset(f"course-{rnd.randint(1, 60)}" for _ in range(rnd.randint(0, 2)))
+            sums.append(DaySums(day, rnd.randint(1, 6), completed, rnd.randint(1, 3), rnd.uniform(5, 90),
+                                sum(rnd.uniform(0.4, 1) for _ in range(scored)), scored))
+            skills += [SkillDay(day, rnd.choice(["sql", "python", "stats"]), rnd.uniform(0.4, 1), 1)
+                       for _ in range(scored)]
+    now = datetime.now(UTC)
+    personal = ReportData(
+        uuid.uuid4(), "personal", ORG, "Bench Org", LEARNER, "Bench Learner", "learner", START, END, "UTC", now,
+        personal_series(TYPES, START, END, sums, skills, {"sql": 0.8, "python": 0.7, "stats": 0.6}),
+        snapshots=tuple(Snapshot(t, "m", {"m": 0.5}, now) for t in TYPES),
+        comparison=tuple(PeerComparison(t, "m", 0.5, True, 25, 0.45, 0.3, 0.5, 0.6) for t in TYPES),
+    )
+    rows = [(t, START + timedelta(days=i), rnd.randint(10, 400),
+             {"avg": rnd.random(), "p25": 0.2, "p50": 0.4, "p75": 0.7, "p90": 0.9, "min": 0.0, "max": 1.0})
+            for i in range(365) for t in TYPES[:3]]
+    organization = ReportData(
+        uuid.uuid4(), "organization", ORG, "Bench Org", ADMIN, "Bench Admin", "org_admin", START, END, "UTC", now,
+        organization_series(TYPES, START, END, rows),
+    )
+    return {"personal": personal, "organization": organization}
+
+
+def build_database() -> None:
+    import psycopg
+
+    from scripts import localdb
+
+    _common.migrated_database(DB, fresh=True)
+    rnd = random.Random(6)
+    events = []
+    for i in range(-29, 365):  # events are kept 13 months: the partitions go no further back
+        day = START + timedelta(days=i)
+        if rnd.random() < 0.7:
+            at = datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
+            events.append((uuid.uuid4(), "session", "s", None, [], rnd.randint(300, 5400), at))
+            events += [(uuid.uuid4(), "completed", f"course-{rnd.randint(1, 60)}", None, [], None, at)
+                       for _ in range(rnd.randint(0, 2))]
+            if rnd.random() < 0.5:
+                events.append((uuid.uuid4(), "passed", "quiz", rnd.uniform(0.4, 1), [rnd.choice(["sql", "python"])],
+                               None, at))
+    with psycopg.connect(localdb.owner_url(DB), autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT app.begin_maintenance()")
+        conn.execute("INSERT INTO organizations (id, name) VALUES (%s, 'Bench Org')", (ORG,))
+        conn.execute(
+            "INSERT INTO users (id, organization_id, email, name, roles) VALUES "
+            "(%s, %s, 'learner@bench.example', 'Bench Learner', '{learner}'), "
+            "(%s, %s, 'admin@bench.example', 'Bench Admin', '{org_admin}')", (LEARNER, ORG, ADMIN, ORG))
+        conn.execute("INSERT INTO skill_targets (organization_id, skill, target_level) VALUES "
+                     "(%s, 'sql', 0.8), (%s, 'python', 0.7)", (ORG, ORG))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, "
+                "score, skills, duration_seconds, occurred_at) VALUES (%s, %s, %s, %s, %s, 'course', %s, %s, %s, %s)",
+                [(e[0], LEARNER, ORG, *e[1:]) for e in events])
+        for t in TYPES:
+            conn.execute("INSERT INTO analytics (user_id, organization_id, role, analytics_type, data) "
+                         "VALUES (%s, %s, 'learner', %s, %s::jsonb)", (LEARNER, ORG, t, json.dumps({"v": 0.5})))
+        conn.execute(
+            "INSERT INTO aggregated_analytics (organization_id, granularity, role, analytics_type, period_start, "
+            "period_end, user_count, data) SELECT %s, 'daily', 'learner', t, d::date, d::date + 1, 50, "
+            "jsonb_build_object('avg', random(), 'p25', 0.2, 'p50', 0.4, 'p75', 0.7, 'p90', 0.9, 'min', 0, 'max', 1) "
+            "FROM generate_series(%s::date, %s::date, interval '1 day') d, "
+            "unnest(ARRAY['learning_velocity', 'engagement', 'mastery']) t", (ORG, START, END))
+    print(f"database {DB}: {len(events)} learning events over 394 days", file=sys.stderr)
+
+
+def use_database_and_s3(endpoint: str) -> None:
+    from scripts import localdb
+
+    os.environ["DATABASE_URL"] = localdb.runtime_url(DB)
+    os.environ["S3_ENDPOINT_URL"] = endpoint
+    os.environ["REPORTS_BUCKET"] = BUCKET
+
+
+def post_report(fmt: str, user: uuid.UUID) -> dict[str, Any]:
+    from scripts import apigw
+
+    route = next(r for r in apigw.routes() if r.route_key == "POST /v1/reports")
+    event = apigw.http_event("POST", "/v1/reports", claims=apigw.user_claims(str(user)), route=route,
+                             headers={"content-type": "application/json"},
+                             body=json.dumps({"format": fmt, "from": START.isoformat(), "to": END.isoformat()}))
+    response = apigw.invoke(route.function, event)
+    if response["statusCode"] != 201:
+        raise RuntimeError(f"POST /v1/reports answered {response['statusCode']}: {response['body']}")
+    return apigw.json_body(response)  # type: ignore[no-any-return]
+
+
+def timed(work: Callable[[], Any], runs: int) -> tuple[list[float], Any]:
+    result = work()  # warm-up: imports, connections, caches
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = work()
+        samples.append(time.perf_counter() - started)
+    return samples, result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over an exec from
+    the forked copy of the parent, so a child would report the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def child(fmt: str, endpoint: str) -> None:
+    """Fresh interpreter: one end-to-end generation, then the peak RSS in MB on stdout."""
+    use_database_and_s3(endpoint)
+    report = post_report(fmt, LEARNER)
+    print(json.dumps({"peakMb": peak_rss_mb(), "size": report["sizeBytes"]}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--child", choices=FORMATS)
+    parser.add_argument("--endpoint")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.endpoint)
+        return
+
+    from ms8.reports import render
+
+    reports = year_of_reports()
+    rendered: dict[tuple[str, str], tuple[list[float], int]] = {}
+    for fmt in FORMATS:
+        for kind, data in reports.items():
+            samples, body = timed(lambda data=data, fmt=fmt: render(data, fmt), args.runs)
+            rendered[(fmt, kind)] = (samples, len(body))
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the local S3 server's access log
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        build_database()
+        use_database_and_s3(endpoint)
+        e2e: dict[tuple[str, str], list[float]] = {}
+        for fmt in FORMATS:
+            for kind, user in (("personal", LEARNER), ("organization", ADMIN)):
+                e2e[(fmt, kind)] = timed(lambda fmt=fmt, user=user: post_report(fmt, user), args.runs)[0]
+        rss: dict[str, float] = {}
+        for fmt in FORMATS:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", fmt, "--endpoint", endpoint],
+                check=True, capture_output=True, text=True, cwd=_common.ROOT,
+            ).stdout
+            rss[fmt] = json.loads(out.strip().splitlines()[-1])["peakMb"]
+    finally:
+        server.stop()
+
+    rows = [["format", "report", "size", "render median", "render max", "end to end median", "target",
+             "verdict", "peak RSS (fresh process)", "RSS target", "verdict"]]
+    for fmt in FORMATS:
+        for kind in ("personal", "organization"):
+            samples, size = rendered[(fmt, kind)]
+            total = statistics.median(e2e[(fmt, kind)])
+            ok = max(statistics.median(samples), total) <= TARGET_S[fmt]
+            memory = rss[fmt] if kind == "personal" else None
+            rows.append([
+                fmt, kind, f"{size / 1024:.0f} KB", f"{statistics.median(samples):.3f} s", f"{max(samples):.3f} s",
+                f"{total:.3f} s", f"<= {TARGET_S[fmt]} s", "met" if ok else "MISSED",
+                f"{memory:.1f} MB" if memory is not None else "", f"< {RSS_TARGET_MB} MB" if memory else "",
+                ("met" if memory < RSS_TARGET_MB else "MISSED") if memory is not None else "",
+            ])
+    print(f"Reports for a year of daily data ({START} to {END}, 365 days, 4 analytics types); "
+          f"{args.runs} runs after a warm-up")
+    print(_common.table(rows))
+    from scripts import localdb
+
+    localdb.drop_database(DB)
+
+
+if __name__ == "__main__":
+    main()

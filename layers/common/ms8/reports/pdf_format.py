@@ -1,0 +1,398 @@
+"""PDF (reportlab): A4 portrait, made to be read on paper.
+
+Page one opens with the title block (organization, person and role, period, time zone,
+generated at, report id), then, for a personal report, the person's latest values beside their
+peers, and a summary of the period. Each analytics type follows: a line chart of each of its
+metrics over the period (a shaded band where the series has one, e.g. the middle half of an
+organization's learners), then a table by day, week or month depending on the period's length
+(the CSV, Excel and JSON files keep every day). Dark lines on white with grey grids, text at 7 pt
+or more, so it prints well in black and white. Every page has a footer with "page n of m".
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+from xml.sax.saxutils import escape
+
+from reportlab.graphics.shapes import Circle, Drawing, Line, Polygon, PolyLine, Rect, String
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from ms8.reports.model import (
+    Granularity,
+    Metric,
+    MetricKind,
+    ReportData,
+    Series,
+    Value,
+    buckets,
+    fold,
+    format_value,
+    summarize,
+    table_granularity,
+)
+
+PAGE_W, PAGE_H = A4
+MARGIN = 16 * mm
+FRAME_W = PAGE_W - 2 * MARGIN
+INK = colors.HexColor("#1a1a1a")
+LINE = colors.HexColor("#1f4e8c")  # dark blue: reads as near-black when printed in grey
+GRID = colors.HexColor("#c8c8c8")
+BAND = colors.HexColor("#d6dde8")
+MUTED = colors.HexColor("#555555")
+RULE = colors.HexColor("#888888")
+HEAD_BG = colors.HexColor("#e6e6e6")
+
+_BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9, leading=11.5, textColor=INK)
+STYLES = {
+    "title": ParagraphStyle("title", parent=_BASE, fontName="Helvetica-Bold", fontSize=19, leading=23),
+    "subtitle": ParagraphStyle("subtitle", parent=_BASE, fontSize=10.5, leading=13, textColor=MUTED),
+    "h2": ParagraphStyle("h2", parent=_BASE, fontName="Helvetica-Bold", fontSize=13, leading=16,
+                         spaceBefore=10, spaceAfter=3),
+    "h3": ParagraphStyle("h3", parent=_BASE, fontName="Helvetica-Bold", fontSize=10, leading=13,
+                         spaceBefore=6, spaceAfter=3),
+    "body": _BASE,
+    "note": ParagraphStyle("note", parent=_BASE, fontSize=8, leading=10, textColor=MUTED),
+    "cell": ParagraphStyle("cell", parent=_BASE, fontSize=8, leading=10),
+    "cell_head": ParagraphStyle("cell_head", parent=_BASE, fontName="Helvetica-Bold", fontSize=7.5, leading=9),
+    "num_head": ParagraphStyle("num_head", parent=_BASE, fontName="Helvetica-Bold", fontSize=7.5, leading=9,
+                               alignment=TA_RIGHT),
+}
+HEADLINE_KIND: dict[str, MetricKind] = {
+    "learning_velocity": "number", "engagement": "ratio", "mastery": "ratio", "skill_gap": "ratio",
+}
+
+
+def _p(text: str, style: str = "body") -> Paragraph:
+    """A paragraph of plain text (escaped: names never become markup)."""
+    return Paragraph(escape(text), STYLES[style])
+
+
+# --- charts ---
+
+def nice_ticks(low: float, high: float, count: int = 4, integer: bool = False) -> list[float]:
+    """Round axis ticks covering [low, high] in about `count` steps of 1, 2, 2.5 or 5 x 10^k."""
+    if high <= low:
+        high = low + 1
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    if integer:
+        step = max(1.0, math.ceil(step))
+    first = math.floor(low / step + 1e-9) * step
+    last = math.ceil(high / step - 1e-9) * step
+    return [first + i * step for i in range(round((last - first) / step) + 1)]
+
+
+def _x_ticks(days: Sequence[date]) -> list[tuple[int, str]]:
+    """(day index, label): every day for short periods, Mondays up to two months, else months."""
+    n = len(days)
+    if n <= 62:
+        every = 1 if n <= 10 else 7
+        return [(i, f"{d.day} {d:%b}") for i, d in enumerate(days) if every == 1 or d.weekday() == 0]
+    ticks = []
+    for i, d in enumerate(days):
+        if d.day == 1 or (i == 0 and d.day <= 20):  # a first tick too close to the next month is left out
+            ticks.append((i, str(d.year) if d.month == 1 else f"{d:%b}"))
+    return ticks
+
+
+def _segments(values: Sequence[Value]) -> list[list[tuple[int, float]]]:
+    """Runs of consecutive days that have a value (a gap in the data is a gap in the line)."""
+    runs: list[list[tuple[int, float]]] = []
+    current: list[tuple[int, float]] = []
+    for i, v in enumerate(values):
+        if v is None:
+            if current:
+                runs.append(current)
+                current = []
+        else:
+            current.append((i, float(v)))
+    if current:
+        runs.append(current)
+    return runs
+
+
+def _tick_label(kind: MetricKind, value: float, step: float) -> str:
+    if kind == "ratio":
+        return f"{value * 100:.0f}%"
+    decimals = next((k for k in range(3) if abs(step * 10**k - round(step * 10**k)) < 1e-9), 3)
+    return f"{value:,.{decimals}f}"
+
+
+def chart(
+    days: Sequence[date], values: Sequence[Value], metric: Metric, width: float, height: float, *,
+    title: str | None = None, band: tuple[Sequence[Value], Sequence[Value]] | None = None,
+    bars: Sequence[tuple[int, int, float]] | None = None,
+) -> Drawing:
+    """One metric over the period: a line of daily values (a gap where a day has none, the
+    optional band shaded behind), or `bars` of (first day index, stop index, total)."""
+    d = Drawing(width, height)
+    d.add(String(0, height - 9, title or metric.label, fontName="Helvetica-Bold", fontSize=7.5, fillColor=INK))
+    left, right, bottom, top = 34.0, width - 6.0, 16.0, height - 16.0
+    present = [b[2] for b in bars] if bars is not None else [float(v) for v in values if v is not None]
+    if band:
+        present += [float(v) for col in band for v in col if v is not None]
+    if not present or (bars is not None and not any(present)):
+        d.add(Line(left, bottom, right, bottom, strokeColor=GRID, strokeWidth=0.5))
+        d.add(String((left + right) / 2, (bottom + top) / 2, "No data in this period", fontName="Helvetica",
+                     fontSize=8, fillColor=MUTED, textAnchor="middle"))
+        return d
+    low, high = min(0.0, min(present)), max(present)
+    if metric.kind == "ratio" and high <= 1:
+        high = 1.0
+    ticks = nice_ticks(low, high, 4, integer=metric.kind == "count")
+    y_min, y_max = ticks[0], ticks[-1]
+    step = ticks[1] - ticks[0]
+    n = len(days)
+
+    def x(position: float) -> float:  # position in days from the start of the period
+        return left + (right - left) * position / n
+
+    def y(v: float) -> float:
+        return bottom + (top - bottom) * (v - y_min) / (y_max - y_min)
+
+    for t in ticks:
+        d.add(Line(left, y(t), right, y(t), strokeColor=GRID, strokeWidth=0.4))
+        d.add(String(left - 3, y(t) - 2.3, _tick_label(metric.kind, t, step), fontName="Helvetica",
+                     fontSize=6.5, fillColor=MUTED, textAnchor="end"))
+    for i, label in _x_ticks(days):
+        d.add(Line(x(i), bottom, x(i), bottom - 2.5, strokeColor=RULE, strokeWidth=0.5))
+        d.add(String(x(i), bottom - 9.5, label, fontName="Helvetica", fontSize=6.5, fillColor=MUTED,
+                     textAnchor="start" if n > 62 else "middle"))
+    if bars is not None:
+        for first, stop, total in bars:
+            if total:
+                gap = min(1.0, 0.15 * (x(stop) - x(first)))
+                d.add(Rect(x(first) + gap / 2, y(0), x(stop) - x(first) - gap, y(total) - y(0),
+                           fillColor=LINE, strokeColor=None, strokeWidth=0))
+    if band:
+        lower, upper = band
+        spans = [None if lo is None or up is None else 0.0 for lo, up in zip(lower, upper, strict=True)]
+        for run in _segments(spans):
+            idx = [i for i, _ in run]
+            top_edge = [c for i in idx for c in (x(i + 0.5), y(float(upper[i])))]  # type: ignore[arg-type]
+            bottom_edge = [c for i in reversed(idx) for c in (x(i + 0.5), y(float(lower[i])))]  # type: ignore[arg-type]
+            d.add(Polygon(top_edge + bottom_edge, fillColor=BAND, strokeColor=None, strokeWidth=0))
+    if bars is None:
+        for run in _segments(values):
+            if len(run) == 1:
+                i, v = run[0]
+                d.add(Circle(x(i + 0.5), y(v), 1.3, fillColor=LINE, strokeColor=None))
+            else:
+                d.add(PolyLine([c for i, v in run for c in (x(i + 0.5), y(v))], strokeColor=LINE,
+                               strokeWidth=1.1, strokeLineJoin=1))
+    d.add(Line(left, y(0) if y_min <= 0 <= y_max else bottom, right, y(0) if y_min <= 0 <= y_max else bottom,
+               strokeColor=RULE, strokeWidth=0.6))
+    return d
+
+
+# --- tables ---
+
+def _table(rows: list[list[Any]], widths: list[float] | None, numeric_from: int = 1, zebra: bool = True) -> Table:
+    table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    style = [
+        ("FONT", (0, 0), (-1, -1), "Helvetica", 8),
+        ("TEXTCOLOR", (0, 0), (-1, -1), INK),
+        ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.6, RULE),
+        ("LINEBELOW", (0, -1), (-1, -1), 0.6, RULE),
+        ("ALIGN", (numeric_from, 1), (-1, -1), "RIGHT"),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("TOPPADDING", (0, 0), (-1, -1), 2.2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2.2),
+    ]
+    if zebra:
+        style += [("BACKGROUND", (0, r), (-1, r), colors.HexColor("#f4f4f4")) for r in range(2, len(rows), 2)]
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _title_block(data: ReportData) -> list[Any]:
+    days = len(data.days)
+    period = (f"{data.period_start:%d %B %Y} \u2013 {data.period_end:%d %B %Y}  "
+              f"({days} day{'s' if days != 1 else ''}, daily values, time zone {data.timezone})")
+    generated = data.generated_at.strftime("%d %B %Y, %H:%M %Z").strip()
+    rows = [
+        ("Organization", data.organization_name),
+        ("Person", f"{data.user_name} ({data.role_title})"),
+        ("Period", period),
+        ("Analytics", ", ".join(s.title for s in data.series)),
+        ("Generated", generated),
+        ("Report ID", str(data.report_id)),
+    ]
+    block = Table(
+        [[_p(k, "cell_head"), _p(v, "cell")] for k, v in rows], colWidths=[28 * mm, FRAME_W - 28 * mm],
+        hAlign="LEFT",
+    )
+    block.setStyle(TableStyle([
+        ("LINEABOVE", (0, 0), (-1, 0), 1.2, INK),
+        ("LINEBELOW", (0, -1), (-1, -1), 1.2, INK),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 2.5),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
+    ]))
+    return [
+        _p("MS8 Learning Analytics", "subtitle"),
+        _p(data.title, "title"),
+        Spacer(1, 5),
+        block,
+    ]
+
+
+def _comparison(data: ReportData) -> list[Any]:
+    if not data.comparison:
+        return []
+    snapshots = {s.analytics_type: s for s in data.snapshots}
+    rows: list[list[Any]] = [[_p(h, "cell_head" if i < 2 else "num_head") for i, h in enumerate(
+        ("Analytics", "Metric", "Your latest", "Peer average", "Peers' middle half", "Peers"))]]
+    spans = []
+    for c in data.comparison:
+        kind = HEADLINE_KIND.get(c.analytics_type, "number")
+        snapshot = snapshots.get(c.analytics_type)
+        mine = format_value(kind, c.your_value)
+        if snapshot is not None:
+            mine += f"  ({snapshot.updated_at:%d %b %Y})"
+        row: list[Any] = [c.analytics_type.replace("_", " ").capitalize(), c.metric, mine]
+        if c.available:
+            row += [format_value(kind, c.average),
+                    f"{format_value(kind, c.p25)} \u2013 {format_value(kind, c.p75)}", str(c.user_count)]
+        else:
+            row += [_p("Fewer than 10 peers with recent values: not shown", "note"), "", ""]
+            spans.append(("SPAN", (3, len(rows)), (5, len(rows))))
+        rows.append(row)
+    table = _table(rows, [30 * mm, 22 * mm, 38 * mm, 26 * mm, 34 * mm, FRAME_W - 150 * mm], numeric_from=2)
+    table.setStyle(TableStyle(spans))
+    return [
+        _p("Your latest values beside your peers", "h2"),
+        _p("Peers are the people of your organization in the same role. Their figures are shown only "
+           "for groups of at least 10 people, so no one can be singled out.", "note"),
+        Spacer(1, 3),
+        table,
+    ]
+
+
+def _summary(data: ReportData) -> list[Any]:
+    rows: list[list[Any]] = [[_p(h, "cell_head" if i < 2 else "num_head") for i, h in enumerate(
+        ("Analytics", "Metric", "Mean per day", "Lowest day", "Highest day", "Total", "Days with data"))]]
+    for series in data.series:
+        for m in series.metrics:
+            if not m.chart:
+                continue
+            s = summarize(series.values[m.name])
+            total = format_value(m.kind, fold(series.values[m.name], "sum")) if m.fold == "sum" else ""
+            rows.append([series.title, _p(m.label, "cell"), format_value(m.kind, s.mean),
+                         format_value(m.kind, s.low), format_value(m.kind, s.high), total, f"{s.days_with_data}"])
+    return [
+        _p("The period at a glance", "h2"),
+        _table(rows, [28 * mm, 62 * mm, 18 * mm, 18 * mm, 18 * mm, 18 * mm, FRAME_W - 162 * mm], numeric_from=2),
+    ]
+
+
+def _series_section(data: ReportData, series: Series) -> list[Any]:
+    """Heading, a chart per metric (two per row), then the table."""
+    n = len(data.days)
+    gap = 6 * mm
+    width = (FRAME_W - gap) / 2
+    bar_granularity: Granularity = "day" if n <= 31 else "week"
+    drawings: list[Any] = []
+    for m in (m for m in series.metrics if m.chart):
+        values = series.values[m.name]
+        if m.fold == "sum":  # counts and durations: totals per day or week, as bars
+            bars = [(b.start, b.stop, fold(values[b.start:b.stop], "sum") or 0.0)
+                    for b in buckets(data.days, bar_granularity)]
+            drawings.append(chart(data.days, values, m, width, 118, bars=bars,
+                                  title=f"{m.label} per {bar_granularity}"))
+        else:
+            band = (series.values[m.band[0]], series.values[m.band[1]]) if m.band else None
+            drawings.append(chart(data.days, values, m, width, 118, band=band))
+    if len(drawings) % 2:
+        drawings.append(Spacer(width, 1))
+    grid = Table([drawings[i:i + 2] for i in range(0, len(drawings), 2)], colWidths=[width + gap, width],
+                 hAlign="LEFT")
+    grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+                              ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
+    head = [_p(series.title, "h2"), _p(series.description, "note"), Spacer(1, 4)]
+    if not series.has_data():
+        return [KeepTogether([*head, _p("No data in this period.", "body")])]
+
+    granularity = table_granularity(n)
+    per = {"day": "Day", "week": "Week", "month": "Month"}[granularity]
+    rows: list[list[Any]] = [[_p(per, "cell_head"), *(_p(m.label, "num_head") for m in series.metrics)]]
+    for b in buckets(data.days, granularity):
+        rows.append([b.label, *(format_value(m.kind, fold(series.values[m.name][b.start:b.stop], m.fold))
+                                for m in series.metrics)])
+    first_w = 38 * mm if granularity == "week" else 26 * mm
+    other_w = (FRAME_W - first_w) / max(1, len(series.metrics))
+    note = {
+        "day": "One row per day.",
+        "week": "One row per week (Monday to Sunday): counts and minutes are totals, other figures the mean "
+                "of the days.",
+        "month": "One row per month: counts and minutes are totals, other figures the mean of the days.",
+    }[granularity]
+    table = _table(rows, [first_w] + [other_w] * len(series.metrics))
+    tail: list[Any] = [_p(note, "note"), Spacer(1, 2), table]
+    if len(rows) <= 16:  # a short table stays on one page
+        return [KeepTogether([*head, grid]), KeepTogether(tail)]
+    return [KeepTogether([*head, grid]), *tail]
+
+
+# --- document ---
+
+class _NumberedCanvas(Canvas):  # type: ignore[misc]
+    """Defers each page until the end, so the footer can say "page n of m"."""
+
+    def __init__(self, *args: Any, footer: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pages: list[dict[str, Any]] = []
+        self._footer = footer
+
+    def showPage(self) -> None:
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        total = len(self._pages)
+        for number, state in enumerate(self._pages, start=1):
+            self.__dict__.update(state)
+            self.setFont("Helvetica", 7.5)
+            self.setFillColor(MUTED)
+            self.setStrokeColor(GRID)
+            self.setLineWidth(0.5)
+            self.line(MARGIN, 11 * mm, PAGE_W - MARGIN, 11 * mm)
+            self.drawString(MARGIN, 7.5 * mm, self._footer)
+            self.drawRightString(PAGE_W - MARGIN, 7.5 * mm, f"Page {number} of {total}")
+            super().showPage()
+        super().save()
+
+
+def render(data: ReportData) -> bytes:
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(
+        out, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=14 * mm, bottomMargin=16 * mm,
+        title=f"{data.title}: {data.period_start.isoformat()} to {data.period_end.isoformat()}",
+        author="MS8 Learning Analytics", subject=f"{data.organization_name} \u2013 {data.user_name}",
+        creator="MS8 Learning Analytics",
+    )
+    story: list[Any] = [*_title_block(data), *_comparison(data), *_summary(data)]
+    for series in data.series:
+        story += _series_section(data, series)
+    footer = f"{data.title} \u00b7 {data.organization_name} \u00b7 {data.user_name} \u00b7 " \
+             f"{data.period_start.isoformat()} to {data.period_end.isoformat()}"
+    if len(footer) > 110:
+        footer = footer[:109] + "\u2026"
+
+    def canvas(*args: Any, **kwargs: Any) -> _NumberedCanvas:
+        return _NumberedCanvas(*args, footer=footer, **kwargs)
+
+    doc.build(story, canvasmaker=canvas)
+    return out.getvalue()
