@@ -537,6 +537,8 @@ def run_worker(sock: socket.socket, quiet: bool, ready_fd: int | None = None, li
     try:
         loop.run_until_complete(serve())
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # asked once: a repeated signal must not cut this short
+            signal.signal(sig, signal.SIG_IGN)
         if log:
             log.flush()
         loop.close()

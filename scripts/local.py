@@ -209,15 +209,17 @@ def running_state() -> dict[str, Any] | None:
     return state
 
 
-def scheduled_example() -> str:
-    """A scheduled function and its sample event, for the banner's `invoke` line."""
+def invoke_example() -> str:
+    """The banner's `invoke` line: a scheduled function of the template if there is one."""
     from scripts import apigw
 
     routed = {r.function.logical_id for r in apigw.routes()}
     found = [(f.logical_id, f"events/{f.event_name}.json") for f in apigw.functions()
              if f.logical_id not in routed and (ROOT / "events" / f"{f.event_name}.json").exists()]
     found.sort(key=lambda pair: (pair[0] != "RefreshComparisonFunction", pair[0]))
-    return " ".join(found[0]) if found else "GetMeFunction events/get_me.json"
+    if found:
+        return "Scheduled functions by hand: .venv/bin/python -m scripts.invoke " + " ".join(found[0])
+    return "Any function by hand: .venv/bin/python -m scripts.invoke GetMeFunction events/get_me.json"
 
 
 def banner(url: str, s3_endpoint: str, bucket: str, workers: int, elapsed: float) -> str:
@@ -246,7 +248,7 @@ First call, the learner's analytics:
 More: curl -s -H "Authorization: Bearer $TRAINER_TOKEN" {url}/v1/users/{demo_ids.LEARNER}/analytics
       curl -s -H "Authorization: Bearer $LEARNER_TOKEN" {url}/v1/comparison
       curl -s -H "Authorization: Bearer $ADMIN_TOKEN" '{url}/v1/aggregates?granularity=weekly&type=engagement'
-Scheduled functions by hand: {py} -m scripts.invoke {scheduled_example()}
+{invoke_example()}
 
 Ctrl-C stops everything this command started.
 """
