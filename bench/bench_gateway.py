@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -132,8 +132,18 @@ def pct(ordered: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000 if ordered else float("nan")
 
 
+@dataclass
+class Server:
+    """The gateway under load; the process ids of its workers and their database backends when
+    this script started it (to read the CPU they spend), none for a gateway given by --url."""
+
+    url: str
+    worker_pids: list[int] = field(default_factory=list)
+    backend_pids: list[int] = field(default_factory=list)
+
+
 @contextmanager
-def own_gateway(workers: int) -> Iterator[str]:
+def own_gateway(workers: int) -> Iterator[Server]:
     """The bench's demo database, prepared as `make run` prepares its own, and a gateway on a free port."""
     from scripts import gateway, local
 
@@ -142,10 +152,37 @@ def own_gateway(workers: int) -> Iterator[str]:
     pool = gateway.Workers(gateway.bind("127.0.0.1", 0), workers, quiet=True, stdout=subprocess.DEVNULL)
     pool.start()
     try:
-        yield pool.url
+        yield Server(pool.url, [p.pid for p in pool.procs])
     finally:
         pool.stop()
         local.stop_database(started, DB)
+
+
+@contextmanager
+def given_gateway(url: str) -> Iterator[Server]:
+    yield Server(url)
+
+
+def backends() -> list[int]:
+    """The runtime role's backends on the bench database (one per gateway worker)."""
+    import psycopg
+
+    from scripts import localdb
+
+    with psycopg.connect(localdb.admin_url(), autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND usename = %s",
+                            (DB, localdb.RUNTIME_ROLE)).fetchall()
+    return [r[0] for r in rows]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -161,29 +198,35 @@ def main() -> None:
     args = parser.parse_args()
     token = tokens.user_token(tokens.resolve_user(args.user))
     paths = MIX if args.mix else [args.path]
-    with (own_gateway(args.workers) if not args.url else _given(args.url)) as url:
-        asyncio.run(_load(url, paths, token, 2, 2.0, args.expect))  # warm-up: imports, connections
+    with (given_gateway(args.url) if args.url else own_gateway(args.workers)) as server:
+        asyncio.run(_load(server.url, paths, token, 2, 2.0, args.expect))  # warm-up: imports, connections
+        if server.worker_pids:
+            server.backend_pids = backends()
+        server_cpu0 = (cpu_seconds(server.worker_pids), cpu_seconds(server.backend_pids))
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        stats, elapsed = asyncio.run(_load(url, paths, token, args.clients, args.seconds, args.expect))
+        stats, elapsed = asyncio.run(_load(server.url, paths, token, args.clients, args.seconds, args.expect))
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        server_cpu1 = (cpu_seconds(server.worker_pids), cpu_seconds(server.backend_pids))
     done = len(stats.latencies) + stats.errors
     ordered = sorted(stats.latencies)
     client_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     where = args.url or f"own gateway, {args.workers} workers"
-    print(f"GET {' | '.join(paths)} as {args.user} ({demo_ids.ACME} demo data), {where}")
+    print(f"GET {' | '.join(paths)} as {args.user} ({demo_ids.ACME} demo data), {where}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'clients':>8} {'seconds':>8} {'requests':>9} {'errors':>7} {'req/s':>8} "
           f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'client CPU':>10}")
     print(f"{args.clients:>8} {elapsed:>8.1f} {done:>9} {stats.errors:>7} {done / elapsed:>8.0f} "
           f"{pct(ordered, 0.50):>7.2f} {pct(ordered, 0.95):>7.2f} {pct(ordered, 0.99):>7.2f} "
           f"{pct(ordered, 1.0):>7.2f} {100 * client_cpu / elapsed:>9.0f}%")
     print("statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(stats.statuses.items())))
+    if server.worker_pids and done:
+        gw, pg = ((b - a) * 1000 / done for a, b in zip(server_cpu0, server_cpu1, strict=True))
+        per_request = gw + pg + client_cpu * 1000 / done
+        print(f"CPU per request: gateway workers {gw:.3f} ms, PostgreSQL {pg:.3f} ms, this client "
+              f"{client_cpu * 1000 / done:.3f} ms; all {os.cpu_count()} CPUs to ourselves would serve "
+              f"~{(os.cpu_count() or 1) * 1000 / per_request:.0f} req/s")
     if stats.errors:
         sys.exit(1)
-
-
-@contextmanager
-def _given(url: str) -> Iterator[str]:
-    yield url
 
 
 if __name__ == "__main__":
