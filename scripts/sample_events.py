@@ -26,6 +26,19 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "sub": demo_ids.TRAINER, "role": "trainer", "path": {"userId": str(demo_ids.LEARNER)},
     },
     "GET /v1/comparison": {"sub": demo_ids.LEARNER, "query": {"type": "engagement"}},
+    "POST /v1/events": {
+        "sub": demo_ids.LEARNER,
+        "body": {"events": [
+            {"eventId": "7f0e4a9c-1b2d-4c3e-8f5a-6b7c8d9e0a1b", "verb": "completed", "objectId": "course-sql-101",
+             "objectType": "course", "skills": ["sql"], "result": {"durationSeconds": 1800},
+             "occurredAt": "2026-11-26T09:30:00Z"},
+            {"eventId": "0c1d2e3f-4a5b-4c6d-9e7f-8a9b0c1d2e3f", "verb": "passed", "objectId": "quiz-sql-101",
+             "objectType": "assessment", "skills": ["sql"], "result": {"score": 0.85, "success": True},
+             "occurredAt": "2026-11-26T10:00:00Z"},
+        ]},
+    },
+    "GET /v1/gamification": {"sub": demo_ids.LEARNER},
+    "GET /v1/leaderboard": {"sub": demo_ids.LEARNER, "query": {"limit": "10"}},
     "GET /v1/aggregates": {"sub": demo_ids.ORG_ADMIN, "query": {"granularity": "weekly", "type": "mastery"}},
     "POST /v1/reports": {
         "sub": demo_ids.LEARNER,

@@ -1,0 +1,21 @@
+"""POST /v1/events: a batch of 1..1000 learning events, atomic and idempotent by event id.
+A learner sends their own; a platform service with the ingest scope sends any of its
+organization's users'. The analytics and gamification of the users who got new events are
+updated in the same transaction."""
+
+from datetime import UTC, datetime
+
+from ms8.http import handler, make_app, principal_tx
+from ms8.models.events import EventBatch, IngestResult
+from ms8.services.ingest import ingest
+
+app = make_app()
+
+
+@app.post("/v1/events", summary="Ingest learning events (batch, atomic, idempotent)", tags=["events"])
+def post_events(batch: EventBatch) -> IngestResult:
+    with principal_tx(app, "ingest", roles=("learner",)) as (conn, caller):
+        return ingest(conn, caller, batch, datetime.now(UTC))
+
+
+lambda_handler = handler(app, max_body_bytes=2 * 1024 * 1024)

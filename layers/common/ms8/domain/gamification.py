@@ -1,0 +1,241 @@
+"""Gamification rules (DESIGN section 9) as pure functions: points, levels, streaks, badges and
+the guard against farming points. docs/ANALYTICS.md documents the same tables in prose.
+
+Points are awarded per award key, and the ledger's primary key (user_id, award_key) makes every
+award happen at most once: `completed:<object>` and `passed:<object>` once per object ever,
+`active:<local date>` once per day the user was active (in their time zone). Re-sending an event,
+or sending the same completion again under a new event id, finds the key taken and earns nothing.
+On top of that no user earns more than HOURLY_CAP points in any rolling hour of award time.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from ms8.domain.metrics import local_days
+
+POINTS_COMPLETED = 10
+POINTS_PASSED = 20
+POINTS_ACTIVE_DAY = 5
+POINTS: dict[str, int] = {"completed": POINTS_COMPLETED, "passed": POINTS_PASSED, "active_day": POINTS_ACTIVE_DAY}
+
+HOURLY_CAP = 200
+CAP_WINDOW = timedelta(hours=1)
+
+# Level n starts at LEVEL_THRESHOLDS[n - 1] points: level 1 at 0, level 2 at 100, ... level 10 at 11000.
+LEVEL_THRESHOLDS: tuple[int, ...] = (0, 100, 250, 500, 1000, 2000, 3500, 5500, 8000, 11000)
+
+STREAK_BADGES: dict[int, str] = {7: "streak_7", 30: "streak_30"}
+MASTERY_BADGE_LEVEL = 0.9
+BADGE_NAMES: dict[str, str] = {
+    "first_completion": "First completion",
+    "streak_7": "7-day streak",
+    "streak_30": "30-day streak",
+}
+MASTERY_BADGE_PREFIX = "mastery:"
+
+
+class AwardSource(NamedTuple):
+    """What awarding needs to know about a newly stored event."""
+
+    event_id: UUID
+    verb: str
+    object_id: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Award:
+    key: str
+    points: int
+    occurred_at: datetime
+    event_id: UUID
+
+
+def level_for(points: int) -> int:
+    """The level reached with `points` (1 at 0 points)."""
+    return max(1, bisect_right(LEVEL_THRESHOLDS, points))
+
+
+def next_level_points(points: int) -> int | None:
+    """Points at which the next level starts; None at the top level."""
+    level = level_for(points)
+    return LEVEL_THRESHOLDS[level] if level < len(LEVEL_THRESHOLDS) else None
+
+
+def candidate_awards(events: Iterable[AwardSource], tz: tzinfo) -> list[Award]:
+    """Every award the events could earn, one per key (the earliest event wins), oldest first."""
+    best: dict[str, Award] = {}
+    for e in events:
+        keys: list[tuple[str, int]] = [(f"active:{e.occurred_at.astimezone(tz).date().isoformat()}", POINTS_ACTIVE_DAY)]
+        if e.verb == "completed":
+            keys.append((f"completed:{e.object_id}", POINTS_COMPLETED))
+        elif e.verb == "passed":
+            keys.append((f"passed:{e.object_id}", POINTS_PASSED))
+        for key, points in keys:
+            current = best.get(key)
+            if current is None or (e.occurred_at, e.event_id) < (current.occurred_at, current.event_id):
+                best[key] = Award(key, points, e.occurred_at, e.event_id)
+    return sorted(best.values(), key=lambda a: (a.occurred_at, a.key))
+
+
+def apply_hourly_cap(
+    candidates: Sequence[Award], awarded_keys: Collection[str], points_last_hour: int, cap: int = HOURLY_CAP
+) -> list[Award]:
+    """The candidates to grant: keys not awarded before, oldest first, while the user's points of
+    the last rolling hour stay within `cap`. An award that does not fit is skipped (a smaller one
+    after it may still fit); it can be earned later by another event with the same key."""
+    remaining = cap - points_last_hour
+    granted = []
+    for award in candidates:
+        if award.key in awarded_keys or award.points > remaining:
+            continue
+        granted.append(award)
+        remaining -= award.points
+    return granted
+
+
+@dataclass(frozen=True, slots=True)
+class Streak:
+    """The latest run of consecutive active days and the longest run ever seen.
+
+    `current` is as of the day it was computed; streak_as_of() gives it for a later day.
+    """
+
+    current: int = 0
+    longest: int = 0
+    current_start: date | None = None
+    last_active: date | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "current": self.current,
+            "longest": self.longest,
+            "current_start": self.current_start.isoformat() if self.current_start else None,
+            "last_active": self.last_active.isoformat() if self.last_active else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Streak:
+        """Read a stored `streaks` object; anything unreadable counts as no streak yet."""
+        if not data:
+            return cls()
+        try:
+            start, last = data.get("current_start"), data.get("last_active")
+            return cls(
+                int(data.get("current", 0)), int(data.get("longest", 0)),
+                date.fromisoformat(start) if start else None, date.fromisoformat(last) if last else None,
+            )
+        except (TypeError, ValueError):
+            return cls()
+
+
+def active_days(occurred: Iterable[datetime], tz: tzinfo, first_day: date, last_day: date) -> set[date]:
+    """The user's calendar days (in `tz`) from first_day to last_day with activity."""
+    days = local_days(tz, first_day, (last_day - first_day).days + 1)
+    found = {days.index(t) for t in occurred}
+    return {days.dates[i] for i in found if i >= 0}
+
+
+def streak_as_of(streak: Streak, today: date) -> int:
+    """Length of the current streak on `today`: alive while the last active day is today or
+    yesterday (today is not over yet), else 0."""
+    if streak.current_start is None or streak.last_active is None:
+        return 0
+    if streak.last_active < today - timedelta(days=1):
+        return 0
+    return (streak.last_active - streak.current_start).days + 1
+
+
+def compute_streak(days: Iterable[date], today: date, window_start: date, previous: Streak | None) -> Streak:
+    """The streak from the active days seen in [window_start, today] and the previous state.
+
+    Only a window of activity is read; a run that reaches back to the window's first day is
+    joined to the previous state's run when that one ended there or the day before, so a streak
+    longer than the window keeps its true start. Days after `today` are ignored.
+    """
+    one = timedelta(days=1)
+    previous = previous or Streak()
+    runs: list[list[date]] = []
+    for d in sorted({d for d in days if window_start <= d <= today}):
+        if runs and d == runs[-1][1] + one:
+            runs[-1][1] = d
+        else:
+            runs.append([d, d])
+    longest = max([previous.longest, *(((end - start).days + 1) for start, end in runs)])
+    if not runs:
+        return Streak(0, longest, previous.current_start, previous.last_active)
+    start, end = runs[-1]
+    if (
+        start == window_start and previous.current_start is not None and previous.last_active is not None
+        and previous.current_start < start and previous.last_active >= start - one
+    ):
+        start = previous.current_start
+    length = (end - start).days + 1
+    streak = Streak(0, max(longest, length), start, end)
+    return Streak(streak_as_of(streak, today), streak.longest, start, end)
+
+
+def badge_name(badge_id: str) -> str:
+    if badge_id.startswith(MASTERY_BADGE_PREFIX):
+        return f"Mastery of {badge_id[len(MASTERY_BADGE_PREFIX):]}"
+    return BADGE_NAMES.get(badge_id, badge_id)
+
+
+def earn_badges(
+    previous: Sequence[Mapping[str, Any]],
+    *,
+    completed: bool,
+    longest_streak: int,
+    skill_mastery: Mapping[str, float],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Badges are kept once earned. New ones: first completion, 7- and 30-day streaks, and
+    mastery >= 0.9 in a skill (`mastery:<skill>`). Each carries when it was earned."""
+    have: dict[str, dict[str, Any]] = {
+        str(b["id"]): {"id": str(b["id"]), "earned_at": b.get("earned_at")}
+        for b in previous if isinstance(b, Mapping) and b.get("id")
+    }
+    earned = []
+    if completed:
+        earned.append("first_completion")
+    earned += [badge for days, badge in STREAK_BADGES.items() if longest_streak >= days]
+    earned += [f"{MASTERY_BADGE_PREFIX}{s}" for s, v in skill_mastery.items() if v >= MASTERY_BADGE_LEVEL]
+    for badge in earned:
+        have.setdefault(badge, {"id": badge, "earned_at": now.isoformat()})
+    return sorted(have.values(), key=lambda b: (str(b["earned_at"]), b["id"]))
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """A user's gamification row (role learner)."""
+
+    points: int
+    level: int
+    badges: list[dict[str, Any]]
+    streak: Streak
+
+
+def next_state(
+    previous: State | None,
+    *,
+    points: int,
+    days: Iterable[date],
+    completed: bool,
+    skill_mastery: Mapping[str, float],
+    today: date,
+    window_start: date,
+    now: datetime,
+) -> State:
+    """The new row: points from the ledger, their level, the streak and the badges."""
+    streak = compute_streak(days, today, window_start, previous.streak if previous else None)
+    badges = earn_badges(
+        previous.badges if previous else [], completed=completed, longest_streak=streak.longest,
+        skill_mastery=skill_mastery, now=now,
+    )
+    return State(points, level_for(points), badges, streak)

@@ -1,0 +1,223 @@
+"""Analytics definitions (DESIGN section 8) as pure functions over a user's learning events.
+
+Every function takes the user's events (any order, any span: each keeps only its own window),
+`now` (the end of every window; events after it are ignored) and, where needed, the user's time
+zone or the organization's skill targets, and returns the snapshot's `data`: the headline metric
+(ms8.models.base.HEADLINE_METRIC) first, then the detail. Numbers are rounded to 4 decimals so a
+recomputation over the same events writes the same JSON. docs/ANALYTICS.md states the same
+definitions in prose; change both, and bump DEFINITION_VERSION, when a definition changes.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+# Bumped whenever a definition below changes, so stored snapshots say which one they used.
+DEFINITION_VERSION = 1
+
+VELOCITY_WEEKS = 4
+ENGAGEMENT_DAYS = 30
+ENGAGEMENT_SHORT_DAYS = 7
+MASTERY_DAYS = 90
+MASTERY_HALF_LIFE_DAYS = 30.0
+COMPLETION_VERBS = frozenset({"completed"})
+ASSESSMENT_VERBS = frozenset({"passed", "failed", "attempted"})
+SESSION_VERB = "session"
+
+# How far back each type looks (analytics.window_days), and how far back its inputs are read.
+WINDOW_DAYS: dict[str, int] = {
+    "learning_velocity": 2 * 7 * VELOCITY_WEEKS,
+    "engagement": ENGAGEMENT_DAYS,
+    "mastery": MASTERY_DAYS,
+    "skill_gap": MASTERY_DAYS,
+}
+# One extra day covers local calendar days that start before the UTC window (time zones).
+READ_WINDOW = timedelta(days=max(WINDOW_DAYS.values()) + 1)
+
+_HALF_LIFE_S = MASTERY_HALF_LIFE_DAYS * 86400.0
+
+
+class EventRecord(NamedTuple):
+    """One stored learning event, as the computations read it."""
+
+    verb: str
+    object_id: str
+    skills: Sequence[str]
+    score: float | None
+    success: bool | None
+    duration_seconds: int | None
+    occurred_at: datetime
+
+
+def _r(value: float) -> float:
+    return round(value, 4)
+
+
+def learning_velocity(events: Iterable[EventRecord], now: datetime) -> dict[str, Any]:
+    """Completions per week over the trailing 4 weeks, and the trend against the 4 weeks before.
+
+    A completion is a `completed` event; an object completed several times in one window counts
+    once there. `trend` = velocity - previous_velocity (completions per week; > 0 is faster).
+    """
+    recent_from = now - timedelta(weeks=VELOCITY_WEEKS)
+    previous_from = now - timedelta(weeks=2 * VELOCITY_WEEKS)
+    recent: set[str] = set()
+    previous: set[str] = set()
+    for e in events:
+        if e.verb not in COMPLETION_VERBS:
+            continue
+        t = e.occurred_at
+        if t > now or t <= previous_from:
+            continue
+        (recent if t > recent_from else previous).add(e.object_id)
+    velocity = len(recent) / VELOCITY_WEEKS
+    previous_velocity = len(previous) / VELOCITY_WEEKS
+    return {
+        "velocity": _r(velocity),
+        "previous_velocity": _r(previous_velocity),
+        "trend": _r(velocity - previous_velocity),
+        "completions": len(recent),
+        "previous_completions": len(previous),
+    }
+
+
+def local_day_start(day: date, tz: tzinfo) -> datetime:
+    """The instant a calendar day starts in `tz` (DST-aware)."""
+    return datetime.combine(day, time(), tz)
+
+
+class LocalDays:
+    """The calendar days first_day .. first_day + days - 1 of a time zone, and which of them an
+    instant falls on (by bisecting the days' start instants: DST-aware, no per-event
+    time-zone conversion)."""
+
+    __slots__ = ("dates", "starts")
+
+    def __init__(self, tz: tzinfo, first_day: date, days: int) -> None:
+        self.dates = [first_day + timedelta(days=i) for i in range(days)]
+        self.starts = [local_day_start(first_day + timedelta(days=i), tz).timestamp() for i in range(days + 1)]
+
+    def index(self, t: datetime) -> int:
+        """The day's position, or -1 when the instant is outside these days."""
+        i = bisect_right(self.starts, t.timestamp()) - 1
+        return i if i < len(self.dates) else -1
+
+
+@lru_cache(maxsize=256)
+def local_days(tz: tzinfo, first_day: date, days: int) -> LocalDays:
+    """LocalDays, shared by every user of a time zone in a computation (immutable in use)."""
+    return LocalDays(tz, first_day, days)
+
+
+def engagement(events: Iterable[EventRecord], now: datetime, tz: tzinfo) -> dict[str, Any]:
+    """Share of active days in the trailing 30 (headline) and 7 local calendar days, with sessions
+    and minutes over the 30 days.
+
+    The windows are the user's calendar days ending with today (in `tz`), today included. A day is
+    active when it has at least one event of any verb. `sessions` counts `session` events;
+    `minutes` sums every event's reported duration.
+    """
+    today = now.astimezone(tz).date()
+    days = local_days(tz, today - timedelta(days=ENGAGEMENT_DAYS - 1), ENGAGEMENT_DAYS)
+    active: set[int] = set()
+    sessions = 0
+    seconds = 0
+    for e in events:
+        if e.occurred_at > now:
+            continue
+        i = days.index(e.occurred_at)
+        if i < 0:
+            continue
+        active.add(i)
+        if e.verb == SESSION_VERB:
+            sessions += 1
+        if e.duration_seconds:
+            seconds += e.duration_seconds
+    active_short = sum(1 for i in active if i >= ENGAGEMENT_DAYS - ENGAGEMENT_SHORT_DAYS)
+    return {
+        "engagement": _r(len(active) / ENGAGEMENT_DAYS),
+        "engagement_7d": _r(active_short / ENGAGEMENT_SHORT_DAYS),
+        "active_days": len(active),
+        "active_days_7d": active_short,
+        "sessions": sessions,
+        "minutes": round(seconds / 60, 1),
+    }
+
+
+def _mastery_sums(
+    events: Iterable[EventRecord], now: datetime
+) -> tuple[float, float, dict[str, list[float]], int]:
+    lower = now - timedelta(days=MASTERY_DAYS)
+    now_s = now.timestamp()
+    num = den = 0.0
+    skills: dict[str, list[float]] = {}
+    count = 0
+    for e in events:
+        score = e.score
+        if score is None or e.verb not in ASSESSMENT_VERBS:
+            continue
+        t = e.occurred_at
+        if t > now or t <= lower:
+            continue
+        weight = 0.5 ** ((now_s - t.timestamp()) / _HALF_LIFE_S)
+        count += 1
+        num += weight * score
+        den += weight
+        for skill in e.skills:
+            sums = skills.get(skill)
+            if sums is None:
+                skills[skill] = [weight * score, weight]
+            else:
+                sums[0] += weight * score
+                sums[1] += weight
+    return num, den, skills, count
+
+
+def mastery(events: Iterable[EventRecord], now: datetime) -> dict[str, Any]:
+    """Recency-weighted mean of assessment scores (0..1), overall and per skill.
+
+    Assessment events are `passed`, `failed` and `attempted` events with a score, in the trailing
+    90 days. A score's weight halves every 30 days of age. An event counts once overall and once
+    for each of its skills. No assessments: `mastery` is null and `skills` empty.
+    """
+    num, den, skills, count = _mastery_sums(events, now)
+    return {
+        "mastery": _r(num / den) if den > 0 else None,
+        "skills": {s: _r(v[0] / v[1]) for s, v in sorted(skills.items()) if v[1] > 0},
+        "assessments": count,
+    }
+
+
+def skill_gap_from_mastery(skill_mastery: Mapping[str, float], targets: Mapping[str, float]) -> dict[str, Any]:
+    """Per targeted skill: target level - mastery (0 when never assessed), clamped at 0.
+
+    `gap` is the mean over the organization's targeted skills; null when it has none.
+    """
+    gaps = {s: _r(max(0.0, target - skill_mastery.get(s, 0.0))) for s, target in sorted(targets.items())}
+    return {
+        "gap": _r(sum(gaps.values()) / len(gaps)) if gaps else None,
+        "skills": gaps,
+        "targeted_skills": len(gaps),
+    }
+
+
+def skill_gap(events: Iterable[EventRecord], now: datetime, targets: Mapping[str, float]) -> dict[str, Any]:
+    """The organization's target level minus the learner's mastery, per skill (see mastery)."""
+    return skill_gap_from_mastery(mastery(events, now)["skills"], targets)
+
+
+def compute_all(
+    events: Sequence[EventRecord], now: datetime, tz: tzinfo, targets: Mapping[str, float]
+) -> dict[str, dict[str, Any]]:
+    """Every analytics type of one user: analytics_type -> data."""
+    mastery_data = mastery(events, now)
+    return {
+        "learning_velocity": learning_velocity(events, now),
+        "engagement": engagement(events, now, tz),
+        "mastery": mastery_data,
+        "skill_gap": skill_gap_from_mastery(mastery_data["skills"], targets),
+    }

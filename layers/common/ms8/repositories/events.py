@@ -1,0 +1,118 @@
+"""Learning events: the batch insert (one statement, idempotent by event id) and the window of
+events the analytics computation reads (one statement for all users)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+from uuid import UUID
+
+import psycopg
+
+from ms8.domain.metrics import EventRecord
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """One event to store, its owner resolved."""
+
+    event_id: UUID
+    user_id: UUID
+    verb: str
+    object_id: str
+    object_type: str
+    skills: Sequence[str]
+    score: float | None
+    success: bool | None
+    duration_seconds: int | None
+    occurred_at: datetime
+
+
+class InsertedEvent(NamedTuple):
+    """An event the batch stored for the first time (replays are not returned)."""
+
+    event_id: UUID
+    user_id: UUID
+    verb: str
+    object_id: str
+    occurred_at: datetime
+
+
+# One statement from typed arrays, sent in binary (%b: no quoting of every element). A row's skills travel as one
+# string joined by SKILL_SEPARATOR (skills cannot contain control characters: see the model).
+# Rows are inserted in key order, so two batches that share event ids lock them in the same
+# order and cannot deadlock. A key already stored (a replay) is skipped, not updated.
+SKILL_SEPARATOR = "\x1f"
+_INSERT = """
+INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
+                             skills, score, success, duration_seconds, occurred_at)
+SELECT x.event_id, x.user_id, %s, x.verb, x.object_id, x.object_type,
+       string_to_array(x.skills, E'\\x1f'), x.score, x.success, x.duration_seconds, x.occurred_at
+FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[], %b::real[],
+            %b::boolean[], %b::integer[], %b::timestamptz[])
+     AS x(event_id, user_id, verb, object_id, object_type, skills, score, success,
+          duration_seconds, occurred_at)
+ORDER BY x.event_id, x.occurred_at
+ON CONFLICT (event_id, occurred_at) DO NOTHING
+RETURNING event_id, user_id, verb, object_id, occurred_at
+"""
+
+
+def insert_batch(conn: psycopg.Connection, organization_id: UUID, rows: Sequence[NewEvent]) -> list[InsertedEvent]:
+    """Store the events of one organization; returns those that were not stored before.
+
+    RLS checks every row (the caller's organization; a user's own events), and the foreign key
+    (organization_id, user_id) -> users refuses a user of another organization.
+    """
+    if not rows:
+        return []
+    params = (
+        organization_id, [r.event_id for r in rows], [r.user_id for r in rows], [r.verb for r in rows],
+        [r.object_id for r in rows], [r.object_type for r in rows],
+        [SKILL_SEPARATOR.join(r.skills) for r in rows], [r.score for r in rows], [r.success for r in rows],
+        [r.duration_seconds for r in rows], [r.occurred_at for r in rows],
+    )
+    make = InsertedEvent._make
+    return [make(r) for r in conn.execute(_INSERT, params).fetchall()]
+
+
+# Transaction-scoped advisory locks in a key space of their own (two int4 keys), taken in id
+# order so two requests can never wait on each other in a cycle.
+_LOCK_SPACE = 7007
+_LOCK = """
+SELECT count(pg_advisory_xact_lock(%s, hashtext(t.u::text))) FROM unnest(%s::uuid[]) AS t(u)
+"""
+
+
+def lock_users(conn: psycopg.Connection, user_ids: Sequence[UUID]) -> None:
+    """Serialize the computations of these users with any other transaction computing them:
+    the later one waits, then reads the events the earlier one committed."""
+    if user_ids:
+        conn.execute(_LOCK, (_LOCK_SPACE, sorted(user_ids)))
+
+
+# user_id as text: grouping by a str is much cheaper in Python than hashing uuid.UUID objects.
+_WINDOW = """
+SELECT verb, object_id, skills, score, success, duration_seconds, occurred_at, user_id::text
+FROM learning_events
+WHERE user_id = ANY (%s) AND occurred_at > %s AND occurred_at <= %s
+"""
+
+
+def window(
+    conn: psycopg.Connection, user_ids: Sequence[UUID], since: datetime, until: datetime
+) -> dict[UUID, list[EventRecord]]:
+    """The users' events with since < occurred_at <= until, per user (RLS decides visibility)."""
+    by_text: dict[str, list[EventRecord]] = {}
+    if not user_ids:
+        return {}
+    make = EventRecord._make
+    with conn.cursor(binary=True) as cur:
+        for row in cur.execute(_WINDOW, (list(user_ids), since, until)).fetchall():
+            events = by_text.get(row[7])
+            if events is None:
+                events = by_text[row[7]] = []
+            events.append(make(row[:7]))
+    return {UUID(key): events for key, events in by_text.items()}

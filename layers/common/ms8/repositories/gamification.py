@@ -1,0 +1,153 @@
+"""Points ledger, gamification rows (role learner) and the organization leaderboard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import psycopg
+
+from ms8.domain.gamification import Award, State, Streak
+
+ROLE = "learner"
+
+
+@dataclass(slots=True)
+class LedgerView:
+    """What awarding needs from the ledger of some users."""
+
+    existing: dict[UUID, set[str]] = field(default_factory=dict)  # candidate keys already awarded
+    total: dict[UUID, int] = field(default_factory=dict)  # every point ever awarded
+    recent: dict[UUID, int] = field(default_factory=dict)  # points awarded after `since`
+
+
+# Both parts reach the rows through the primary key (user_id, award_key). The second returns
+# every pair of these users and keys, which may include a key another user of the batch
+# asked about: harmless, only a user's own candidates are looked up in their set.
+_LEDGER = """
+SELECT l.user_id, NULL::text, sum(l.points)::integer, (sum(l.points) FILTER (WHERE l.awarded_at > %s))::integer
+FROM points_ledger l WHERE l.user_id = ANY (%s) GROUP BY l.user_id
+UNION ALL
+SELECT l.user_id, l.award_key, NULL, NULL
+FROM points_ledger l WHERE l.user_id = ANY (%s) AND l.award_key = ANY (%b)
+"""
+
+
+def ledger(
+    conn: psycopg.Connection, user_ids: Sequence[UUID], candidates: Sequence[tuple[UUID, str]], since: datetime
+) -> LedgerView:
+    """Per user: which of the candidate keys are taken, total points, points awarded after `since`."""
+    view = LedgerView()
+    if not user_ids:
+        return view
+    users = list(user_ids)
+    rows = conn.execute(_LEDGER, (since, users, users, sorted({c[1] for c in candidates}))).fetchall()
+    for user_id, key, total, recent in rows:
+        if key is None:
+            view.total[user_id] = total or 0
+            view.recent[user_id] = recent or 0
+        else:
+            view.existing.setdefault(user_id, set()).add(key)
+    return view
+
+
+_AWARD = """
+INSERT INTO points_ledger (user_id, organization_id, award_key, event_id, points, occurred_at, awarded_at)
+SELECT x.user_id, x.organization_id, x.award_key, x.event_id, x.points, x.occurred_at, %s
+FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::uuid[], %b::integer[], %b::timestamptz[])
+     AS x(user_id, organization_id, award_key, event_id, points, occurred_at)
+ORDER BY x.user_id, x.award_key
+ON CONFLICT (user_id, award_key) DO NOTHING
+RETURNING user_id, points
+"""
+
+
+def award(
+    conn: psycopg.Connection, awards: Sequence[tuple[UUID, UUID, Award]], awarded_at: datetime
+) -> dict[UUID, int]:
+    """Write the awards (user id, organization id, award); a key already taken is skipped.
+    Returns the points actually written per user."""
+    written: dict[UUID, int] = {}
+    if not awards:
+        return written
+    rows = conn.execute(_AWARD, (
+        awarded_at, [a[0] for a in awards], [a[1] for a in awards], [a[2].key for a in awards],
+        [a[2].event_id for a in awards], [a[2].points for a in awards], [a[2].occurred_at for a in awards],
+    )).fetchall()
+    for user_id, points in rows:
+        written[user_id] = written.get(user_id, 0) + points
+    return written
+
+
+def _state(points: int, level: int, badges: Any, streaks: Any) -> State:
+    return State(points, level, list(badges or []), Streak.from_json(streaks))
+
+
+def states(conn: psycopg.Connection, user_ids: Sequence[UUID]) -> dict[UUID, State]:
+    """The users' current rows (those RLS lets the caller see)."""
+    if not user_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT user_id, points, level, badges, streaks FROM gamification WHERE user_id = ANY (%s) AND role = %s",
+        (list(user_ids), ROLE),
+    ).fetchall()
+    return {r[0]: _state(*r[1:]) for r in rows}
+
+
+_UPSERT = """
+INSERT INTO gamification AS g (user_id, organization_id, role, points, level, badges, streaks)
+SELECT x.user_id, x.organization_id, %s, x.points, x.level, x.badges, x.streaks
+FROM jsonb_to_recordset(%s::jsonb) AS x(user_id uuid, organization_id uuid, points integer,
+     level integer, badges jsonb, streaks jsonb)
+ORDER BY x.user_id
+ON CONFLICT (user_id, role) DO UPDATE
+SET points = EXCLUDED.points, level = EXCLUDED.level, badges = EXCLUDED.badges, streaks = EXCLUDED.streaks
+"""
+
+
+def upsert_states(conn: psycopg.Connection, rows: Sequence[tuple[UUID, UUID, State]]) -> int:
+    """Insert or replace the rows (user id, organization id, state) in one statement."""
+    if not rows:
+        return 0
+    payload = json.dumps(
+        [
+            {"user_id": str(u), "organization_id": str(o), "points": s.points, "level": s.level,
+             "badges": s.badges, "streaks": s.streak.as_json()}
+            for u, o, s in rows
+        ],
+        separators=(",", ":"),
+    )
+    return conn.execute(_UPSERT, (ROLE, payload)).rowcount
+
+
+def own(conn: psycopg.Connection, user_id: UUID) -> tuple[State, datetime] | None:
+    """A user's row and when it last changed."""
+    row = conn.execute(
+        "SELECT points, level, badges, streaks, updated_at FROM gamification WHERE user_id = %s AND role = %s",
+        (user_id, ROLE),
+    ).fetchone()
+    if row is None:
+        return None
+    return _state(*row[:4]), row[4]
+
+
+class BoardRow(NamedTuple):
+    rank: int
+    display_name: str
+    points: int
+    level: int
+    is_caller: bool
+    participants: int
+
+
+def leaderboard(conn: psycopg.Connection, limit: int) -> list[BoardRow]:
+    """The top `limit` of the caller's organization, then the caller's own row if not among them
+    (app.leaderboard, migration 0005)."""
+    rows = conn.execute(
+        "SELECT rank, display_name, points, level, is_caller, participants FROM app.leaderboard(%s)", (limit,)
+    ).fetchall()
+    return [BoardRow(*r) for r in rows]

@@ -1,0 +1,98 @@
+"""Gamification: awarding points for new events, refreshing the rows, and reading them back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import psycopg
+
+from ms8.db import Caller
+from ms8.domain import gamification as rules
+from ms8.domain.metrics import READ_WINDOW
+from ms8.models.gamification import Badge, GamificationView, Leaderboard, LeaderboardEntry, StreakView
+from ms8.repositories import gamification as repo
+from ms8.repositories.events import InsertedEvent
+from ms8.services.analytics_refresh import Computed, zone
+
+
+def award_and_refresh(
+    conn: psycopg.Connection, computed: Mapping[UUID, Computed], new_events: Sequence[InsertedEvent], now: datetime
+) -> int:
+    """Award the points the new events earn (idempotent per award key, within the hourly cap),
+    then rewrite the gamification rows of the users in `computed`. Returns points awarded."""
+    sources: dict[UUID, list[rules.AwardSource]] = {}
+    completed: set[UUID] = set()
+    for e in new_events:
+        if e.verb == "completed":
+            completed.add(e.user_id)
+        if e.user_id in computed:
+            sources.setdefault(e.user_id, []).append(rules.AwardSource(e.event_id, e.verb, e.object_id, e.occurred_at))
+    candidates = {u: rules.candidate_awards(s, computed[u].tz) for u, s in sources.items()}
+    user_ids = sorted(computed)
+    ledger = repo.ledger(
+        conn, user_ids, [(u, a.key) for u, awards in candidates.items() for a in awards], now - rules.CAP_WINDOW
+    )
+    granted = [
+        (u, computed[u].organization_id, a)
+        for u, awards in candidates.items()
+        for a in rules.apply_hourly_cap(awards, ledger.existing.get(u, set()), ledger.recent.get(u, 0))
+    ]
+    written = repo.award(conn, granted, now)
+    previous = repo.states(conn, user_ids)
+    since = now - READ_WINDOW
+    rows = []
+    for u in user_ids:
+        c = computed[u]
+        today = now.astimezone(c.tz).date()
+        window_start = since.astimezone(c.tz).date() + timedelta(days=1)
+        rows.append((u, c.organization_id, rules.next_state(
+            previous.get(u),
+            points=ledger.total.get(u, 0) + written.get(u, 0),
+            days=rules.active_days((e.occurred_at for e in c.events), c.tz, window_start, today),
+            completed=u in completed or _completions(c) > 0,
+            skill_mastery=c.data["mastery"]["skills"],
+            today=today,
+            window_start=window_start,
+            now=now,
+        )))
+    repo.upsert_states(conn, rows)
+    return sum(written.values())
+
+
+def _completions(c: Computed) -> int:
+    velocity = c.data["learning_velocity"]
+    return int(velocity["completions"]) + int(velocity["previous_completions"])
+
+
+def view(conn: psycopg.Connection, caller: Caller, now: datetime) -> GamificationView:
+    """The caller's own learner gamification, the streak as of today in their time zone."""
+    assert caller.user_id is not None
+    found = repo.own(conn, caller.user_id)
+    state, updated_at = found if found else (rules.State(0, 1, [], rules.Streak()), None)
+    today = now.astimezone(zone(caller.timezone)).date()
+    streak = state.streak
+    return GamificationView(
+        points=state.points,
+        level=state.level,
+        next_level_at=rules.next_level_points(state.points),
+        badges=[Badge(id=b["id"], name=rules.badge_name(b["id"]), earned_at=b.get("earned_at")) for b in state.badges],
+        streak=StreakView(current=rules.streak_as_of(streak, today), longest=streak.longest,
+                          last_active_date=streak.last_active, timezone=caller.timezone),
+        updated_at=updated_at,
+    )
+
+
+def leaderboard(conn: psycopg.Connection, limit: int) -> Leaderboard:
+    """The organization's top `limit` learners and the caller's own place."""
+    rows = repo.leaderboard(conn, limit)
+    entries = [
+        LeaderboardEntry(rank=r.rank, display_name=r.display_name, points=r.points, level=r.level, is_you=r.is_caller)
+        for r in rows
+    ]
+    return Leaderboard(
+        items=entries[:limit],
+        you=next((e for e in entries if e.is_you), None),
+        participants=rows[0].participants if rows else 0,
+    )

@@ -1,0 +1,99 @@
+"""Ingesting learning events: store a batch (atomic, idempotent by event id), then bring the
+analytics and gamification of the users who got new events up to date, in the same transaction.
+
+Who may send what:
+- a user (active role learner) sends their own events: `userId` omitted or their own;
+- a platform service with the ingest scope sends events of any user of its organization
+  (`userId` required); a user of another organization, or none at all, is refused with the same
+  404, so the answer never tells whether that user exists elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from pydantic import ValidationError
+
+from ms8 import db
+from ms8.db import Caller
+from ms8.errors import Forbidden, NotFound, Unprocessable
+from ms8.models.events import BusDetail, EventBatch, IngestResult
+from ms8.repositories import events as repo
+from ms8.services import analytics_refresh, gamification
+
+# Events are accepted from 13 months back (retention; the partitions exist) to 1 day ahead
+# (clock skew). The partition job keeps the monthly partitions of that range in place.
+MAX_AGE = timedelta(days=396)
+MAX_AHEAD = timedelta(days=1)
+
+
+def resolve(caller: Caller, batch: EventBatch, now: datetime) -> list[repo.NewEvent]:
+    """Check every event and give it its owner; raises before anything is written."""
+    oldest, newest = now - MAX_AGE, now + MAX_AHEAD
+    rows = []
+    for i, e in enumerate(batch.events):
+        if caller.is_service:
+            if e.user_id is None:
+                raise Unprocessable(f"events[{i}].userId is required for a platform service")
+            user_id = e.user_id
+        else:
+            assert caller.user_id is not None
+            if e.user_id not in (None, caller.user_id):
+                raise Forbidden("users send only their own events", code="OWN_EVENTS_ONLY")
+            user_id = caller.user_id
+        if not oldest <= e.occurred_at <= newest:
+            raise Unprocessable(
+                f"events[{i}].occurredAt must lie between 13 months ago and 1 day ahead", code="OUT_OF_RANGE"
+            )
+        result = e.result
+        rows.append(repo.NewEvent(
+            e.event_id, user_id, e.verb, e.object_id, e.object_type, e.skills,
+            result.score if result else None, result.success if result else None,
+            result.duration_seconds if result else None, e.occurred_at,
+        ))
+    return rows
+
+
+def ingest(conn: psycopg.Connection, caller: Caller, batch: EventBatch, now: datetime) -> IngestResult:
+    """Store the batch and update the touched users, all inside the caller's transaction."""
+    assert caller.organization_id is not None
+    rows = resolve(caller, batch, now)
+    try:
+        inserted = repo.insert_batch(conn, caller.organization_id, rows)
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise NotFound("one or more users are not users of this organization") from exc
+    touched = sorted({e.user_id for e in inserted})
+    repo.lock_users(conn, touched)  # concurrent batches of one user: one after the other
+    computed = analytics_refresh.compute(conn, touched, now)
+    written = analytics_refresh.write(conn, computed, now)
+    points = gamification.award_and_refresh(conn, computed, inserted, now)
+    return IngestResult(
+        received=len(batch.events), inserted=len(inserted), duplicates=len(batch.events) - len(inserted),
+        users_updated=len(computed), analytics_written=written, points_awarded=points, computed_at=now,
+    )
+
+
+class InvalidBusEvent(ValueError):
+    """A platform bus event whose detail is not a valid batch of learning events."""
+
+
+def parse_bus_detail(detail: Mapping[str, Any] | None) -> BusDetail:
+    """The detail of a platform bus event: {"organizationId": ..., "events": [...]}."""
+    try:
+        return BusDetail.model_validate(detail)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'detail'}: {err['msg']}" for err in exc.errors()[:10]
+        )
+        raise InvalidBusEvent(f"invalid learning-events detail: {problems}") from None
+
+
+def ingest_from_bus(detail: Mapping[str, Any] | None, client_id: str, now: datetime) -> IngestResult:
+    """Ingest a bus event's batch as the registered platform client, in one transaction."""
+    parsed = parse_bus_detail(detail)
+    batch = EventBatch(events=parsed.events)
+    with db.runtime.transaction(db.as_service(client_id, "ingest", parsed.organization_id)) as (conn, caller):
+        return ingest(conn, caller, batch, now)
