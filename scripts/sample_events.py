@@ -51,6 +51,35 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "DELETE /v1/users/{userId}": {
         "sub": demo_ids.ORG_ADMIN, "path": {"userId": str(demo_ids.user_id(demo_ids.ACME, "learner-36"))},
     },
+    "PUT /v1/organizations/{orgId}": {
+        "claims": apigw.service_claims(demo_ids.DIRECTORY_CLIENT, ["directory"]),
+        "path": {"orgId": str(demo_ids.org_id(demo_ids.ACME))},
+        "body": {"name": "Acme Corporation", "kpis": ["completion rate"], "valuePropositions": [],
+                 "version": 1795694400000},
+    },
+    "PUT /v1/users/{userId}": {
+        "claims": apigw.service_claims(demo_ids.DIRECTORY_CLIENT, ["directory"]),
+        "path": {"userId": str(demo_ids.user_id(demo_ids.ACME, "learner-37"))},
+        "body": {"organizationId": str(demo_ids.org_id(demo_ids.ACME)), "email": "learner-37@acme.example",
+                 "name": "Learner 37", "roles": ["learner"], "timezone": "Europe/Berlin",
+                 "version": 1795694400000},
+    },
+    "GET /v1/users": {"sub": demo_ids.ORG_ADMIN, "query": {"limit": "20"}},
+    "PUT /v1/users/{userId}/roles": {
+        "sub": demo_ids.ORG_ADMIN, "path": {"userId": str(demo_ids.user_id(demo_ids.ACME, "learner-02"))},
+        "body": {"roles": ["learner", "trainer"]},
+    },
+    "PUT /v1/trainers/{trainerId}/learners/{learnerId}": {
+        "sub": demo_ids.ORG_ADMIN,
+        "path": {"trainerId": str(demo_ids.TRAINER), "learnerId": str(demo_ids.user_id(demo_ids.ACME, "learner-03"))},
+    },
+    "DELETE /v1/trainers/{trainerId}/learners/{learnerId}": {
+        "sub": demo_ids.ORG_ADMIN,
+        "path": {"trainerId": str(demo_ids.TRAINER), "learnerId": str(demo_ids.user_id(demo_ids.ACME, "learner-03"))},
+    },
+    "PUT /v1/skill-targets/{skill}": {
+        "sub": demo_ids.ORG_ADMIN, "path": {"skill": "sql"}, "body": {"targetLevel": 0.8},
+    },
 }
 
 

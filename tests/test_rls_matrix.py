@@ -86,7 +86,7 @@ reports               learner     +---    +---    +---    ----
 reports               trainer     +---    +---    +---    ----
 reports               org_admin   +++-    +---    +---    ----
 reports               ingest      .---    .---    .---    .---
-reports               directory   .---    .---    .---    .---
+reports               directory   .+++    .---    .---    .---
 reports               none        .---    .---    .---    .---
 report_links          learner     +---    +---    ----    ----
 report_links          trainer     +---    +---    ----    ----

@@ -168,7 +168,7 @@ POLICIES: dict[str, dict[str, str]] = {
                   f"OR {R} = 'ingest')",
     },
     "reports": {
-        "SELECT": f"organization_id = {O} AND (user_id = {U} OR {R} = 'org_admin')",
+        "SELECT": f"{DIR} OR (organization_id = {O} AND (user_id = {U} OR {R} = 'org_admin'))",
         "INSERT": f"organization_id = {O} AND user_id = {U} AND role = {R}",
         "UPDATE": f"organization_id = {O} AND user_id = {U}",
     },
