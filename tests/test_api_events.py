@@ -146,6 +146,8 @@ def test_an_event_repeated_inside_a_batch_is_stored_once(factory: Factory, org: 
     {"occurredAt": "2026-03-01T10:00:00"},  # no time zone
     {"eventId": "not-a-uuid"},
     {"extra": 1},
+    {"objectId": "nul\u0000byte"},      # refused by PostgreSQL: still 422, still nothing written
+    {"result": {"score": 1e-300}},      # below the smallest real: likewise
 ])
 def test_a_batch_with_one_bad_event_writes_nothing(factory: Factory, org: Org, bad: dict[str, Any]) -> None:
     alice = org.users["alice"]
