@@ -135,6 +135,11 @@ def handler(
             return error_body(
                 413, "PAYLOAD_TOO_LARGE", f"the request body exceeds {max_body_bytes} bytes", rid
             )
+        if body and not event.get("isBase64Encoded") and body.lstrip()[:1] != "{":
+            # Every body of this API is a JSON object; Powertools would read a JSON array as its
+            # first element, so anything else is refused here, before validation.
+            rid = (event.get("requestContext") or {}).get("requestId", "")
+            return error_body(422, "VALIDATION_ERROR", "the request body must be a JSON object", rid)
         return app.resolve(event, context)
 
     if tracing_enabled():
