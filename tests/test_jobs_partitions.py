@@ -72,6 +72,8 @@ def seed_rows(url: str) -> None:
                                           period_start, period_end, user_count, data)
         SELECT %s, 'daily', 'learner', 'engagement', d, d + 1, 10, '{"avg": 0.5}'
         FROM unnest(%s::date[]) AS d""", (org, sorted(starts)))
+    sql(url, "INSERT INTO app.rollup_inputs (organization_id, granularity, period_start, events, digest, version) "
+             "SELECT %s, 'daily', d, 1, 0, 1 FROM unnest(%s::date[]) AS d", (org, sorted(starts)))
     months = [add_months(TODAY.replace(day=1), i) for i in range(-13, 4)]
     moments = [datetime.combine(m, datetime.min.time(), UTC) + offset
                for m in months for offset in (timedelta(0), timedelta(days=14, hours=12))]
@@ -158,6 +160,10 @@ def test_eight_years_on_drops_what_is_past_retention_and_keeps_every_retained_ro
     assert [d for d in history(scratch) if d >= agg_cut] == retained_history
     assert f"aggregated_analytics_y{agg_cut.year}" in years_after
     assert any(d < agg_cut for d in history(scratch))
+    # The rollups' fingerprints of periods past retention go too, and only those.
+    prints = [r[0] for r in sql(scratch, "SELECT period_start FROM app.rollup_inputs ORDER BY 1")]
+    assert prints == retained_history
+    assert result["rowsWritten"] == result["details"]["fingerprintsForgotten"] > 0
     # Events: the whole old window is past 13 months by then; the new months exist.
     months_after = bounds(scratch, "learning_events")
     assert set(months_after) == expected_after(months_before, events_cut, months_ahead(later))

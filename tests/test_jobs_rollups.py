@@ -36,6 +36,7 @@ MONDAY = _FIRST + timedelta(days=(7 - _FIRST.weekday()) % 7)
 MONTH_DAYS = calendar.monthrange(MONDAY.year, MONDAY.month)[1]
 # A run as of the next month's first day, 40 days back: every day, the week and the month.
 RUN = {"date": add_months(MONDAY.replace(day=1), 1).isoformat(), "days": 40}
+GRANULARITIES = ("daily", "weekly", "monthly")
 
 
 def at(day_offset: int, hour: int = 12, minute: int = 0, second: int = 0) -> datetime:
@@ -187,8 +188,9 @@ def test_rollup_equals_the_hand_computed_figures_and_a_rerun_writes_nothing(scra
 
     again = invoke(handler, RUN)
 
+    assert [first["details"][g]["periodsChanged"] for g in GRANULARITIES] == [5, 2, 2]
     assert again["rowsWritten"] == 0
-    assert {again["details"][g]["updated"] for g in ("daily", "weekly", "monthly")} == {0}
+    assert [again["details"][g]["periodsChanged"] for g in GRANULARITIES] == [0, 0, 0]
     # Not even touched: same row versions (xmin), same updated_at.
     assert sql(scratch, "SELECT id, updated_at, xmin::text FROM aggregated_analytics ORDER BY id") == before
 
@@ -204,6 +206,7 @@ def test_a_replay_picks_up_new_events_and_erasures(scratch: str) -> None:
     # Day M+5 is new (velocity, engagement); week and month change for those two types only.
     daily = grown["details"]["daily"]
     assert (daily["inserted"], daily["updated"], daily["deleted"]) == (2, 0, 0)
+    assert [grown["details"][g]["periodsChanged"] for g in GRANULARITIES] == [1, 1, 1]  # only org A's
     assert (grown["details"]["weekly"]["updated"], grown["details"]["monthly"]["updated"]) == (2, 2)
     week = stored(scratch, [data.org_a])[(data.org_a, "weekly", "learning_velocity", MONDAY)]
     assert week[2]["max"] == 3 and week[2]["avg"] == pytest.approx(6 / 3, abs=1e-6)  # l3 now 2/week
@@ -213,9 +216,49 @@ def test_a_replay_picks_up_new_events_and_erasures(scratch: str) -> None:
     shrunk = invoke(handler, RUN)
 
     assert shrunk["details"]["daily"]["deleted"] == 5  # M+1 (3 types) and M+4 (2 types)
+    assert [shrunk["details"][g]["periodsChanged"] for g in GRANULARITIES] == [3, 1, 1]  # M, M+1, M+4
     days = {k[3] for k in stored(scratch, [data.org_a]) if k[1] == "daily"}
     assert days == {MONDAY, MONDAY + timedelta(days=2), MONDAY + timedelta(days=5)}
     assert invoke(handler, RUN)["rowsWritten"] == 0
+
+
+def test_a_role_change_is_an_input_change(scratch: str) -> None:
+    data = seed(scratch)
+    invoke(handler, RUN)
+    sql(scratch, "UPDATE users SET roles = '{trainer}' WHERE id = %s", (data.users["l1"],))
+
+    result = invoke(handler, RUN)
+
+    # l1 was active on M and M+2: those days, the week and the month are recomputed without l1.
+    assert [result["details"][g]["periodsChanged"] for g in GRANULARITIES] == [2, 1, 1]
+    rows = stored(scratch, [data.org_a])
+    assert rows[(data.org_a, "daily", "learning_velocity", MONDAY)][1] == 2
+    assert (data.org_a, "daily", "engagement", MONDAY + timedelta(days=2)) not in rows
+    assert rows[(data.org_a, "weekly", "mastery", MONDAY)][2]["avg"] == pytest.approx(0.8)  # l2 .6, l3 1.0
+
+
+def test_periods_are_recomputed_when_their_bookkeeping_is_missing_or_outdated(
+    scratch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = seed(scratch)
+    invoke(handler, RUN)
+    wanted = expected(data)
+
+    sql(scratch, "DELETE FROM app.rollup_inputs")  # rows without fingerprints: recomputed, same figures
+    again = invoke(handler, RUN)
+    assert [again["details"][g]["periodsChanged"] for g in GRANULARITIES] == [5, 2, 2]
+    assert again["rowsWritten"] == 0
+
+    monkeypatch.setattr(repo, "ROLLUP_VERSION", repo.ROLLUP_VERSION + 1)  # a new definition
+    bumped = invoke(handler, RUN)
+    assert [bumped["details"][g]["periodsChanged"] for g in GRANULARITIES] == [5, 2, 2]
+
+    sql(scratch, "DELETE FROM aggregated_analytics WHERE granularity = 'weekly' AND analytics_type = 'engagement' "
+                 "AND organization_id = %s", (data.org_b,))  # a fingerprint without its rows
+    restored = invoke(handler, RUN)
+    assert restored["details"]["weekly"] | {"from": 0, "to": 0} == {
+        "from": 0, "to": 0, "periodsChanged": 1, "inserted": 1, "updated": 0, "deleted": 0}
+    assert_matches(stored(scratch, [data.org_a, data.org_b]), wanted)
 
 
 def test_two_overlapping_runs_end_as_one(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,15 +1,12 @@
-"""Stale analytics: which users the job selects, in chunks, and what it hands on.
+"""Stale analytics: which users the job selects, in chunks, and what it hands on; then the
+whole job with issue 7's `ms8.services.analytics_refresh.recompute_users`.
 
-The recomputation itself is issue 7's `ms8.services.analytics_refresh.recompute_users`; here a
-recording stand-in takes its place so the job's own part (selection, chunks, cap, lock) is
-what is under test.
+Most tests put a recording stand-in in place of the recomputation, so that the job's own part
+(selection, chunks, cap) is what is under test; the last one runs the real thing.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +18,9 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from ms8 import db
 from ms8.repositories import maintenance
-from tests.jobs_support import FakeContext, scratch_database, sql
+from tests.jobs_support import FakeContext, PerThreadDatabase, load_handler, run_concurrently, scratch_database, sql
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -110,20 +108,14 @@ def test_without_maintenance_the_owner_sees_no_one(population: Population) -> No
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[UUID], datetime]]:
     """Stands in for issue 7's recompute_users and records each call."""
+    from ms8.jobs import stale
+
     calls: list[tuple[list[UUID], datetime]] = []
 
     def recompute_users(conn: psycopg.Connection, user_ids: list[UUID], now: datetime) -> int:
         calls.append((list(user_ids), now))
         return 4 * len(user_ids)
 
-    try:
-        importlib.import_module("ms8.services.analytics_refresh")
-    except ModuleNotFoundError:
-        fake = types.ModuleType("ms8.services.analytics_refresh")
-        fake.recompute_users = recompute_users  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "ms8.services.analytics_refresh", fake)
-    monkeypatch.delitem(sys.modules, "ms8.jobs.stale", raising=False)
-    stale = importlib.import_module("ms8.jobs.stale")
     monkeypatch.setattr(stale, "recompute_users", recompute_users)
     return calls
 
@@ -149,3 +141,55 @@ def test_the_job_hands_stale_users_on_in_chunks_up_to_its_cap(
     capped: dict[str, Any] = runner.handler(stale.JOB)({"scheduledTime": NOW.isoformat()}, FakeContext())
     assert [len(ids) for ids, _ in recorder] == [2]
     assert (capped["details"]["users"], capped["details"]["more"]) == (2, True)
+
+
+def test_the_job_recomputes_stale_users_and_a_second_run_finds_none() -> None:
+    with scratch_database(f"stale_real_{uuid.uuid4().hex[:8]}") as url:
+        org = uuid.uuid4()
+        sql(url, "INSERT INTO organizations (id, name) VALUES (%s, 'R')", (org,))
+        never, fresh = uuid.uuid4(), uuid.uuid4()
+        for key, user in (("never", never), ("fresh", fresh)):
+            sql(url, "INSERT INTO users (id, organization_id, email, name, roles) VALUES (%s, %s, %s, %s, '{learner}')",
+                (user, org, f"{key}-{user.hex}@example.test", key))
+        _event(url, never, org, NOW - timedelta(days=2))
+        _snapshot(url, fresh, org, "engagement", "computed", NOW - timedelta(hours=1))
+        _event(url, fresh, org, NOW - timedelta(minutes=10))
+        handler = load_handler("recompute_stale")
+
+        first = handler({"scheduledTime": NOW.isoformat()}, FakeContext())
+
+        assert (first["status"], first["details"]["users"]) == ("ok", 1)
+        rows = sql(url, "SELECT user_id, source, data_through FROM analytics WHERE source = 'computed' "
+                        "AND user_id = %s", (never,))
+        assert first["rowsWritten"] == len(rows) > 0
+        assert {r[2] for r in rows} == {NOW}  # computed as of the run's instant
+        before = sql(url, "SELECT id, version, updated_at FROM analytics ORDER BY id")
+
+        second = handler({"scheduledTime": NOW.isoformat()}, FakeContext())
+
+        assert (second["details"]["users"], second["rowsWritten"]) == (0, 0)
+        assert sql(url, "SELECT id, version, updated_at FROM analytics ORDER BY id") == before
+
+
+def test_two_overlapping_runs_end_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    with scratch_database(f"stale_two_{uuid.uuid4().hex[:8]}") as url:
+        org = uuid.uuid4()
+        sql(url, "INSERT INTO organizations (id, name) VALUES (%s, 'T')", (org,))
+        users = [uuid.uuid4() for _ in range(5)]
+        for user in users:
+            sql(url, "INSERT INTO users (id, organization_id, email, name, roles) "
+                     "VALUES (%s, %s, %s, 'u', '{learner}')", (user, org, f"{user.hex}@example.test"))
+            _event(url, user, org, NOW - timedelta(days=1))
+        handler = load_handler("recompute_stale")
+        per_thread = PerThreadDatabase()
+        monkeypatch.setattr(db, "owner", per_thread)
+        try:
+            results = run_concurrently([lambda: handler({"scheduledTime": NOW.isoformat()}, FakeContext())] * 2)
+        finally:
+            per_thread.reset()
+
+        assert sorted(r["status"] for r in results) in (["ok", "ok"], ["ok", "skipped"])
+        assert sum(r["details"].get("users", 0) for r in results) == 5  # each user recomputed once
+        computed = sql(url, "SELECT user_id, version FROM analytics WHERE source = 'computed'")
+        assert {r[0] for r in computed} == set(users)
+        assert {r[1] for r in computed} == {1}  # written once, never rewritten

@@ -9,7 +9,8 @@ its exclusive upper bound is at or before the cutoff; every row it holds is then
 cutoff, so no row inside retention is ever touched (a partition straddling the cutoff is kept
 whole until a later run). Retention: aggregated_analytics 7 years on period_start;
 learning_events EVENTS_RETENTION_MONTHS (default 13) on occurred_at. Both are measured back
-from the run's day, so `{"date": ...}` replays the job as of that day.
+from the run's day, so `{"date": ...}` replays the job as of that day. The rollups' input
+fingerprints (app.rollup_inputs) of periods past the 7 years are deleted at the same time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import UTC, date, datetime, time
 import psycopg
 
 from ms8.jobs.runner import Job, JobInput, Outcome
-from ms8.repositories import maintenance
+from ms8.repositories import maintenance, rollups
 
 YEARS_AHEAD = 2
 MONTHS_AHEAD = 3
@@ -75,13 +76,17 @@ def maintain(conn: psycopg.Connection, params: JobInput) -> Outcome:
         if isinstance(part.upper, datetime) and part.upper <= events_cutoff:
             maintenance.drop_partition(conn, "learning_events", part.name)
             dropped.append(part.name)
+    # The rollups' input fingerprints of periods whose history is gone go with it.
+    forgotten = rollups.forget_fingerprints_before(conn, aggregates_cutoff)
     return Outcome(
+        rows_written=forgotten,
         partitions_created=len(created),
         partitions_dropped=len(dropped),
         details={
             "created": created, "dropped": dropped,
             "aggregatesCutoff": aggregates_cutoff.isoformat(),
             "eventsCutoff": events_cutoff.isoformat(), "eventsRetentionMonths": events_months,
+            "fingerprintsForgotten": forgotten,
         },
     )
 

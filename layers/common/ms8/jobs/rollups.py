@@ -18,6 +18,11 @@ the last complete week before D; monthly likewise with calendar months. So the d
 also refreshes last week and last month (late events are picked up; unchanged rows are not
 rewritten), and `{"date": D, "days": 90}` backfills a quarter.
 
+Only periods whose inputs changed are recomputed: one pass over the window's events compares
+each (organization, period)'s learner events (count and digest) with what it was last rolled up
+from (app.rollup_inputs), so an unchanged re-run reads the events once and writes nothing, and
+the daily schedule recomputes last week and last month only where something arrived.
+
 Periods whose events are past the events' retention are refused rather than recomputed from
 nothing: the rollup would otherwise delete history it can no longer rebuild. The partitions
 the periods fall in are created first; should one still be missing, the INSERT fails loudly
@@ -65,13 +70,16 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
     years = sorted({y for start, end in spans.values() for y in range(start.year, (end - timedelta(days=1)).year + 1)})
     created = maintenance.ensure_yearly_partitions(conn, years)
     details: dict[str, object] = {"partitionsCreated": created}
+    changed = repo.changed_periods(conn, spans)
     written = 0
     for granularity, (start, end) in spans.items():
-        counts = repo.rollup(conn, granularity, start, end)
+        prints = changed[granularity]
+        counts = repo.rollup(conn, granularity, start, end, [(p.organization_id, p.period_start) for p in prints])
+        repo.save_fingerprints(conn, granularity, prints)
         written += counts.written
         details[granularity] = {
-            "from": start.isoformat(), "to": end.isoformat(), "inserted": counts.inserted,
-            "updated": counts.updated, "deleted": counts.deleted,
+            "from": start.isoformat(), "to": end.isoformat(), "periodsChanged": len(prints),
+            "inserted": counts.inserted, "updated": counts.updated, "deleted": counts.deleted,
         }
     return Outcome(rows_written=written, partitions_created=len(created), details=details)
 
