@@ -73,6 +73,13 @@ def test_active_day_is_the_users_local_day() -> None:
     assert [a.key for a in g.candidate_awards([late], NEW_YORK)] == ["active:2026-02-28"]
 
 
+def test_active_day_with_a_quarter_hour_offset() -> None:
+    kathmandu = ZoneInfo("Asia/Kathmandu")  # UTC+05:45: local midnight is at 18:15 UTC
+    before = src("session", datetime(2026, 3, 1, 18, 14, 59, tzinfo=UTC))
+    after = src("session", datetime(2026, 3, 1, 18, 15, tzinfo=UTC))
+    assert [a.key for a in g.candidate_awards([before, after], kathmandu)] == ["active:2026-03-01", "active:2026-03-02"]
+
+
 def _award(key: str, points: int, minutes: int) -> Award:
     return Award(key, points, NOW - timedelta(minutes=minutes), uuid.uuid4())
 

@@ -71,8 +71,13 @@ def next_level_points(points: int) -> int | None:
 def candidate_awards(events: Iterable[AwardSource], tz: tzinfo) -> list[Award]:
     """Every award the events could earn, one per key (the earliest event wins), oldest first."""
     best: dict[str, Award] = {}
+    day_keys: dict[int, str] = {}  # UTC quarter-hour -> active-day key: offsets are whole quarters
     for e in events:
-        keys: list[tuple[str, int]] = [(f"active:{e.occurred_at.astimezone(tz).date().isoformat()}", POINTS_ACTIVE_DAY)]
+        quarter = int(e.occurred_at.timestamp() // 900)
+        day_key = day_keys.get(quarter)
+        if day_key is None:
+            day_key = day_keys[quarter] = f"active:{e.occurred_at.astimezone(tz).date().isoformat()}"
+        keys: list[tuple[str, int]] = [(day_key, POINTS_ACTIVE_DAY)]
         if e.verb == "completed":
             keys.append((f"completed:{e.object_id}", POINTS_COMPLETED))
         elif e.verb == "passed":

@@ -4,7 +4,6 @@ events the analytics computation reads (one statement for all users)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
@@ -14,8 +13,7 @@ import psycopg
 from ms8.domain.metrics import EventRecord
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
+class NewEvent(NamedTuple):
     """One event to store, its owner resolved."""
 
     event_id: UUID
