@@ -453,7 +453,7 @@ class _Connection(asyncio.Protocol):
         head += [f"{k}: {v}" for k, v in reply.headers if k not in ("content-length", "connection")]
         head.append(f"content-length: {len(reply.body)}")
         head.append("connection: keep-alive" if keep_alive else "connection: close")
-        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + reply.body)
+        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1", "replace") + reply.body)
         if not keep_alive:
             self.transport.close()
 
