@@ -330,6 +330,13 @@ def test_bus_event_with_an_invalid_detail_fails_and_writes_nothing(detail: Any) 
         bus_handler()(bus_event(detail), FakeContext())
 
 
+def test_bus_event_without_a_detail_fails() -> None:
+    event = bus_event({})
+    del event["detail"]
+    with pytest.raises(ValueError, match="invalid learning-events detail"):
+        bus_handler()(event, FakeContext())
+
+
 def test_bus_event_with_a_foreign_user_fails_whole(factory: Factory, org: Org, other: Org) -> None:
     detail = {"organizationId": str(org.id),
               "events": [event(user=org.users["alice"]), event(user=other.users["xavier"])]}

@@ -37,7 +37,7 @@ CLIENT_ID = os.environ.get("BUS_CLIENT_ID", "platform-bus")
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(eventId=event.get_id, detailType=event.detail_type, source=event.source)
     try:
-        result = ingest_from_bus(event.detail, CLIENT_ID, datetime.now(UTC))
+        result = ingest_from_bus(event.get("detail"), CLIENT_ID, datetime.now(UTC))
     except Exception as exc:
         logger.exception("learning events not ingested", extra={"reason": str(exc)})
         metrics.add_metric(name="IngestFailures", unit=MetricUnit.Count, value=1)
