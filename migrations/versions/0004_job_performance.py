@@ -25,18 +25,14 @@ refresh's sort and the rollups' aggregates of about a million rows then stay in 
 default, not a SET in the job's transaction, so RDS Proxy has nothing to pin.
 
 Revision ID: 0004
-Revises: 0006
+Revises: 0003
 Create Date: 2026-11-26
-
-(Revision 0004 was set aside for this work to follow 0003; 0005 and 0006 were meanwhile written
-on top of 0003, so it follows the newest head instead, keeping one line of revisions. It does not
-depend on anything 0005 or 0006 do.)
 """
 
 from alembic import op
 
 revision = "0004"
-down_revision = "0006"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

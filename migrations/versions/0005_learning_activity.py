@@ -23,14 +23,14 @@ downgrade takes back only what this migration added. A deployment that sets anot
 BUS_CLIENT_ID registers that id the same way.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-26
 """
 
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
