@@ -19,7 +19,7 @@ $(STAMP):
 
 ## make run: embedded PostgreSQL, migrations, demo data, local S3 and the API on 127.0.0.1:3000
 run: $(STAMP)
-	$(BIN)/python -m scripts.local run
+	$(BIN)/python -m scripts.local run $(RUN_ARGS)
 
 ## make test: installs, starts PostgreSQL (or uses DATABASE_URL), migrates a fresh database, runs pytest
 test: $(STAMP)

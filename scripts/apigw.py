@@ -9,7 +9,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -65,12 +65,21 @@ class Route:
     def route_key(self) -> str:
         return f"{self.method} {self.path}"
 
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return _path_pattern(self.path)
+
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if method != self.method:
             return None
-        pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
-        found = re.match(pattern, path)
+        found = self.pattern.match(path)
         return found.groupdict() if found else None
+
+
+@cache
+def _path_pattern(path: str) -> re.Pattern[str]:
+    """/v1/users/{userId} -> a regex with a named group per path parameter (compiled once)."""
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
 
 
 def functions() -> list[Function]:

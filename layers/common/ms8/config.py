@@ -20,6 +20,7 @@ class Settings:
     secret_max_age_s: int
     reports_bucket: str
     report_link_ttl_s: int
+    report_retention_days: int
     s3_endpoint_url: str | None
     service_name: str
 
@@ -40,6 +41,8 @@ def settings() -> Settings:
         secret_max_age_s=_int("DB_SECRET_MAX_AGE", 300),
         reports_bucket=os.environ.get("REPORTS_BUCKET", "ms8-reports-local"),
         report_link_ttl_s=_int("REPORT_LINK_TTL", 900),
+        # As the bucket's lifecycle rule: files expire after as many days.
+        report_retention_days=_int("REPORT_RETENTION_DAYS", 30),
         s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
         service_name=os.environ.get("POWERTOOLS_SERVICE_NAME", "ms8-learning-analytics"),
     )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -57,13 +56,12 @@ from ms8.services.comparison import compare
 
 logger = Logger(child=True)
 
-DEFAULT_RETENTION_DAYS = 30  # the bucket's lifecycle rule expires report files after as many days
 MAX_SNAPSHOT_METRICS = 24
 
 
 def retention_days() -> int:
     """How long report files are kept (REPORT_RETENTION_DAYS, as the bucket's lifecycle rule)."""
-    return int(os.environ.get("REPORT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
+    return settings().report_retention_days
 
 
 def object_key(organization_id: UUID, user_id: UUID, report_id: UUID, fmt: ReportFormat) -> str:
