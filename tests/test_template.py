@@ -48,3 +48,22 @@ def test_committed_openapi_document_is_current() -> None:
     doc = json.loads(committed)
     documented = {f"{m.upper()} {p}" for p, item in doc["paths"].items() for m in item}
     assert documented == {r.route_key for r in apigw.routes()}
+
+
+def _pins(path: str) -> dict[str, str]:
+    pins = {}
+    for line in (apigw.ROOT / path).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line and not line.startswith("-r"):
+            name, version = line.split("==")
+            pins[name.split("[")[0].lower()] = version
+    return pins
+
+
+def test_function_requirements_pin_what_the_tests_run() -> None:
+    dev = _pins("requirements/reports.txt") | _pins("layers/common/requirements.txt")
+    for function in apigw.functions():
+        requirements = apigw.ROOT / function.code_uri / "requirements.txt"
+        if requirements.exists():
+            for name, version in _pins(str(requirements.relative_to(apigw.ROOT))).items():
+                assert dev.get(name) == version, f"{requirements}: {name}=={version} differs from the dev pins"
