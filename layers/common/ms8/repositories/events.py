@@ -52,8 +52,8 @@ FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::text
             %b::boolean[], %b::integer[], %b::timestamptz[])
      AS x(event_id, user_id, verb, object_id, object_type, skills, score, success,
           duration_seconds, occurred_at)
-ORDER BY x.event_id, x.occurred_at
-ON CONFLICT (event_id, occurred_at) DO NOTHING
+ORDER BY x.user_id, x.event_id, x.occurred_at
+ON CONFLICT (user_id, event_id, occurred_at) DO NOTHING
 RETURNING event_id, user_id, verb, object_id, occurred_at
 """
 
