@@ -24,18 +24,29 @@ On a shared machine wall-clock figures move with the load, so each ingest row al
 one batch costs, the handler's process and its PostgreSQL backend together (Linux /proc), and
 the load average is printed under the table.
 
+--http instead measures over real HTTP: the local gateway (scripts.gateway, `--workers`
+processes, each serving one request at a time as a Lambda container does, with its own
+database connection) on the bench database, and `--clients` concurrent keep-alive clients each
+POSTing its 1,000-event batches back to back with the platform ingest token (the JWT authorizer
+emulated). Events/s = events stored / elapsed time of all clients; the CPU per batch is the
+gateway workers' and their PostgreSQL backends' (the clients' own is left out).
+
     .venv/bin/python bench/bench_ingest.py [--batches 8] [--rebuild]
+    .venv/bin/python bench/bench_ingest.py --http [--clients 4] [--workers 2] [--batches 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -63,6 +74,8 @@ SKILLS = [f"skill-{i}" for i in range(8)]
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"]
 SHAPES = [1, 10, 50, 100, 1000]  # distinct learners per 1,000-event batch
 TARGET_INGEST = 20_000  # events/s through the handler
+TARGET_HTTP = 11_500  # events/s over HTTP through the local gateway
+HTTP_SHAPES = [1, 10, 100]
 TARGET_RECOMPUTE_S = 30.0
 BASELINE_HERE = 5_800  # events/s the target table quotes for the flat-file store
 
@@ -214,15 +227,97 @@ def flat_file_store(bodies: list[str], path: str) -> float:
     return len(bodies) * BATCH / (time.perf_counter() - started)
 
 
+def runtime_backends() -> list[int]:
+    """The runtime role's backends on the bench database (one per gateway worker)."""
+    with psycopg.connect(localdb.admin_url(), autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND usename = %s",
+                            (DB, localdb.RUNTIME_ROLE)).fetchall()
+    return [r[0] for r in rows]
+
+
+def post_all(url: str, token: str, bodies: list[str], failures: list[str]) -> None:
+    """One keep-alive client: POST the bodies one after the other; any other answer than a 200
+    storing the whole batch is a failure."""
+    parts = url.split("//", 1)[1].split(":")
+    conn = http.client.HTTPConnection(parts[0], int(parts[1]), timeout=120)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    try:
+        for body in bodies:
+            conn.request("POST", "/v1/events", body=body.encode(), headers=headers)
+            response = conn.getresponse()
+            answer = response.read()
+            if response.status != 200 or json.loads(answer)["inserted"] != BATCH:
+                failures.append(f"{response.status} {answer[:200]!r}")
+    except (OSError, http.client.HTTPException) as exc:
+        failures.append(repr(exc))
+    finally:
+        conn.close()
+
+
+def over_http(users: list[uuid.UUID], rnd: random.Random, args: argparse.Namespace) -> list[list[str]]:
+    """POST /v1/events through the local gateway: `clients` concurrent clients, `batches` each."""
+    from scripts import gateway, local, tokens
+
+    local.apply_function_env(None, db=DB)  # what the workers find in their environment
+    token = tokens.service_token(CLIENT, ["ingest"])
+    now = datetime.now(UTC)
+    pool = gateway.Workers(gateway.bind("127.0.0.1", 0), args.workers, quiet=True, stdout=subprocess.DEVNULL)
+    pool.start()
+    rows = [["work", "figure", "CPU per batch", "target", "verdict"]]
+    try:
+        warm = [[make_batch(rnd, rnd.sample(users, 10), now)] for _ in range(2 * args.workers)]
+        failures: list[str] = []
+        threads = [threading.Thread(target=post_all, args=(pool.url, token, b, failures)) for b in warm]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failures:
+            raise SystemExit(f"ingest over HTTP failed: {failures[0]}")
+        servers = [p.pid for p in pool.procs] + runtime_backends()
+        for learners in HTTP_SHAPES:
+            bodies = [[make_batch(rnd, rnd.sample(users, learners), now) for _ in range(args.batches)]
+                      for _ in range(args.clients)]
+            threads = [threading.Thread(target=post_all, args=(pool.url, token, b, failures)) for b in bodies]
+            cpu_before = cpu_seconds(servers)
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - started
+            if failures:
+                raise SystemExit(f"ingest over HTTP failed: {failures[0]}")
+            batches = args.clients * args.batches
+            cpu_ms = (cpu_seconds(servers) - cpu_before) / batches * 1000
+            rate = batches * BATCH / elapsed
+            rows.append([f"POST 1,000 events of {learners:,} learner{'s' if learners > 1 else ''}, "
+                         f"{args.clients} clients, {args.workers} workers",
+                         f"{rate:,.0f} ev/s", f"{cpu_ms:.0f} ms", f">= {TARGET_HTTP:,} ev/s",
+                         _common.verdict(rate >= TARGET_HTTP)])
+    finally:
+        pool.stop()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=8, help="timed batches per shape")
+    parser.add_argument("--batches", type=int, default=8, help="timed batches per shape (per client with --http)")
     parser.add_argument("--rebuild", action="store_true", help="build the bench database again")
+    parser.add_argument("--http", action="store_true", help="over HTTP through the local gateway instead")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (--http)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gateway workers (--http)")
     args = parser.parse_args()
 
     org = prepare(args.rebuild)
     users = reset(org)
     rnd = random.Random(7)
+    if args.http:
+        load_before = os.getloadavg()[0]
+        print(_common.table(over_http(users, rnd, args)))
+        print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs; "
+              "CPU per batch = the gateway workers + their PostgreSQL backends")
+        return
     route = next(r for r in apigw.routes() if r.route_key == "POST /v1/events")
     handler = apigw.load_handler(route.function)
     claims = apigw.service_claims(CLIENT, ["ingest"])

@@ -14,7 +14,7 @@ from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from ms8.domain.metrics import local_days
@@ -49,6 +49,19 @@ class AwardSource(NamedTuple):
     occurred_at: datetime
 
 
+class Source(Protocol):
+    """Anything with the fields of an AwardSource (the stored events of a batch have them)."""
+
+    @property
+    def event_id(self) -> UUID: ...
+    @property
+    def verb(self) -> str: ...
+    @property
+    def object_id(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Award:
     key: str
@@ -68,25 +81,31 @@ def next_level_points(points: int) -> int | None:
     return LEVEL_THRESHOLDS[level] if level < len(LEVEL_THRESHOLDS) else None
 
 
-def candidate_awards(events: Iterable[AwardSource], tz: tzinfo) -> list[Award]:
+def candidate_awards(events: Iterable[Source], tz: tzinfo) -> list[Award]:
     """Every award the events could earn, one per key (the earliest event wins), oldest first."""
-    best: dict[str, Award] = {}
+    best: dict[str, tuple[datetime, UUID, int]] = {}  # key -> (occurred_at, event_id, points)
     day_keys: dict[int, str] = {}  # UTC quarter-hour -> active-day key: offsets are whole quarters
     for e in events:
-        quarter = int(e.occurred_at.timestamp() // 900)
+        at = e.occurred_at
+        quarter = int(at.timestamp() // 900)
         day_key = day_keys.get(quarter)
         if day_key is None:
-            day_key = day_keys[quarter] = f"active:{e.occurred_at.astimezone(tz).date().isoformat()}"
-        keys: list[tuple[str, int]] = [(day_key, POINTS_ACTIVE_DAY)]
+            day_key = day_keys[quarter] = f"active:{at.astimezone(tz).date().isoformat()}"
+        _earliest(best, day_key, at, e.event_id, POINTS_ACTIVE_DAY)
         if e.verb == "completed":
-            keys.append((f"completed:{e.object_id}", POINTS_COMPLETED))
+            _earliest(best, f"completed:{e.object_id}", at, e.event_id, POINTS_COMPLETED)
         elif e.verb == "passed":
-            keys.append((f"passed:{e.object_id}", POINTS_PASSED))
-        for key, points in keys:
-            current = best.get(key)
-            if current is None or (e.occurred_at, e.event_id) < (current.occurred_at, current.event_id):
-                best[key] = Award(key, points, e.occurred_at, e.event_id)
-    return sorted(best.values(), key=lambda a: (a.occurred_at, a.key))
+            _earliest(best, f"passed:{e.object_id}", at, e.event_id, POINTS_PASSED)
+    awards = [Award(key, points, at, event_id) for key, (at, event_id, points) in best.items()]
+    awards.sort(key=lambda a: (a.occurred_at, a.key))
+    return awards
+
+
+def _earliest(best: dict[str, tuple[datetime, UUID, int]], key: str, at: datetime, event_id: UUID, points: int) -> None:
+    """Keep the award of `key` from the earliest event (ties: the smallest event id)."""
+    current = best.get(key)
+    if current is None or at < current[0] or (at == current[0] and event_id < current[1]):
+        best[key] = (at, event_id, points)
 
 
 def apply_hourly_cap(
@@ -142,9 +161,15 @@ class Streak:
 
 def active_days(occurred: Iterable[datetime], tz: tzinfo, first_day: date, last_day: date) -> set[date]:
     """The user's calendar days (in `tz`) from first_day to last_day with activity."""
+    return active_days_at((t.timestamp() for t in occurred), tz, first_day, last_day)
+
+
+def active_days_at(instants: Iterable[float], tz: tzinfo, first_day: date, last_day: date) -> set[date]:
+    """active_days of instants in POSIX seconds (see ms8.domain.metrics.EventRow)."""
     days = local_days(tz, first_day, (last_day - first_day).days + 1)
-    found = {days.index(t) for t in occurred}
-    return {days.dates[i] for i in found if i >= 0}
+    starts, dates = days.starts, days.dates
+    found = {bisect_right(starts, t) for t in instants}  # a day's position + 1 (LocalDays.index)
+    return {dates[i - 1] for i in found if 0 < i <= len(dates)}
 
 
 def streak_as_of(streak: Streak, today: date) -> int:
@@ -166,16 +191,20 @@ def compute_streak(days: Iterable[date], today: date, window_start: date, previo
     """
     one = timedelta(days=1)
     previous = previous or Streak()
-    runs: list[list[date]] = []
-    for d in sorted({d for d in days if window_start <= d <= today}):
-        if runs and d == runs[-1][1] + one:
-            runs[-1][1] = d
-        else:
-            runs.append([d, d])
-    longest = max([previous.longest, *(((end - start).days + 1) for start, end in runs)])
-    if not runs:
+    # The runs of consecutive days, as day numbers (date ordinals): the longest and the last.
+    first, last = window_start.toordinal(), today.toordinal()
+    longest = previous.longest
+    run_start = run_end = -1
+    for n in sorted({n for n in map(date.toordinal, days) if first <= n <= last}):
+        if n != run_end + 1:
+            if run_end >= 0:
+                longest = max(longest, run_end - run_start + 1)
+            run_start = n
+        run_end = n
+    if run_end < 0:
         return Streak(0, longest, previous.current_start, previous.last_active)
-    start, end = runs[-1]
+    longest = max(longest, run_end - run_start + 1)
+    start, end = date.fromordinal(run_start), date.fromordinal(run_end)
     if (
         start == window_start and previous.current_start is not None and previous.last_active is not None
         and previous.current_start < start and previous.last_active >= start - one

@@ -6,6 +6,10 @@ zone or the organization's skill targets, and returns the snapshot's `data`: the
 (ms8.models.base.HEADLINE_METRIC) first, then the detail. Numbers are rounded to 4 decimals so a
 recomputation over the same events writes the same JSON. docs/ANALYTICS.md states the same
 definitions in prose; change both, and bump DEFINITION_VERSION, when a definition changes.
+
+The definitions are written once, over EventRow: an event with its instant as POSIX seconds, the
+form the bulk read of ingest and recomputation delivers (no datetime object per event, no
+time-zone conversion per event). The functions over EventRecord convert and call the same code.
 """
 
 from __future__ import annotations
@@ -53,6 +57,31 @@ class EventRecord(NamedTuple):
     occurred_at: datetime
 
 
+class EventRow(NamedTuple):
+    """One event as the computations run on it: `at` is the instant in POSIX seconds.
+
+    A float tells microseconds apart, in order, for any instant before the year 2242, and both
+    datetime.timestamp() and PostgreSQL's date_part('epoch', ...) give the nearest one to the exact
+    value: comparing `at`s decides exactly as comparing the datetimes would.
+    """
+
+    verb: str
+    object_id: str
+    skills: Sequence[str]
+    score: float | None
+    duration_seconds: int | None
+    at: float
+
+
+def rows_of(events: Iterable[EventRecord]) -> list[EventRow]:
+    """The events as EventRows."""
+    new = tuple.__new__
+    return [
+        new(EventRow, (e.verb, e.object_id, e.skills, e.score, e.duration_seconds, e.occurred_at.timestamp()))
+        for e in events
+    ]
+
+
 def _r(value: float) -> float:
     return round(value, 4)
 
@@ -63,17 +92,19 @@ def learning_velocity(events: Iterable[EventRecord], now: datetime) -> dict[str,
     A completion is a `completed` event; an object completed several times in one window counts
     once there. `trend` = velocity - previous_velocity (completions per week; > 0 is faster).
     """
-    recent_from = now - timedelta(weeks=VELOCITY_WEEKS)
-    previous_from = now - timedelta(weeks=2 * VELOCITY_WEEKS)
+    return _velocity(rows_of(events), now)
+
+
+def _velocity(rows: Iterable[EventRow], now: datetime) -> dict[str, Any]:
+    now_s = now.timestamp()
+    recent_from = (now - timedelta(weeks=VELOCITY_WEEKS)).timestamp()
+    previous_from = (now - timedelta(weeks=2 * VELOCITY_WEEKS)).timestamp()
     recent: set[str] = set()
     previous: set[str] = set()
-    for e in events:
-        if e.verb not in COMPLETION_VERBS:
+    for verb, object_id, _, _, _, at in rows:
+        if verb not in COMPLETION_VERBS or at > now_s or at <= previous_from:
             continue
-        t = e.occurred_at
-        if t > now or t <= previous_from:
-            continue
-        (recent if t > recent_from else previous).add(e.object_id)
+        (recent if at > recent_from else previous).add(object_id)
     velocity = len(recent) / VELOCITY_WEEKS
     previous_velocity = len(previous) / VELOCITY_WEEKS
     return {
@@ -121,23 +152,26 @@ def engagement(events: Iterable[EventRecord], now: datetime, tz: tzinfo) -> dict
     active when it has at least one event of any verb. `sessions` counts `session` events;
     `minutes` sums every event's reported duration.
     """
+    return _engagement(rows_of(events), now, tz)
+
+
+def _engagement(rows: Iterable[EventRow], now: datetime, tz: tzinfo) -> dict[str, Any]:
     today = now.astimezone(tz).date()
-    days = local_days(tz, today - timedelta(days=ENGAGEMENT_DAYS - 1), ENGAGEMENT_DAYS)
-    active: set[int] = set()
+    starts = local_days(tz, today - timedelta(days=ENGAGEMENT_DAYS - 1), ENGAGEMENT_DAYS).starts
+    first, end = starts[0], starts[-1]
+    now_s = now.timestamp()
+    active: set[int] = set()  # day positions + 1: bisect_right(starts, at) (see LocalDays.index)
     sessions = 0
     seconds = 0
-    for e in events:
-        if e.occurred_at > now:
+    for verb, _, _, _, duration, at in rows:
+        if at > now_s or at < first or at >= end:
             continue
-        i = days.index(e.occurred_at)
-        if i < 0:
-            continue
-        active.add(i)
-        if e.verb == SESSION_VERB:
+        active.add(bisect_right(starts, at))
+        if verb == SESSION_VERB:
             sessions += 1
-        if e.duration_seconds:
-            seconds += e.duration_seconds
-    active_short = sum(1 for i in active if i >= ENGAGEMENT_DAYS - ENGAGEMENT_SHORT_DAYS)
+        if duration:
+            seconds += duration
+    active_short = sum(1 for i in active if i > ENGAGEMENT_DAYS - ENGAGEMENT_SHORT_DAYS)
     return {
         "engagement": _r(len(active) / ENGAGEMENT_DAYS),
         "engagement_7d": _r(active_short / ENGAGEMENT_SHORT_DAYS),
@@ -148,31 +182,26 @@ def engagement(events: Iterable[EventRecord], now: datetime, tz: tzinfo) -> dict
     }
 
 
-def _mastery_sums(
-    events: Iterable[EventRecord], now: datetime
-) -> tuple[float, float, dict[str, list[float]], int]:
-    lower = now - timedelta(days=MASTERY_DAYS)
+def _mastery_sums(rows: Iterable[EventRow], now: datetime) -> tuple[float, float, dict[str, list[float]], int]:
+    lower = (now - timedelta(days=MASTERY_DAYS)).timestamp()
     now_s = now.timestamp()
     num = den = 0.0
     skills: dict[str, list[float]] = {}
     count = 0
-    for e in events:
-        score = e.score
-        if score is None or e.verb not in ASSESSMENT_VERBS:
+    for verb, _, event_skills, score, _, at in rows:
+        if score is None or verb not in ASSESSMENT_VERBS or at > now_s or at <= lower:
             continue
-        t = e.occurred_at
-        if t > now or t <= lower:
-            continue
-        weight = 0.5 ** ((now_s - t.timestamp()) / _HALF_LIFE_S)
+        weight = 0.5 ** ((now_s - at) / _HALF_LIFE_S)
+        weighted = weight * score
         count += 1
-        num += weight * score
+        num += weighted
         den += weight
-        for skill in e.skills:
+        for skill in event_skills:
             sums = skills.get(skill)
             if sums is None:
-                skills[skill] = [weight * score, weight]
+                skills[skill] = [weighted, weight]
             else:
-                sums[0] += weight * score
+                sums[0] += weighted
                 sums[1] += weight
     return num, den, skills, count
 
@@ -184,7 +213,11 @@ def mastery(events: Iterable[EventRecord], now: datetime) -> dict[str, Any]:
     90 days. A score's weight halves every 30 days of age. An event counts once overall and once
     for each of its skills. No assessments: `mastery` is null and `skills` empty.
     """
-    num, den, skills, count = _mastery_sums(events, now)
+    return _mastery(rows_of(events), now)
+
+
+def _mastery(rows: Iterable[EventRow], now: datetime) -> dict[str, Any]:
+    num, den, skills, count = _mastery_sums(rows, now)
     return {
         "mastery": _r(num / den) if den > 0 else None,
         "skills": {s: _r(v[0] / v[1]) for s, v in sorted(skills.items()) if v[1] > 0},
@@ -214,10 +247,17 @@ def compute_all(
     events: Sequence[EventRecord], now: datetime, tz: tzinfo, targets: Mapping[str, float]
 ) -> dict[str, dict[str, Any]]:
     """Every analytics type of one user: analytics_type -> data."""
-    mastery_data = mastery(events, now)
+    return compute_rows(rows_of(events), now, tz, targets)
+
+
+def compute_rows(
+    rows: Sequence[EventRow], now: datetime, tz: tzinfo, targets: Mapping[str, float]
+) -> dict[str, dict[str, Any]]:
+    """compute_all over EventRows."""
+    mastery_data = _mastery(rows, now)
     return {
-        "learning_velocity": learning_velocity(events, now),
-        "engagement": engagement(events, now, tz),
+        "learning_velocity": _velocity(rows, now),
+        "engagement": _engagement(rows, now, tz),
         "mastery": mastery_data,
         "skill_gap": skill_gap_from_mastery(mastery_data["skills"], targets),
     }

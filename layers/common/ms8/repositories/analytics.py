@@ -73,7 +73,7 @@ class SnapshotWrite:
     data_through: datetime | None = None
 
 
-_UPSERT = """
+_WRITE = """
 INSERT INTO analytics AS a (user_id, organization_id, role, analytics_type, data, source,
                             definition_version, window_days, data_through)
 SELECT x.user_id, x.organization_id, x.role, x.analytics_type, x.data, x.source,
@@ -86,8 +86,8 @@ ON CONFLICT (user_id, role, analytics_type) DO UPDATE
 SET data = EXCLUDED.data, source = EXCLUDED.source,
     definition_version = EXCLUDED.definition_version, window_days = EXCLUDED.window_days,
     data_through = EXCLUDED.data_through, version = a.version + 1
-RETURNING id, user_id, role, analytics_type, version, updated_at
 """
+_UPSERT = _WRITE + "RETURNING id, user_id, role, analytics_type, version, updated_at\n"
 
 
 def _payload(rows: Sequence[SnapshotWrite]) -> str:
@@ -119,3 +119,11 @@ def upsert_batch(conn: psycopg.Connection, rows: Sequence[SnapshotWrite]) -> lis
         WrittenAnalytics.model_construct(**dict(zip(fields, r, strict=True)))
         for r in conn.execute(_UPSERT, (_payload(rows),)).fetchall()
     ]
+
+
+def upsert_batch_count(conn: psycopg.Connection, rows: Sequence[SnapshotWrite]) -> int:
+    """upsert_batch without reading the rows back (thousands, for a recomputation): how many
+    were written."""
+    if not rows:
+        return 0
+    return conn.execute(_WRITE, (_payload(rows),)).rowcount

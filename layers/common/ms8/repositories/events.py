@@ -10,7 +10,7 @@ from uuid import UUID
 
 import psycopg
 
-from ms8.domain.metrics import EventRecord
+from ms8.domain.metrics import EventRecord, EventRow
 
 
 class NewEvent(NamedTuple):
@@ -29,7 +29,7 @@ class NewEvent(NamedTuple):
 
 
 class InsertedEvent(NamedTuple):
-    """An event the batch stored for the first time (replays are not returned)."""
+    """An event stored for the first time, as awarding points reads it (a NewEvent has the same fields)."""
 
     event_id: UUID
     user_id: UUID
@@ -42,38 +42,58 @@ class InsertedEvent(NamedTuple):
 # string joined by SKILL_SEPARATOR (skills cannot contain control characters: see the model).
 # Rows are inserted in key order, so two batches that share event ids lock them in the same
 # order and cannot deadlock. A key already stored (a replay) is skipped, not updated.
+# The answer is one row: how many rows were stored and, only when that is fewer than were sent
+# (replays, or an event repeated in the batch), the ids of those stored. A batch of new events,
+# the usual case, sends nothing back per row.
 SKILL_SEPARATOR = "\x1f"
 _INSERT = """
-INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
-                             skills, score, success, duration_seconds, occurred_at)
-SELECT x.event_id, x.user_id, %s, x.verb, x.object_id, x.object_type,
-       string_to_array(x.skills, E'\\x1f'), x.score, x.success, x.duration_seconds, x.occurred_at
-FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[], %b::real[],
-            %b::boolean[], %b::integer[], %b::timestamptz[])
-     AS x(event_id, user_id, verb, object_id, object_type, skills, score, success,
-          duration_seconds, occurred_at)
-ORDER BY x.user_id, x.event_id, x.occurred_at
-ON CONFLICT (user_id, event_id, occurred_at) DO NOTHING
-RETURNING event_id, user_id, verb, object_id, occurred_at
+WITH stored AS (
+    INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
+                                 skills, score, success, duration_seconds, occurred_at)
+    SELECT x.event_id, x.user_id, %s, x.verb, x.object_id, x.object_type,
+           string_to_array(x.skills, E'\\x1f'), x.score, x.success, x.duration_seconds, x.occurred_at
+    FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[], %b::real[],
+                %b::boolean[], %b::integer[], %b::timestamptz[])
+         AS x(event_id, user_id, verb, object_id, object_type, skills, score, success,
+              duration_seconds, occurred_at)
+    ORDER BY x.user_id, x.event_id, x.occurred_at
+    ON CONFLICT (user_id, event_id, occurred_at) DO NOTHING
+    RETURNING event_id
+)
+SELECT count(*)::integer, CASE WHEN count(*) < %s THEN array_agg(event_id) END FROM stored
 """
 
 
-def insert_batch(conn: psycopg.Connection, organization_id: UUID, rows: Sequence[NewEvent]) -> list[InsertedEvent]:
-    """Store the events of one organization; returns those that were not stored before.
+def insert_batch(conn: psycopg.Connection, organization_id: UUID, rows: Sequence[NewEvent]) -> list[NewEvent]:
+    """Store the events of one organization; returns those that were not stored before (an event
+    repeated in `rows` once).
 
     RLS checks every row (the caller's organization; a user's own events), and the foreign key
     (organization_id, user_id) -> users refuses a user of another organization.
     """
     if not rows:
         return []
-    params = (
-        organization_id, [r.event_id for r in rows], [r.user_id for r in rows], [r.verb for r in rows],
-        [r.object_id for r in rows], [r.object_type for r in rows],
-        [SKILL_SEPARATOR.join(r.skills) for r in rows], [r.score for r in rows], [r.success for r in rows],
-        [r.duration_seconds for r in rows], [r.occurred_at for r in rows],
+    event_ids, user_ids, verbs, object_ids, object_types, skills, scores, successes, durations, occurred = zip(
+        *rows, strict=True
     )
-    make = InsertedEvent._make
-    return [make(r) for r in conn.execute(_INSERT, params).fetchall()]
+    join = SKILL_SEPARATOR.join
+    row = conn.execute(_INSERT, (
+        organization_id, list(event_ids), list(user_ids), list(verbs), list(object_ids), list(object_types),
+        [join(s) for s in skills], list(scores), list(successes), list(durations), list(occurred), len(rows),
+    )).fetchone()
+    assert row is not None
+    count, stored_ids = row
+    if count == len(rows):
+        return list(rows)
+    # Some were stored before, or sent twice: the rows of the ids stored, each once. An id
+    # stands for one row here (the model refuses an id repeated with different content).
+    pending = set(stored_ids or ())
+    inserted = []
+    for r in rows:
+        if r.event_id in pending:
+            pending.discard(r.event_id)
+            inserted.append(r)
+    return inserted
 
 
 # Transaction-scoped advisory locks in a key space of their own (two int4 keys), taken in id
@@ -121,4 +141,40 @@ def window(
             events.append(new(EventRecord, (
                 verb, object_id, skills.split(sep) if skills else none, score, success, duration, occurred_at,
             )))
+    return {UUID(key): events for key, events in by_text.items()}
+
+
+# The computation's bulk read (ingest, recomputation): as _WINDOW, with the instant as POSIX
+# seconds instead of a datetime (date_part gives the double nearest the exact value, as
+# datetime.timestamp() does; see EventRow) and without `success`, which no computation reads.
+_WINDOW_ROWS = """
+SELECT user_id::text, verb, object_id, array_to_string(skills, E'\\x1f'), score, duration_seconds,
+       date_part('epoch', occurred_at)
+FROM learning_events
+WHERE user_id = ANY (%s) AND occurred_at > %s AND occurred_at <= %s
+"""
+_FETCH = 10_000  # rows converted at a time: fewer live objects, less work for the cyclic GC
+
+
+def window_rows(
+    conn: psycopg.Connection, user_ids: Sequence[UUID], since: datetime, until: datetime
+) -> dict[UUID, list[EventRow]]:
+    """window() as EventRows: one tuple per event, the rows with the same skills sharing one."""
+    if not user_ids:
+        return {}
+    by_text: dict[str, list[EventRow]] = {}
+    split: dict[str | None, tuple[str, ...]] = {}
+    new = tuple.__new__
+    sep = SKILL_SEPARATOR
+    with conn.cursor(binary=True) as cur:
+        cur.execute(_WINDOW_ROWS, (list(user_ids), since, until))
+        while chunk := cur.fetchmany(_FETCH):
+            for user, verb, object_id, skills, score, duration, at in chunk:
+                events = by_text.get(user)
+                if events is None:
+                    events = by_text[user] = []
+                parts = split.get(skills)
+                if parts is None:
+                    parts = split[skills] = tuple(skills.split(sep)) if skills else ()
+                events.append(new(EventRow, (verb, object_id, parts, score, duration, at)))
     return {UUID(key): events for key, events in by_text.items()}

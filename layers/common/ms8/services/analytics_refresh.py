@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from ms8.domain import metrics
+from ms8.gcpause import gc_paused
 from ms8.repositories import computation, events
-from ms8.repositories.analytics import SnapshotWrite, upsert_batch
+from ms8.repositories.analytics import SnapshotWrite, upsert_batch_count
 
 ROLE = "learner"  # learning activity is the learner's
 
@@ -42,7 +43,7 @@ class Computed:
     user_id: UUID
     organization_id: UUID
     tz: ZoneInfo
-    events: list[metrics.EventRecord]
+    events: list[metrics.EventRow]
     data: dict[str, dict[str, Any]]
 
 
@@ -51,13 +52,13 @@ def compute(conn: psycopg.Connection, user_ids: Sequence[UUID], now: datetime) -
     owners = computation.owners(conn, sorted(set(user_ids)))
     if not owners:
         return {}
-    window = events.window(conn, list(owners), now - metrics.READ_WINDOW, now)
+    window = events.window_rows(conn, list(owners), now - metrics.READ_WINDOW, now)
     targets = computation.skill_targets(conn, {org for org, _ in owners.values()})
     result = {}
     for user_id, (org, tz_name) in owners.items():
         tz = zone(tz_name)
         user_events = window.get(user_id, [])
-        data = metrics.compute_all(user_events, now, tz, targets.get(org, {}))
+        data = metrics.compute_rows(user_events, now, tz, targets.get(org, {}))
         result[user_id] = Computed(user_id, org, tz, user_events, data)
     return result
 
@@ -74,9 +75,10 @@ def write(conn: psycopg.Connection, computed: Mapping[UUID, Computed], now: date
         for c in computed.values()
         for analytics_type, data in c.data.items()
     ]
-    return len(upsert_batch(conn, rows))
+    return upsert_batch_count(conn, rows)
 
 
 def recompute_users(conn: psycopg.Connection, user_ids: list[UUID], now: datetime) -> int:
     """Recompute and store the analytics of `user_ids` as of `now`; returns snapshots written."""
-    return write(conn, compute(conn, user_ids, now), now)
+    with gc_paused():  # the users' event windows: many objects, no cycles
+        return write(conn, compute(conn, user_ids, now), now)

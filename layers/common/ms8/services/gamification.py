@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import Protocol
 from uuid import UUID
 
 import psycopg
@@ -13,23 +15,33 @@ from ms8.domain import gamification as rules
 from ms8.domain.metrics import READ_WINDOW
 from ms8.models.gamification import Badge, GamificationView, Leaderboard, LeaderboardEntry, StreakView
 from ms8.repositories import gamification as repo
-from ms8.repositories.events import InsertedEvent
 from ms8.services.analytics_refresh import Computed, zone
+
+_AT = attrgetter("at")
+
+
+class StoredEvent(rules.Source, Protocol):
+    """A newly stored event (ms8.repositories.events.NewEvent or InsertedEvent)."""
+
+    @property
+    def user_id(self) -> UUID: ...
 
 
 def award_and_refresh(
-    conn: psycopg.Connection, computed: Mapping[UUID, Computed], new_events: Sequence[InsertedEvent], now: datetime
+    conn: psycopg.Connection, computed: Mapping[UUID, Computed], new_events: Sequence[StoredEvent], now: datetime
 ) -> int:
     """Award the points the new events earn (idempotent per award key, within the hourly cap),
     then rewrite the gamification rows of the users in `computed`. Returns points awarded."""
-    sources: dict[UUID, list[rules.AwardSource]] = {}
+    sources: dict[UUID, list[StoredEvent]] = {}
     completed: set[UUID] = set()
     for e in new_events:
+        user_events = sources.get(e.user_id)
+        if user_events is None:
+            user_events = sources[e.user_id] = []
+        user_events.append(e)
         if e.verb == "completed":
             completed.add(e.user_id)
-        if e.user_id in computed:
-            sources.setdefault(e.user_id, []).append(rules.AwardSource(e.event_id, e.verb, e.object_id, e.occurred_at))
-    candidates = {u: rules.candidate_awards(s, computed[u].tz) for u, s in sources.items()}
+    candidates = {u: rules.candidate_awards(s, computed[u].tz) for u, s in sources.items() if u in computed}
     user_ids = sorted(computed)
     ledger = repo.ledger(
         conn, user_ids, [(u, a.key) for u, awards in candidates.items() for a in awards], now - rules.CAP_WINDOW
@@ -50,7 +62,7 @@ def award_and_refresh(
         rows.append((u, c.organization_id, rules.next_state(
             previous.get(u),
             points=ledger.total.get(u, 0) + written.get(u, 0),
-            days=rules.active_days((e.occurred_at for e in c.events), c.tz, window_start, today),
+            days=rules.active_days_at(map(_AT, c.events), c.tz, window_start, today),
             completed=u in completed or _completions(c) > 0,
             skill_mastery=c.data["mastery"]["skills"],
             today=today,

@@ -11,7 +11,7 @@ Who may send what:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from ms8 import db
 from ms8.db import Caller
 from ms8.errors import Forbidden, NotFound, Unprocessable
+from ms8.gcpause import gc_paused
 from ms8.models.events import BusDetail, EventBatch, IngestResult
 from ms8.repositories import events as repo
 from ms8.services import analytics_refresh, gamification
@@ -33,32 +34,51 @@ MAX_AHEAD = timedelta(days=1)
 def resolve(caller: Caller, batch: EventBatch, now: datetime) -> list[repo.NewEvent]:
     """Check every event and give it its owner; raises before anything is written."""
     oldest, newest = now - MAX_AGE, now + MAX_AHEAD
+    service, own = caller.is_service, caller.user_id
+    assert service or own is not None
+    new, row = tuple.__new__, repo.NewEvent
     rows = []
     for i, e in enumerate(batch.events):
-        if caller.is_service:
-            if e.user_id is None:
+        user_id = e.user_id
+        if service:
+            if user_id is None:
                 raise Unprocessable(f"events[{i}].userId is required for a platform service")
-            user_id = e.user_id
+        elif user_id is None or user_id == own:
+            user_id = own
         else:
-            assert caller.user_id is not None
-            if e.user_id not in (None, caller.user_id):
-                raise Forbidden("users send only their own events", code="OWN_EVENTS_ONLY")
-            user_id = caller.user_id
-        if not oldest <= e.occurred_at <= newest:
+            raise Forbidden("users send only their own events", code="OWN_EVENTS_ONLY")
+        # In UTC from here on: the parsed offsets (pydantic's TzInfo) are slow to read, and every
+        # comparison, timestamp and dump of the instant reads one.
+        occurred_at = e.occurred_at.astimezone(UTC)
+        if not oldest <= occurred_at <= newest:
             raise Unprocessable(
                 f"events[{i}].occurredAt must lie between 13 months ago and 1 day ahead", code="OUT_OF_RANGE"
             )
         result = e.result
-        rows.append(repo.NewEvent(
-            e.event_id, user_id, e.verb, e.object_id, e.object_type, e.skills,
-            result.score if result else None, result.success if result else None,
-            result.duration_seconds if result else None, e.occurred_at,
-        ))
+        score = success = duration = None
+        if result is not None:
+            score, success, duration = result.score, result.success, result.duration_seconds
+        rows.append(new(row, (
+            e.event_id, user_id, e.verb, e.object_id, e.object_type, e.skills, score, success, duration, occurred_at,
+        )))
     return rows
 
 
 def ingest(conn: psycopg.Connection, caller: Caller, batch: EventBatch, now: datetime) -> IngestResult:
     """Store the batch and update the touched users, all inside the caller's transaction."""
+    with gc_paused():  # many objects (the batch, the touched users' windows), no cycles
+        inserted, users_updated, written, points = _store_and_update(conn, caller, batch, now)
+    return IngestResult(
+        received=len(batch.events), inserted=inserted, duplicates=len(batch.events) - inserted,
+        users_updated=users_updated, analytics_written=written, points_awarded=points, computed_at=now,
+    )
+
+
+def _store_and_update(
+    conn: psycopg.Connection, caller: Caller, batch: EventBatch, now: datetime
+) -> tuple[int, int, int, int]:
+    """Events inserted, users updated, snapshots written, points awarded. What it builds is freed
+    when it returns, before the garbage collector resumes."""
     assert caller.organization_id is not None
     rows = resolve(caller, batch, now)
     try:
@@ -70,10 +90,7 @@ def ingest(conn: psycopg.Connection, caller: Caller, batch: EventBatch, now: dat
     computed = analytics_refresh.compute(conn, touched, now)
     written = analytics_refresh.write(conn, computed, now)
     points = gamification.award_and_refresh(conn, computed, inserted, now)
-    return IngestResult(
-        received=len(batch.events), inserted=len(inserted), duplicates=len(batch.events) - len(inserted),
-        users_updated=len(computed), analytics_written=written, points_awarded=points, computed_at=now,
-    )
+    return len(inserted), len(computed), written, points
 
 
 class InvalidBusEvent(ValueError):
