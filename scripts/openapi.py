@@ -23,7 +23,9 @@ DESCRIPTION = """Learning analytics for a corporate learning platform.
 Every request carries `Authorization: Bearer <JWT>`. `X-Active-Role` picks the role
 (`learner`, `trainer`, `org_admin`); it may be omitted when the user holds exactly one and is
 honoured only if the user holds it. Errors are JSON: `{"error": {"code", "message", "requestId"}}`.
-Rows another user may not see answer 404, exactly as rows that do not exist."""
+Rows another user may not see answer 404, exactly as rows that do not exist. API Gateway itself
+answers a missing or invalid token (401), a path no route matches (404) and a body over 10 MB
+(413), before any function runs, as `{"message": ...}`."""
 
 
 def generate() -> dict[str, Any]:
@@ -66,16 +68,31 @@ ERRORS = {
     "422": "Validation failed",
     "503": "The database or storage is unavailable; retry",
 }
-BODY_ERRORS = {"409": "Conflict with the current state", "413": "The request body is too large"}
+BODY_ERRORS = {"409": "Conflict with the current state", "413": "The request body is too large",
+               "415": "The request body is not application/json"}
+# API Gateway answers these itself, before any function runs, as `{"message": ...}`: 401 from the
+# JWT authorizer (no token, or an invalid or expired one), 404 for a path or method no route
+# matches (e.g. a path parameter holding a `/`), 413 for a body over the HTTP API's 10 MB.
+GATEWAY_ANSWERS = ("401", "404", "413")
+GATEWAY_SCHEMA = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {"message": {"type": "string", "examples": ["Unauthorized"]}},
+    "description": "API Gateway's own answer (no function ran): `Unauthorized`, `Not Found`, "
+                   "`Request Entity Too Large`",
+}
 
 
 def _with_error_responses(doc: dict[str, Any]) -> dict[str, Any]:
     """Describe the API's one error shape on every operation (in place of Powertools' default 422)."""
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-    schemas.pop("HTTPValidationError", None)
-    schemas.pop("ValidationError", None)
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(name, None)  # Powertools' own shapes: never answered (ResponseValidationError's $ref dangled)
     schemas["ErrorResponse"] = ERROR_SCHEMA
+    schemas["GatewayMessage"] = GATEWAY_SCHEMA
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    either = {"content": {"application/json": {"schema": {"anyOf": [
+        {"$ref": "#/components/schemas/ErrorResponse"}, {"$ref": "#/components/schemas/GatewayMessage"}]}}}}
     for path_item in doc.get("paths", {}).values():
         for method, operation in path_item.items():
             codes = dict(ERRORS)
@@ -83,7 +100,10 @@ def _with_error_responses(doc: dict[str, Any]) -> dict[str, Any]:
                 codes.update(BODY_ERRORS)
             responses = operation.setdefault("responses", {})
             for code, description in codes.items():
-                responses[code] = {"description": description, **ref}
+                if code in GATEWAY_ANSWERS:
+                    responses[code] = {"description": f"{description} (or API Gateway's own answer)", **either}
+                else:
+                    responses[code] = {"description": description, **ref}
     return doc
 
 

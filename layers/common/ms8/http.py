@@ -19,6 +19,7 @@ client id. Organization and roles always come from the database.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import warnings
@@ -135,11 +136,10 @@ def handler(
             return error_body(
                 413, "PAYLOAD_TOO_LARGE", f"the request body exceeds {max_body_bytes} bytes", rid
             )
-        if body and not event.get("isBase64Encoded") and body.lstrip()[:1] != "{":
-            # Every body of this API is a JSON object; Powertools would read a JSON array as its
-            # first element, so anything else is refused here, before validation.
+        refused = _refuse_body(event) if body else None
+        if refused is not None:
             rid = (event.get("requestContext") or {}).get("requestId", "")
-            return error_body(422, "VALIDATION_ERROR", "the request body must be a JSON object", rid)
+            return error_body(*refused, rid)
         return app.resolve(event, context)
 
     if tracing_enabled():
@@ -147,6 +147,28 @@ def handler(
 
         lambda_handler = Tracer().capture_lambda_handler(lambda_handler)
     return lambda_handler  # type: ignore[no-any-return]
+
+
+def _refuse_body(event: dict[str, Any]) -> tuple[int, str, str] | None:
+    """(status, code, message) for a body this API never takes, before Powertools reads it.
+
+    Every body of this API is a JSON object. Powertools fails with a 500 on a Content-Type it
+    cannot read (text/plain, a multipart without a boundary) and on a base64-encoded body that is
+    not UTF-8, and reads a JSON array as its first element: all refused here.
+    """
+    headers = event.get("headers") or {}
+    ctype = next((str(v) for k, v in headers.items() if str(k).lower() == "content-type"), "").strip()
+    if ctype and not ctype.startswith(JSON):  # what Powertools reads as JSON: no type, or application/json
+        return 415, "UNSUPPORTED_MEDIA_TYPE", "the request body must be application/json"
+    text = event["body"]
+    if event.get("isBase64Encoded"):
+        try:
+            text = base64.b64decode(text, validate=True).decode("utf-8")
+        except ValueError:  # not base64, or not UTF-8 (UnicodeDecodeError is a ValueError)
+            return 422, "VALIDATION_ERROR", "the request body must be UTF-8 JSON"
+    if str(text).lstrip()[:1] != "{":
+        return 422, "VALIDATION_ERROR", "the request body must be a JSON object"
+    return None
 
 
 def _claims(app: APIGatewayHttpResolver) -> dict[str, Any]:

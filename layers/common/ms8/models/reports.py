@@ -12,13 +12,16 @@ from ms8.models.base import ANALYTICS_TYPES, AnalyticsType, ApiModel, Role
 from ms8.reports.model import MAX_PERIOD_DAYS, ReportFormat, ReportKind
 
 DEFAULT_PERIOD_DAYS = 30
+# Days a report may cover: far from date.min and date.max, so a period, its default and the
+# series' look-back before it (reports.series) stay real dates rather than an OverflowError.
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 ReportStatus = Literal["pending", "ready", "failed", "expired"]
 
 
 class ReportRequest(ApiModel):
     """A report to generate. The period is whole days, both ends included (at most 366); it
-    defaults to the 30 days ending today (UTC), or to the 30 days from `from`. `types` defaults
-    to all four."""
+    defaults to the 30 days ending today (UTC), or to the 30 days from `from`; days fall between
+    2000-01-01 and 2999-12-31. `types` defaults to all four."""
 
     format: ReportFormat = Field(description="pdf, csv, excel (.xlsx) or json")
     start: date | None = Field(default=None, alias="from", description="First day (YYYY-MM-DD)")
@@ -29,6 +32,8 @@ class ReportRequest(ApiModel):
     def _period(self) -> ReportRequest:
         if len(set(self.types)) != len(self.types):
             raise ValueError("types must not repeat")
+        if any(d is not None and not EARLIEST_DAY <= d <= LATEST_DAY for d in (self.start, self.end)):
+            raise ValueError(f"'from' and 'to' must fall between {EARLIEST_DAY} and {LATEST_DAY}")
         if self.end is None:
             span = timedelta(days=DEFAULT_PERIOD_DAYS - 1)
             self.end = datetime.now(UTC).date() if self.start is None else self.start + span

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import psycopg
 
 from ms8.db import Caller
@@ -14,6 +16,7 @@ def resolve(caller: Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
     """Give every item its owner: the caller's own row, or (services) the named user's."""
     assert caller.organization_id is not None
     rows = []
+    seen: set[tuple[UUID, str, str]] = set()
     for i, item in enumerate(batch.items):
         if caller.is_service:
             if item.user_id is None:
@@ -26,6 +29,11 @@ def resolve(caller: Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
             if item.role not in (None, caller.active_role):
                 raise Forbidden("analytics are written for the active role only")
             user_id, role = caller.user_id, caller.active_role
+        # The batch checks its items as sent; once omitted ids and roles are filled in, two may
+        # still name one row, and one statement cannot upsert a row twice.
+        if (user_id, role, item.analytics_type) in seen:
+            raise Unprocessable(f"items[{i}] repeats an earlier item's user, role and type")
+        seen.add((user_id, role, item.analytics_type))
         rows.append(SnapshotWrite(user_id, caller.organization_id, role, item.analytics_type, item.data))
     return rows
 
