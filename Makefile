@@ -8,7 +8,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint bench sam-validate sam-build db-start db-stop clean
+.PHONY: run test fuzz lint bench sam-validate sam-build db-start db-stop clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(STAMP)
 ## make test: installs, starts PostgreSQL (or uses DATABASE_URL), migrates a fresh database, runs pytest
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make fuzz: the fuzz test (tests/test_fuzz.py) with 500 generated requests per operation and role
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
