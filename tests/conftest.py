@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 
 from scripts import localdb
 from tests.factories import Factory
+from tests.s3_support import reports_bucket
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,3 +67,10 @@ def runtime_conn(runtime_url: str) -> Iterator[psycopg.Connection]:
     """A fresh runtime-role connection (not autocommit), for tests of RLS and the context."""
     with psycopg.connect(runtime_url, prepare_threshold=None) as conn:
         yield conn
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's S3 with an empty reports bucket (tests.s3_support.BUCKET); yields a boto3 client."""
+    with reports_bucket(monkeypatch) as client:
+        yield client

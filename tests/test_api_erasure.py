@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from ms8 import config, storage
+from ms8 import storage
 from tests.api import call
 from tests.factories import Factory, Org
-
-BUCKET = "ms8-reports-test"
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("REPORTS_BUCKET", BUCKET)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("S3_ENDPOINT_URL", raising=False)
-    config.settings.cache_clear()
-    storage.s3_client.cache_clear()
-    with mock_aws():
-        client = boto3.client("s3", region_name="eu-west-1")
-        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        yield client
-    storage.s3_client.cache_clear()
-    config.settings.cache_clear()
+from tests.s3_support import BUCKET
 
 
 def _report(factory: Factory, s3: Any, org: Org, user: str) -> str:

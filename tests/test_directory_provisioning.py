@@ -7,41 +7,22 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
-from moto import mock_aws
 
-from ms8 import config, db, storage
+from ms8 import db, storage
 from ms8.errors import Conflict, Unprocessable
 from ms8.models.directory import OrganizationUpserted, UserDeleted, UserUpserted
 from ms8.services import directory
 from scripts import apigw
 from tests.api import call
 from tests.factories import Factory
+from tests.s3_support import BUCKET
 
-BUCKET = "ms8-reports-directory-test"
 BUS_CLIENT = "platform-bus"  # registered by migration 0006; the function's default client id
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("REPORTS_BUCKET", BUCKET)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("S3_ENDPOINT_URL", raising=False)
-    config.settings.cache_clear()
-    storage.s3_client.cache_clear()
-    with mock_aws():
-        client = boto3.client("s3", region_name="eu-west-1")
-        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        yield client
-    storage.s3_client.cache_clear()
-    config.settings.cache_clear()
 
 
 @pytest.fixture
