@@ -143,19 +143,19 @@ class Server:
 
 
 @contextmanager
-def own_gateway(workers: int) -> Iterator[Server]:
-    """The bench's demo database, prepared as `make run` prepares its own, and a gateway on a free port."""
+def own_gateway(workers: int, db: str = DB) -> Iterator[Server]:
+    """A bench demo database, prepared as `make run` prepares its own, and a gateway on a free port."""
     from scripts import gateway, local
 
-    started = local.prepare_database(db=DB)
-    local.apply_function_env(None, db=DB)
+    started = local.prepare_database(db=db)
+    local.apply_function_env(None, db=db)
     pool = gateway.Workers(gateway.bind("127.0.0.1", 0), workers, quiet=True, stdout=subprocess.DEVNULL)
     pool.start()
     try:
         yield Server(pool.url, [p.pid for p in pool.procs])
     finally:
         pool.stop()
-        local.stop_database(started, DB)
+        local.stop_database(started, db)
 
 
 @contextmanager

@@ -31,12 +31,10 @@ import itertools
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +43,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common"), str(ROOT / "bench")]
 
-from bench_gateway import Server, _content_length, cpu_seconds, given_gateway, pct  # noqa: E402
+from bench_gateway import _content_length, cpu_seconds, given_gateway, own_gateway, pct  # noqa: E402
 
 from scripts import demo_ids, tokens  # noqa: E402
 
@@ -230,22 +228,6 @@ async def _load(url: str, clients: int, seconds: float) -> tuple[dict[str, Route
     return stats, time.perf_counter() - started, failures
 
 
-@contextmanager
-def own_gateway(workers: int) -> Iterator[Server]:
-    """The bench's demo database, prepared as `make run` prepares its own, and a gateway on a free port."""
-    from scripts import gateway, local
-
-    started = local.prepare_database(db=DB)
-    local.apply_function_env(None, db=DB)
-    pool = gateway.Workers(gateway.bind("127.0.0.1", 0), workers, quiet=True, stdout=subprocess.DEVNULL)
-    pool.start()
-    try:
-        yield Server(pool.url, [p.pid for p in pool.procs])
-    finally:
-        pool.stop()
-        local.stop_database(started, DB)
-
-
 def backends() -> list[int]:
     """The runtime role's backends on the bench database (one per gateway worker)."""
     import psycopg
@@ -287,7 +269,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gateway workers (own gateway)")
     args = parser.parse_args()
-    with (given_gateway(args.url) if args.url else own_gateway(args.workers)) as server:
+    with (given_gateway(args.url) if args.url else own_gateway(args.workers, DB)) as server:
         warm, _, warm_failures = asyncio.run(_load(server.url, 2, 2.0))  # imports, connections, caches
         if server.worker_pids:
             server.backend_pids = backends()
