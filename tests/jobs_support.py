@@ -4,14 +4,12 @@ for overlapping runs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,37 +17,21 @@ import psycopg
 from psycopg import sql as psql
 
 from ms8 import config, db
-from scripts import localdb
+from scripts import apigw, localdb
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-@dataclass
-class FakeContext:
-    """The attributes of a Lambda context that Powertools reads."""
-
-    function_name: str = "ms8-job-test"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:ms8-job-test"
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/ms8-job-test"
-    log_stream_name: str = "2026/11/26/[$LATEST]test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+def lambda_context() -> apigw.LocalContext:
+    """A Lambda context as the local tooling builds it (scripts.apigw)."""
+    return apigw.LocalContext("ms8-job-test", str(uuid.uuid4()), memory_limit_in_mb=512, timeout_ms=300_000)
 
 
 def load_handler(function: str) -> Handler:
     """`lambda_handler` of functions/<function>/app.py, imported as SAM would run it."""
-    path = ROOT / "functions" / function / "app.py"
-    spec = importlib.util.spec_from_file_location(f"ms8_function_{function}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler  # type: ignore[no-any-return]
+    return apigw.load_handler(apigw.function_by_dir(function))  # type: ignore[no-any-return]
 
 
 def sample_event(name: str) -> dict[str, Any]:
@@ -57,7 +39,7 @@ def sample_event(name: str) -> dict[str, Any]:
 
 
 def invoke(handler: Handler, event: dict[str, Any]) -> dict[str, Any]:
-    return handler(event, FakeContext())
+    return handler(event, lambda_context())
 
 
 def sql(url: str, statement: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -18,7 +18,7 @@ from ms8.models.base import HEADLINE_METRIC
 from scripts import apigw
 from tests.api import call
 from tests.factories import Factory, Org
-from tests.jobs_support import FakeContext
+from tests.jobs_support import lambda_context
 
 NOW = datetime.now(UTC)
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -311,9 +311,9 @@ def test_bus_event_is_ingested_as_the_registered_platform_client(factory: Factor
     alice = org.users["alice"]
     events = [event(user=alice), event("passed", user=alice, result={"score": 1})]
     detail = {"organizationId": str(org.id), "events": events}
-    result = bus_handler()(bus_event(detail), FakeContext())
+    result = bus_handler()(bus_event(detail), lambda_context())
     assert (result["inserted"], result["usersUpdated"], result["analyticsWritten"]) == (2, 1, 4)
-    again = bus_handler()(bus_event(detail), FakeContext())  # EventBridge delivers at least once
+    again = bus_handler()(bus_event(detail), lambda_context())  # EventBridge delivers at least once
     assert (again["inserted"], again["duplicates"]) == (0, 2)
     assert counts(factory, alice)[0] == 2
 
@@ -327,21 +327,21 @@ def test_bus_event_is_ingested_as_the_registered_platform_client(factory: Factor
 ])
 def test_bus_event_with_an_invalid_detail_fails_and_writes_nothing(detail: Any) -> None:
     with pytest.raises(ValueError, match="invalid learning-events detail"):
-        bus_handler()(bus_event(detail), FakeContext())
+        bus_handler()(bus_event(detail), lambda_context())
 
 
 def test_bus_event_without_a_detail_fails() -> None:
     event = bus_event({})
     del event["detail"]
     with pytest.raises(ValueError, match="invalid learning-events detail"):
-        bus_handler()(event, FakeContext())
+        bus_handler()(event, lambda_context())
 
 
 def test_bus_event_with_a_foreign_user_fails_whole(factory: Factory, org: Org, other: Org) -> None:
     detail = {"organizationId": str(org.id),
               "events": [event(user=org.users["alice"]), event(user=other.users["xavier"])]}
     with pytest.raises(NotFound):
-        bus_handler()(bus_event(detail), FakeContext())
+        bus_handler()(bus_event(detail), lambda_context())
     assert counts(factory, org.users["alice"], other.users["xavier"]) == (0, 0, 0, 0)
 
 

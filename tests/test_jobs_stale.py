@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 
 from ms8 import db
 from ms8.repositories import maintenance
-from tests.jobs_support import FakeContext, PerThreadDatabase, load_handler, run_concurrently, scratch_database, sql
+from tests.jobs_support import PerThreadDatabase, lambda_context, load_handler, run_concurrently, scratch_database, sql
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -126,7 +126,7 @@ def test_the_job_hands_stale_users_on_in_chunks_up_to_its_cap(
     from ms8.jobs import runner, stale
 
     monkeypatch.setattr(stale, "CHUNK", 2)
-    result = runner.handler(stale.JOB)({"scheduledTime": NOW.isoformat()}, FakeContext())
+    result = runner.handler(stale.JOB)({"scheduledTime": NOW.isoformat()}, lambda_context())
 
     assert [len(ids) for ids, _ in recorder] == [2, 1]
     assert sorted(_names(population, [i for ids, _ in recorder for i in ids])) == ["client_only", "never", "old_new"]
@@ -138,7 +138,7 @@ def test_the_job_hands_stale_users_on_in_chunks_up_to_its_cap(
 
     recorder.clear()
     monkeypatch.setenv("STALE_MAX_USERS", "2")
-    capped: dict[str, Any] = runner.handler(stale.JOB)({"scheduledTime": NOW.isoformat()}, FakeContext())
+    capped: dict[str, Any] = runner.handler(stale.JOB)({"scheduledTime": NOW.isoformat()}, lambda_context())
     assert [len(ids) for ids, _ in recorder] == [2]
     assert (capped["details"]["users"], capped["details"]["more"]) == (2, True)
 
@@ -156,7 +156,7 @@ def test_the_job_recomputes_stale_users_and_a_second_run_finds_none() -> None:
         _event(url, fresh, org, NOW - timedelta(minutes=10))
         handler = load_handler("recompute_stale")
 
-        first = handler({"scheduledTime": NOW.isoformat()}, FakeContext())
+        first = handler({"scheduledTime": NOW.isoformat()}, lambda_context())
 
         assert (first["status"], first["details"]["users"]) == ("ok", 1)
         rows = sql(url, "SELECT user_id, source, data_through FROM analytics WHERE source = 'computed' "
@@ -165,7 +165,7 @@ def test_the_job_recomputes_stale_users_and_a_second_run_finds_none() -> None:
         assert {r[2] for r in rows} == {NOW}  # computed as of the run's instant
         before = sql(url, "SELECT id, version, updated_at FROM analytics ORDER BY id")
 
-        second = handler({"scheduledTime": NOW.isoformat()}, FakeContext())
+        second = handler({"scheduledTime": NOW.isoformat()}, lambda_context())
 
         assert (second["details"]["users"], second["rowsWritten"]) == (0, 0)
         assert sql(url, "SELECT id, version, updated_at FROM analytics ORDER BY id") == before
@@ -184,7 +184,7 @@ def test_two_overlapping_runs_end_as_one(monkeypatch: pytest.MonkeyPatch) -> Non
         per_thread = PerThreadDatabase()
         monkeypatch.setattr(db, "owner", per_thread)
         try:
-            results = run_concurrently([lambda: handler({"scheduledTime": NOW.isoformat()}, FakeContext())] * 2)
+            results = run_concurrently([lambda: handler({"scheduledTime": NOW.isoformat()}, lambda_context())] * 2)
         finally:
             per_thread.reset()
 
