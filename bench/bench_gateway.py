@@ -54,16 +54,27 @@ def _content_length(head: bytes) -> int:
     return int(head[at + 15:eol if eol >= 0 else len(head)])
 
 
-class _Client(asyncio.Protocol):
-    """One keep-alive connection sending requests back to back until the deadline."""
+class KeepAliveClient(asyncio.Protocol):
+    """One keep-alive connection sending requests back to back until the deadline.
 
-    def __init__(self, requests: list[bytes], stats: Stats, deadline: float, done: asyncio.Future[None],
-                 expect: int) -> None:
-        self.requests, self.stats, self.deadline, self.done, self.expect = requests, stats, deadline, done, expect
+    Subclasses say what to send next (`next_request`) and what a complete response means
+    (`on_response`, `on_lost`); the HTTP/1.1 framing and the deadline live here once.
+    """
+
+    def __init__(self, deadline: float, done: asyncio.Future[None]) -> None:
+        self.deadline, self.done = deadline, done
         self.buf = bytearray()
-        self.i = 0
         self.sent_at = 0.0
         self.transport: asyncio.Transport | None = None
+
+    def next_request(self) -> bytes:
+        raise NotImplementedError
+
+    def on_response(self, status: int, body: bytes, seconds: float) -> None:
+        raise NotImplementedError
+
+    def on_lost(self, exc: Exception | None) -> None:
+        raise NotImplementedError
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -72,9 +83,9 @@ class _Client(asyncio.Protocol):
 
     def _send(self) -> None:
         assert self.transport is not None
+        data = self.next_request()
         self.sent_at = time.perf_counter()
-        self.transport.write(self.requests[self.i % len(self.requests)])
-        self.i += 1
+        self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -86,12 +97,7 @@ class _Client(asyncio.Protocol):
         if len(self.buf) < end + 4 + length:
             return
         now = time.perf_counter()
-        status = int(head[9:12])
-        self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
-        if status == self.expect:
-            self.stats.latencies.append(now - self.sent_at)
-        else:
-            self.stats.errors += 1
+        self.on_response(int(head[9:12]), bytes(self.buf[end + 4:end + 4 + length]), now - self.sent_at)
         del self.buf[:end + 4 + length]
         if now < self.deadline:
             self._send()
@@ -101,9 +107,33 @@ class _Client(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if time.perf_counter() < self.deadline:
-            self.stats.errors += 1
+            self.on_lost(exc)
         if not self.done.done():
             self.done.set_result(None)
+
+
+class _Client(KeepAliveClient):
+    """Cycles through one list of requests; counts the expected status as success."""
+
+    def __init__(self, requests: list[bytes], stats: Stats, deadline: float, done: asyncio.Future[None],
+                 expect: int) -> None:
+        super().__init__(deadline, done)
+        self.requests, self.stats, self.expect = requests, stats, expect
+        self.i = 0
+
+    def next_request(self) -> bytes:
+        self.i += 1
+        return self.requests[(self.i - 1) % len(self.requests)]
+
+    def on_response(self, status: int, body: bytes, seconds: float) -> None:
+        self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
+        if status == self.expect:
+            self.stats.latencies.append(seconds)
+        else:
+            self.stats.errors += 1
+
+    def on_lost(self, exc: Exception | None) -> None:
+        self.stats.errors += 1
 
 
 async def _load(url: str, paths: list[str], token: str, clients: int, seconds: float, expect: int) -> tuple[Stats, float]:

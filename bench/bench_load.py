@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common"), str(ROOT / "bench")]
 
-from bench_gateway import _content_length, cpu_seconds, given_gateway, own_gateway, pct  # noqa: E402
+from bench_gateway import KeepAliveClient, cpu_seconds, given_gateway, own_gateway, pct  # noqa: E402
 
 from scripts import demo_ids, tokens  # noqa: E402
 
@@ -150,60 +150,32 @@ class Plan:
             i += 1
 
 
-class _Client(asyncio.Protocol):
-    """One keep-alive connection sending the plan's requests back to back until the deadline."""
+class _Client(KeepAliveClient):
+    """Sends the plan's requests in turn; statistics per route, 200 is success."""
 
     def __init__(self, requests: Iterator[tuple[str, bytes]], stats: dict[str, RouteStats], deadline: float,
                  done: asyncio.Future[None], failures: list[str]) -> None:
-        self.requests, self.stats, self.deadline, self.done, self.failures = requests, stats, deadline, done, failures
-        self.buf = bytearray()
+        super().__init__(deadline, done)
+        self.requests, self.stats, self.failures = requests, stats, failures
         self.route = ""
-        self.sent_at = 0.0
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self._send()
-
-    def _send(self) -> None:
-        assert self.transport is not None
+    def next_request(self) -> bytes:
         self.route, data = next(self.requests)
-        self.sent_at = time.perf_counter()
-        self.transport.write(data)
+        return data
 
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = bytes(self.buf[:end]).lower()
-        length = _content_length(head)
-        if len(self.buf) < end + 4 + length:
-            return
-        now = time.perf_counter()
-        status = int(head[9:12])
+    def on_response(self, status: int, body: bytes, seconds: float) -> None:
         stats = self.stats.setdefault(self.route, RouteStats())
         stats.statuses[status] = stats.statuses.get(status, 0) + 1
         if status == 200:
-            stats.latencies.append(now - self.sent_at)
+            stats.latencies.append(seconds)
         else:
             stats.errors += 1
             if len(self.failures) < 10:
-                self.failures.append(f"{self.route} -> {status}: {bytes(self.buf[end + 4:end + 4 + length])[:300]!r}")
-        del self.buf[:end + 4 + length]
-        if now < self.deadline:
-            self._send()
-        else:
-            assert self.transport is not None
-            self.transport.close()
+                self.failures.append(f"{self.route} -> {status}: {body[:300]!r}")
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if time.perf_counter() < self.deadline:
-            self.stats.setdefault(self.route or "(connection)", RouteStats()).errors += 1
-            self.failures.append(f"{self.route}: connection lost ({exc})")
-        if not self.done.done():
-            self.done.set_result(None)
+    def on_lost(self, exc: Exception | None) -> None:
+        self.stats.setdefault(self.route or "(connection)", RouteStats()).errors += 1
+        self.failures.append(f"{self.route}: connection lost ({exc})")
 
 
 async def _load(url: str, clients: int, seconds: float) -> tuple[dict[str, RouteStats], float, list[str]]:
