@@ -44,39 +44,43 @@ def _row(row: Sequence[Any] | None) -> ReportRow | None:
     return ReportRow(*row) if row is not None else None
 
 
+def _written(conn: psycopg.Connection, statement: str, params: Sequence[Any]) -> ReportRow:
+    """The one row an INSERT or UPDATE ... RETURNING wrote (the caller's own report)."""
+    row = _row(conn.execute(statement, params).fetchone())
+    assert row is not None
+    return row
+
+
 def insert_pending(
     conn: psycopg.Connection, report_id: UUID, user_id: UUID, organization_id: UUID, role: str, fmt: str,
     params: dict[str, Any], s3_key: str,
 ) -> ReportRow:
     """A new report row, `pending`, holding the key its file will have (RLS: own rows only)."""
-    row = _row(conn.execute(
+    return _written(
+        conn,
         "INSERT INTO reports (id, user_id, organization_id, role, format, status, params, s3_key) "
         f"VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s) RETURNING {_COLUMNS}",
         (report_id, user_id, organization_id, role, fmt, Jsonb(params), s3_key),
-    ).fetchone())
-    assert row is not None
-    return row
+    )
 
 
 def mark_ready(conn: psycopg.Connection, report_id: UUID, size_bytes: int, checksum_sha256: str) -> ReportRow:
-    row = _row(conn.execute(
+    return _written(
+        conn,
         "UPDATE reports SET status = 'ready', size_bytes = %s, checksum_sha256 = %s, error = NULL "
         f"WHERE id = %s RETURNING {_COLUMNS}",
         (size_bytes, checksum_sha256, report_id),
-    ).fetchone())
-    assert row is not None
-    return row
+    )
 
 
 def mark_failed(conn: psycopg.Connection, report_id: UUID, error: str, s3_key: str | None) -> ReportRow:
     """`s3_key` stays only when a file may still exist (so erasure still deletes it)."""
-    row = _row(conn.execute(
+    return _written(
+        conn,
         "UPDATE reports SET status = 'failed', error = %s, s3_key = %s, size_bytes = NULL, "
         f"checksum_sha256 = NULL WHERE id = %s RETURNING {_COLUMNS}",
         (error, s3_key, report_id),
-    ).fetchone())
-    assert row is not None
-    return row
+    )
 
 
 def get(conn: psycopg.Connection, report_id: UUID) -> ReportRow | None:
