@@ -54,21 +54,25 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), default=str)
 
 
-def error_body(status: int, code: str, message: str, request_id: str, details: Any = None) -> dict[str, Any]:
+def _error_json(code: str, message: str, request_id: str, details: Any = None) -> str:
     """The one error shape of the API (DESIGN section 5)."""
     error: dict[str, Any] = {"code": code, "message": message, "requestId": request_id}
     if details is not None:
         error["details"] = details
-    return {"statusCode": status, "headers": {"Content-Type": JSON}, "body": _dumps({"error": error})}
+    return _dumps({"error": error})
+
+
+def error_body(status: int, code: str, message: str, request_id: str, details: Any = None) -> dict[str, Any]:
+    """An error as a Lambda proxy response (for refusals made before the resolver runs)."""
+    return {"statusCode": status, "headers": {"Content-Type": JSON},
+            "body": _error_json(code, message, request_id, details)}
 
 
 def _error_response(
     app: APIGatewayHttpResolver, status: int, code: str, message: str, details: Any = None
 ) -> Response[str]:
-    error: dict[str, Any] = {"code": code, "message": message, "requestId": request_id(app)}
-    if details is not None:
-        error["details"] = details
-    return Response(status_code=status, content_type=JSON, body=_dumps({"error": error}))
+    return Response(status_code=status, content_type=JSON,
+                    body=_error_json(code, message, request_id(app), details))
 
 
 def request_id(app: APIGatewayHttpResolver) -> str:
