@@ -2,32 +2,37 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt layers/common/requirements.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt layers/common/requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test fuzz lint bench sam-validate sam-build db-start db-stop clean
+.PHONY: run test test-unit fuzz lint bench sam-validate sam-build db-start db-stop psql clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 ## make run: embedded PostgreSQL, migrations, demo data, local S3 and the API on 127.0.0.1:3000
 run: $(STAMP)
-	$(BIN)/python -m scripts.local run $(RUN_ARGS)
+	$(BIN)/python -m local.run $(RUN_ARGS)
 
 ## make test: installs, starts PostgreSQL (or uses DATABASE_URL), migrates a fresh database, runs pytest
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make fuzz: the fuzz test (tests/test_fuzz.py) with 500 generated requests per operation and role
+## make test-unit: the pure tier alone (no PostgreSQL needed)
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+## make fuzz: the fuzz test (tests/http/test_fuzz.py) with 500 generated requests per operation and role
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest tests/http/test_fuzz.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -43,17 +48,17 @@ sam-validate: $(SAM)
 
 sam-build: $(SAM) $(STAMP)
 	$(SAM) build --region eu-west-1
-	$(BIN)/python -m scripts.check_build
+	$(BIN)/python -m local.check_build
 
 ## one bench after the other; each prints its own table
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 db-start: $(STAMP)
-	$(BIN)/python -m scripts.localdb start
+	$(BIN)/python -m local.localdb start
 
 db-stop: $(STAMP)
-	$(BIN)/python -m scripts.localdb stop
+	$(BIN)/python -m local.localdb stop
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

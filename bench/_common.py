@@ -6,14 +6,12 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+from local import localdb
 
-from scripts import localdb  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def migrated_database(name: str, fresh: bool = False) -> None:

@@ -17,10 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from local import template
 
-from scripts import apigw  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 TIMER = """
 import sys, time
@@ -65,7 +65,7 @@ def main() -> None:
     layer = str(ROOT / "layers" / "common")
     baseline, _ = measure([layer], BASELINE, args.runs)
     rows = []
-    for function in sorted({r.function for r in apigw.routes()}, key=lambda f: f.event_name):
+    for function in sorted({r.function for r in template.routes()}, key=lambda f: f.event_name):
         paths = [str(ROOT / function.code_uri), layer]
         ms, _ = measure(paths, "import app", args.runs)
         rows.append((function.event_name, ms, heavy_modules(paths, "app")))

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+from local import demo_ids, tokens
 
-from scripts import demo_ids, tokens  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 DB = "ms8_bench_gateway"
 MIX = ["/v1/analytics", "/v1/analytics/summary", "/v1/me", "/v1/comparison", "/v1/analytics?type=mastery&limit=1"]
@@ -175,17 +175,17 @@ class Server:
 @contextmanager
 def own_gateway(workers: int, db: str = DB) -> Iterator[Server]:
     """A bench demo database, prepared as `make run` prepares its own, and a gateway on a free port."""
-    from scripts import gateway, local
+    from local import gateway, stack
 
-    started = local.prepare_database(db=db)
-    local.apply_function_env(None, db=db)
+    started = stack.prepare_database(db=db)
+    stack.apply_function_env(None, db=db)
     pool = gateway.Workers(gateway.bind("127.0.0.1", 0), workers, quiet=True, stdout=subprocess.DEVNULL)
     pool.start()
     try:
         yield Server(pool.url, [p.pid for p in pool.procs])
     finally:
         pool.stop()
-        local.stop_database(started, db)
+        stack.stop_database(started, db)
 
 
 @contextmanager
@@ -197,7 +197,7 @@ def backends() -> list[int]:
     """The runtime role's backends on the bench database (one per gateway worker)."""
     import psycopg
 
-    from scripts import localdb
+    from local import localdb
 
     with psycopg.connect(localdb.admin_url(), autocommit=True) as conn:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND usename = %s",

@@ -24,7 +24,7 @@ On a shared machine wall-clock figures move with the load, so each ingest row al
 one batch costs, the handler's process and its PostgreSQL backend together (Linux /proc), and
 the load average is printed under the table.
 
---http instead measures over real HTTP: the local gateway (scripts.gateway, `--workers`
+--http instead measures over real HTTP: the local gateway (local.server, `--workers`
 processes, each serving one request at a time as a Lambda container does, with its own
 database connection) on the bench database, and `--clients` concurrent keep-alive clients each
 POSTing its 1,000-event batches back to back with the platform ingest token (the JWT authorizer
@@ -61,9 +61,9 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MS8Bench")
 
+from local import apigw, localdb, runtime, template
 from ms8 import db
 from ms8.services.analytics_refresh import recompute_users
-from scripts import apigw, localdb
 
 DB = "ms8_bench_ingest"
 USERS, EVENTS_PER_USER, DAYS = 10_000, 100, 90
@@ -200,10 +200,10 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def post(handler: Any, route: apigw.Route, claims: dict[str, Any], body: str) -> dict[str, Any]:
+def post(handler: Any, route: template.Route, claims: dict[str, Any], body: str) -> dict[str, Any]:
     event = apigw.http_event("POST", "/v1/events", claims=claims, route=route,
                              headers={"content-type": "application/json"}, body=body)
-    response = handler(event, apigw.LocalContext("PostEventsFunction", str(uuid.uuid4())))
+    response = handler(event, runtime.LocalContext("PostEventsFunction", str(uuid.uuid4())))
     if response["statusCode"] != 200:
         raise SystemExit(f"ingest failed: {response['statusCode']} {response.get('body')}")
     return json.loads(response["body"])  # type: ignore[no-any-return]
@@ -256,12 +256,12 @@ def post_all(url: str, token: str, bodies: list[str], failures: list[str]) -> No
 
 def over_http(users: list[uuid.UUID], rnd: random.Random, args: argparse.Namespace) -> list[list[str]]:
     """POST /v1/events through the local gateway: `clients` concurrent clients, `batches` each."""
-    from scripts import gateway, local, tokens
+    from local import server, stack, tokens
 
-    local.apply_function_env(None, db=DB)  # what the workers find in their environment
+    stack.apply_function_env(None, db=DB)  # what the workers find in their environment
     token = tokens.service_token(CLIENT, ["ingest"])
     now = datetime.now(UTC)
-    pool = gateway.Workers(gateway.bind("127.0.0.1", 0), args.workers, quiet=True, stdout=subprocess.DEVNULL)
+    pool = server.Server(server.bind("127.0.0.1", 0), args.workers, quiet=True, output=subprocess.DEVNULL)
     pool.start()
     rows = [["work", "figure", "CPU per batch", "target", "verdict"]]
     try:
@@ -274,7 +274,7 @@ def over_http(users: list[uuid.UUID], rnd: random.Random, args: argparse.Namespa
             t.join()
         if failures:
             raise SystemExit(f"ingest over HTTP failed: {failures[0]}")
-        servers = [p.pid for p in pool.procs] + runtime_backends()
+        servers = pool.worker_pids() + runtime_backends()
         for learners in HTTP_SHAPES:
             bodies = [[make_batch(rnd, rnd.sample(users, learners), now) for _ in range(args.batches)]
                       for _ in range(args.clients)]
@@ -318,8 +318,8 @@ def main() -> None:
         print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs; "
               "CPU per batch = the gateway workers + their PostgreSQL backends")
         return
-    route = next(r for r in apigw.routes() if r.route_key == "POST /v1/events")
-    handler = apigw.load_handler(route.function)
+    route = next(r for r in template.routes() if r.route_key == "POST /v1/events")
+    handler = runtime.load_handler(route.function)
     claims = apigw.service_claims(CLIENT, ["ingest"])
 
     load_before = os.getloadavg()[0]

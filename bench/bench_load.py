@@ -40,12 +40,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench_gateway import KeepAliveClient, cpu_seconds, given_gateway, own_gateway, pct
+
+from local import demo_ids, tokens
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common"), str(ROOT / "bench")]
 
-from bench_gateway import KeepAliveClient, cpu_seconds, given_gateway, own_gateway, pct  # noqa: E402
-
-from scripts import demo_ids, tokens  # noqa: E402
 
 DB = "ms8_bench_load"
 ACME_LEARNERS = [f"learner-{n:02d}" for n in range(1, 37)]
@@ -204,7 +204,7 @@ def backends() -> list[int]:
     """The runtime role's backends on the bench database (one per gateway worker)."""
     import psycopg
 
-    from scripts import localdb
+    from local import localdb
 
     with psycopg.connect(localdb.admin_url(), autocommit=True) as conn:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND usename = %s",

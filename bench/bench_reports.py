@@ -98,7 +98,7 @@ def year_of_reports() -> dict[str, Any]:
 def build_database() -> None:
     import psycopg
 
-    from scripts import localdb
+    from local import localdb
 
     _common.migrated_database(DB, fresh=True)
     rnd = random.Random(6)
@@ -140,7 +140,7 @@ def build_database() -> None:
 
 
 def use_database_and_s3(endpoint: str) -> None:
-    from scripts import localdb
+    from local import localdb
 
     os.environ["DATABASE_URL"] = localdb.runtime_url(DB)
     os.environ["S3_ENDPOINT_URL"] = endpoint
@@ -148,13 +148,13 @@ def use_database_and_s3(endpoint: str) -> None:
 
 
 def post_report(fmt: str, user: uuid.UUID) -> dict[str, Any]:
-    from scripts import apigw
+    from local import apigw, runtime, template
 
-    route = next(r for r in apigw.routes() if r.route_key == "POST /v1/reports")
+    route = next(r for r in template.routes() if r.route_key == "POST /v1/reports")
     event = apigw.http_event("POST", "/v1/reports", claims=apigw.user_claims(str(user)), route=route,
                              headers={"content-type": "application/json"},
                              body=json.dumps({"format": fmt, "from": START.isoformat(), "to": END.isoformat()}))
-    response = apigw.invoke(route.function, event)
+    response = runtime.invoke(route.function, event)
     if response["statusCode"] != 201:
         raise RuntimeError(f"POST /v1/reports answered {response['statusCode']}: {response['body']}")
     return apigw.json_body(response)  # type: ignore[no-any-return]
@@ -251,7 +251,7 @@ def main() -> None:
     print(f"Reports for a year of daily data ({START} to {END}, 365 days, 4 analytics types); "
           f"{args.runs} runs after a warm-up")
     print(_common.table(rows))
-    from scripts import localdb
+    from local import localdb
 
     localdb.drop_database(DB)
 

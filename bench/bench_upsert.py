@@ -31,10 +31,10 @@ import _common
 import psycopg
 from psycopg.types.json import Jsonb
 
+from local import localdb
 from ms8 import db
 from ms8.models.analytics import AnalyticsBatch
 from ms8.repositories.analytics import SnapshotWrite, upsert_batch
-from scripts import localdb
 
 DB = "ms8_bench_upsert"
 ORGS, USERS_PER_ORG, SPARE_USERS = 10, 25_000, 500
