@@ -19,6 +19,7 @@ afterwards (its link is signed again on every GET /v1/reports/{id}).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import threading
@@ -100,12 +101,12 @@ def verify(method: str, raw_uri: str, headers: dict[str, str], secrets: dict[str
     if access_key not in secrets:
         raise SignatureError("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
     signed_headers = {name: headers.get(name, "") for name in signed.split(";") if name}
+    if signer_class is S3SigV4QueryAuth:  # presigned: the payload is UNSIGNED-PAYLOAD, never a header's hash
+        signed_headers.pop("x-amz-content-sha256", None)
     url = f"http://{headers.get('host', 'localhost')}{path}" + (f"?{url_query}" if url_query else "")
     request = AWSRequest(method=method, url=url, headers=signed_headers)
     request.context["timestamp"] = stamp
     signer = signer_class(Credentials(access_key, secrets[access_key]), service, region)
-    if signer_class is S3SigV4QueryAuth:
-        request.headers.pop("X-Amz-Content-SHA256", None)  # presigned: the payload is UNSIGNED-PAYLOAD
     canonical = signer.canonical_request(request)
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
     if not stamp.startswith(day) or not hmac.compare_digest(expected, given):
@@ -140,6 +141,16 @@ class SignedOnly:
         return self.app(environ, start_response)
 
 
+def client(endpoint: str, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> Any:
+    """A boto3 S3 client of a local S3 server, signing with Signature Version 4 as the layer's does
+    (ms8.storage); the local key pair unless told otherwise."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=access_key,
+                        aws_secret_access_key=secret_key, config=Config(signature_version="s3v4"))
+
+
 class S3:
     """moto's S3 server in a thread of this process, every request signature-checked, with the
     reports bucket; its objects saved to `data_dir` on stop and loaded back on start."""
@@ -169,16 +180,15 @@ class S3:
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.bucket = bucket
         client = self.client()
-        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        # another server of this process may have made it (moto keeps one state per process)
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         self._restore(client)
         return self.endpoint
 
     def client(self) -> Any:
         """A boto3 client of this server with the local key pair."""
-        import boto3
-
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        return client(self.endpoint)
 
     def _folder(self) -> Path | None:
         return self.data_dir / self.bucket if self.data_dir else None
@@ -217,11 +227,21 @@ class S3:
         tmp.rename(folder)
         return count
 
+    def _forget(self) -> None:
+        """Empty and remove the bucket: what the server's memory loses when its process ends (moto
+        keeps its state per process, and a test may start another server in the same one)."""
+        client = self.client()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=self.bucket, Key=item["Key"])
+        client.delete_bucket(Bucket=self.bucket)
+
     def stop(self) -> None:
         if self._server is None:
             return
         try:
             self.save()
+            self._forget()
         finally:
             self._server.shutdown()
             if self._thread:

@@ -1,6 +1,11 @@
-"""The local gateway (local.gateway) served by gunicorn: sync workers, each serving one request at
-a time as a Lambda container does, with its own database connection; gunicorn's arbiter replaces
-a worker that dies and stops them together.
+"""The local gateway (local.gateway) served by gunicorn: worker processes that each run one request
+at a time, as a Lambda container does, with their own database connection; gunicorn's arbiter
+replaces a worker that dies and stops them together.
+
+The worker class is `gthread` with ONE thread, not `sync`: both run a single request at a time per
+process, but sync workers close the connection after every response, and reconnecting cost about
+a third of the throughput in bench/bench_gateway.py (16 clients); gthread keeps connections alive
+(its main thread watches idle connections, its one worker thread runs the requests).
 
     python -m local.server [--host 127.0.0.1] [--port 3050] [--workers N] [--quiet]
 
@@ -70,8 +75,10 @@ class Server:
         fd = self.sock.fileno()
         os.set_inheritable(fd, True)
         cmd = [sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--workers", str(self.workers),
-               "--worker-class", "sync", "--timeout", str(REQUEST_TIMEOUT), "--graceful-timeout", "5",
-               "--log-level", "warning", "local.gateway:create_app()"]
+               "--worker-class", "gthread", "--threads", "1",
+               "--timeout", str(REQUEST_TIMEOUT), "--graceful-timeout", "5",
+               # API Gateway takes request lines up to its 10 KB head limit; gunicorn's default is 4 KB.
+               "--limit-request-line", "0", "--log-level", "warning", "local.gateway:create_app()"]
         env = {**(self.env if self.env is not None else os.environ), "MS8_GATEWAY_QUIET": "1" if self.quiet else "0"}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.output, stderr=self.output,
                                      pass_fds=(fd,), preexec_fn=_die_with_parent)

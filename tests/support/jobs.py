@@ -10,16 +10,15 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql as psql
 
 from local import localdb, runtime, template
+from local.paths import EVENTS
 from ms8 import config, db
 
-ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -35,7 +34,7 @@ def load_handler(function: str) -> Handler:
 
 
 def sample_event(name: str) -> dict[str, Any]:
-    return json.loads((ROOT / "events" / f"{name}.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((EVENTS / f"{name}.json").read_text())  # type: ignore[no-any-return]
 
 
 def invoke(handler: Handler, event: dict[str, Any]) -> dict[str, Any]:
