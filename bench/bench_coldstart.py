@@ -75,7 +75,7 @@ def main() -> None:
     worst = max(ms for _, ms, _ in rows)
     print(f"\nworst {worst:.0f} ms (target < 300 ms); baseline (everything incl. boto3) {baseline:.0f} ms;"
           f" median of {args.runs} fresh interpreters each")
-    # TARGETS.md: < 300 ms where everything takes ~470 ms, i.e. a ratio under 0.64 on any machine.
+    # The target (docs/PERFORMANCE.md): < 300 ms where everything takes ~470 ms, i.e. a ratio under 0.64 on any machine.
     print(f"worst ratio to the baseline {worst / baseline:.2f} (target < {300 / 470:.2f}, load-independent)")
 
 

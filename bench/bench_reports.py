@@ -13,7 +13,7 @@
   learner's year once end to end and reports its peak RSS (VmHWM): the function's whole
   footprint (Python, Powertools, psycopg, boto3, the format's library, the file).
 
-Targets (TARGETS.md): PDF <= 3 s, Excel <= 1 s, CSV and JSON <= 0.3 s per report; the report
+Targets (docs/PERFORMANCE.md): PDF <= 3 s, Excel <= 1 s, CSV and JSON <= 0.3 s per report; the report
 function below 512 MB peak RSS. There is no baseline to compare with.
 
     .venv/bin/python bench/bench_reports.py [--runs 7]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -151,6 +152,19 @@ def client(endpoint: str, access_key: str = ACCESS_KEY, secret_key: str = SECRET
                         aws_secret_access_key=secret_key, config=Config(signature_version="s3v4"))
 
 
+def _port_free(port: int) -> bool:
+    """Whether 127.0.0.1:`port` can be bound (werkzeug exits the process when it cannot)."""
+    if port == 0:
+        return True
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 class S3:
     """moto's S3 server in a thread of this process, every request signature-checked, with the
     reports bucket; its objects saved to `data_dir` on stop and loaded back on start."""
@@ -171,10 +185,8 @@ class S3:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per S3 request
         moto = DomainDispatcherApplication(create_backend_app)
         self.app = SignedOnly(moto, {ACCESS_KEY: SECRET_KEY})
-        try:
-            self._server = make_server("127.0.0.1", self.port, self.app, True, request_handler=MotoRequestHandler)
-        except OSError:  # the usual port is taken (another `make run`): any free one
-            self._server = make_server("127.0.0.1", 0, self.app, True, request_handler=MotoRequestHandler)
+        port = self.port if _port_free(self.port) else 0  # the usual port taken (another `make run`): any
+        self._server = make_server("127.0.0.1", port, self.app, True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="local-s3")
         self._thread.start()
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"

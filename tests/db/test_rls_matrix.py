@@ -1,7 +1,7 @@
 """The RLS matrix, cell by cell, connected as the runtime role.
 
 Every tenant table x acting role x command x target, with the expected outcome written out below
-(DESIGN section 4 and the policies of migration 0002). Each cell runs in its own transaction on a
+(docs/SECURITY.md and the policies of migration 0002). Each cell runs in its own transaction on a
 runtime connection and is rolled back.
 
 Targets, for tables whose rows belong to a user: `own` the actor's own row, `peer` a learner of

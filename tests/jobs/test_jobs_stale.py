@@ -1,5 +1,5 @@
 """Stale analytics: which users the job selects, in chunks, and what it hands on; then the
-whole job with issue 7's `ms8.services.analytics_refresh.recompute_users`.
+whole job with `ms8.services.analytics_refresh.recompute_users`.
 
 Most tests put a recording stand-in in place of the recomputation, so that the job's own part
 (selection, chunks, cap) is what is under test; the last one runs the real thing.
@@ -107,7 +107,7 @@ def test_without_maintenance_the_owner_sees_no_one(population: Population) -> No
 
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[UUID], datetime]]:
-    """Stands in for issue 7's recompute_users and records each call."""
+    """Stands in for recompute_users and records each call."""
     from ms8.jobs import stale
 
     calls: list[tuple[list[UUID], datetime]] = []

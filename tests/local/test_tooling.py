@@ -123,3 +123,10 @@ def test_demo_loads_into_a_fresh_database() -> None:
             assert gamified == (41,)
     finally:
         localdb.drop_database(name)
+
+
+def test_localdb_urls_prints_what_psql_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert localdb.main(["localdb", "urls"]) == 0
+    out = capsys.readouterr().out
+    assert localdb.runtime_url(stack.DB) in out and localdb.RUNTIME_PASSWORD in out
+    assert localdb.owner_url(stack.DB) in out

@@ -55,7 +55,7 @@ def _dumps(obj: Any) -> str:
 
 
 def _error_json(code: str, message: str, request_id: str, details: Any = None) -> str:
-    """The one error shape of the API (DESIGN section 5)."""
+    """The one error shape of the API (docs/ARCHITECTURE.md, errors)."""
     error: dict[str, Any] = {"code": code, "message": message, "requestId": request_id}
     if details is not None:
         error["details"] = details
@@ -87,6 +87,18 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
+def first_problem(details: list[dict[str, Any]]) -> str:
+    """The error message: where the first problem is and what it is (`items.0.data: Field
+    required`), with how many more there are; the details list them all."""
+    if not details:
+        return "the request is not valid"
+    first = details[0]
+    where = [p for p in first["loc"] if p not in ("body", "query", "path", "header")]
+    text = f"{'.'.join(where) or first['loc'][0] if first['loc'] else 'request'}: {first['msg']}"
+    more = len(details) - 1
+    return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
 def make_app() -> APIGatewayHttpResolver:
     """An HTTP API resolver with validation on and the service's error mapping."""
     app = APIGatewayHttpResolver(enable_validation=True, serializer=_dumps)
@@ -103,7 +115,7 @@ def make_app() -> APIGatewayHttpResolver:
         if any(d["loc"][:1] == ["response"] for d in details):
             logger.error("response failed its own schema", extra={"details": details})
             return _error_response(app, 500, "INTERNAL", "internal error")
-        return _error_response(app, 422, "VALIDATION_ERROR", "the request is not valid", details)
+        return _error_response(app, 422, "VALIDATION_ERROR", first_problem(details), details)
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(exc: Exception) -> Response[str]:

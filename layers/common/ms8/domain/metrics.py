@@ -1,4 +1,4 @@
-"""Analytics definitions (DESIGN section 8) as pure functions over a user's learning events.
+"""Analytics definitions (docs/ANALYTICS.md) as pure functions over a user's learning events.
 
 Every function takes the user's events (any order, any span: each keeps only its own window),
 `now` (the end of every window; events after it are ignored) and, where needed, the user's time

@@ -3,7 +3,7 @@
 Personal reports (a learner's or trainer's own) are built from the person's learning events
 folded per calendar day in their time zone (`DaySums`, `SkillDay`). The analytics table keeps
 only the latest snapshot per type, so the history over a period has to come from the events.
-Each day's value is the snapshot's definition (DESIGN section 8, as ms8.domain computes it) with
+Each day's value is the snapshot's definition (docs/ANALYTICS.md, as ms8.domain computes it) with
 the day's end as "now", evaluated by whole days:
 
 - learning_velocity: `velocity`, distinct objects completed in the trailing 28 days / 4
