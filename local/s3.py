@@ -185,8 +185,14 @@ class S3:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per S3 request
         moto = DomainDispatcherApplication(create_backend_app)
         self.app = SignedOnly(moto, {ACCESS_KEY: SECRET_KEY})
-        port = self.port if _port_free(self.port) else 0  # the usual port taken (another `make run`): any
+        # The usual port, else the one of the last run (so links issued then still reach it), else any.
+        saved = self.data_dir / "port" if self.data_dir else None
+        candidates = [self.port] + ([int(saved.read_text())] if saved and saved.is_file() else [])
+        port = next((c for c in candidates if _port_free(c)), 0)
         self._server = make_server("127.0.0.1", port, self.app, True, request_handler=MotoRequestHandler)
+        if saved is not None and self.port:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(str(self._server.server_address[1]))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="local-s3")
         self._thread.start()
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
