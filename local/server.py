@@ -1,11 +1,8 @@
-"""The local gateway (local.gateway) served by gunicorn: worker processes that each run one request
-at a time, as a Lambda container does, with their own database connection; gunicorn's arbiter
-replaces a worker that dies and stops them together.
-
-The worker class is `gthread` with ONE thread, not `sync`: both run a single request at a time per
-process, but sync workers close the connection after every response, and reconnecting cost about
-a third of the throughput in bench/bench_gateway.py (16 clients); gthread keeps connections alive
-(its main thread watches idle connections, its one worker thread runs the requests).
+"""The local gateway (local.gateway) served by gunicorn's sync workers: processes that each run one
+request at a time, as a Lambda container does, with their own database connection; gunicorn's
+arbiter replaces a worker that dies and stops them together. Sync workers close the connection
+after each response (no keep-alive); docs/PERFORMANCE.md has what that costs beside the old
+hand-written server.
 
     python -m local.server [--host 127.0.0.1] [--port 3050] [--workers N] [--quiet]
 
@@ -47,6 +44,11 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _heartbeat_dir() -> list[str]:
+    """Workers touch a file per request to tell the arbiter they live: on tmpfs that costs nothing."""
+    return ["--worker-tmp-dir", "/dev/shm"] if os.path.isdir("/dev/shm") else []  # noqa: S108 - tmpfs, by design
+
+
 def _die_with_parent() -> None:
     """In the child: SIGTERM when the parent goes away (Linux), so no gateway outlives `make run`."""
     with contextlib.suppress(OSError, AttributeError):
@@ -75,8 +77,8 @@ class Server:
         fd = self.sock.fileno()
         os.set_inheritable(fd, True)
         cmd = [sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--workers", str(self.workers),
-               "--worker-class", "gthread", "--threads", "1",
-               "--timeout", str(REQUEST_TIMEOUT), "--graceful-timeout", "5",
+               "--worker-class", "sync",
+               "--timeout", str(REQUEST_TIMEOUT), "--graceful-timeout", "5", *_heartbeat_dir(),
                # API Gateway takes request lines up to its 10 KB head limit; gunicorn's default is 4 KB.
                "--limit-request-line", "0", "--log-level", "warning", "local.gateway:create_app()"]
         env = {**(self.env if self.env is not None else os.environ), "MS8_GATEWAY_QUIET": "1" if self.quiet else "0"}
