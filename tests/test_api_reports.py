@@ -155,7 +155,7 @@ def test_learner_report_in_each_format_is_stored_and_downloadable(
     # on the second (sql, target 0.8: the gap goes from 0.8 to 0.2). Parsed back with each
     # format's own reader.
     if fmt == "csv":
-        rows = {(r["date"], r["analytics_type"]): r for r in csv.DictReader(io.StringIO(body.decode("utf-8")))}
+        rows = {(r["date"], r["analytics_type"]): r for r in csv.DictReader(io.StringIO(body.decode("utf-8-sig")))}
         assert len(rows) == 14 * 4
         assert rows[(START.isoformat(), "learning_velocity")]["completions"] == "2"
         assert rows[(START.isoformat(), "engagement")]["minutes"] == "30"
@@ -201,7 +201,7 @@ def test_every_read_issues_a_fresh_recorded_link_to_those_who_may_read(
     for r in (first, second, admin):
         assert r.status == 200, r.body
         assert r.body["status"] == "ready" and r.body["checksumSha256"] == report["checksumSha256"]
-        assert _fetch(r.body["download"]["url"])[0].startswith(b"date,analytics_type,")
+        assert _fetch(r.body["download"]["url"])[0].startswith(b"\xef\xbb\xbfdate,analytics_type,")
     assert [row[0] for row in _links(factory, rid)] == [org.users["alice"]] * 3 + [org.users["ada"]]
 
     # Another learner, a trainer, another organization's admin and learner, an unknown id: 404 alike.

@@ -1,4 +1,5 @@
-"""CSV: UTF-8, a header row, one row per day and analytics type.
+"""CSV: UTF-8 with a byte-order mark (so spreadsheet programs read names in any script as
+written rather than in a legacy code page), a header row, one row per day and analytics type.
 
 Columns: `date`, `analytics_type`, then every metric of the report's series (a metric that does
 not belong to a row's type is left empty). Numbers are written plainly (a dot for decimals, at
@@ -44,4 +45,4 @@ def render(data: ReportData) -> bytes:
             row = [day, safe_text(s.analytics_type)]
             row.extend(number(s.values[c][i]) if c in s.values else "" for c in columns)
             writer.writerow(row)
-    return out.getvalue().encode("utf-8")
+    return out.getvalue().encode("utf-8-sig")

@@ -16,7 +16,6 @@ import math
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
-from xml.sax.saxutils import escape
 
 from reportlab.graphics.shapes import Circle, Drawing, Line, Polygon, PolyLine, Rect, String
 from reportlab.lib import colors
@@ -24,9 +23,11 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from ms8.reports import fonts
 from ms8.reports.model import (
     Granularity,
     Metric,
@@ -52,19 +53,20 @@ MUTED = colors.HexColor("#555555")
 RULE = colors.HexColor("#888888")
 HEAD_BG = colors.HexColor("#e6e6e6")
 
-_BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9, leading=11.5, textColor=INK)
+BODY_FONT = fonts.regular()  # embedded (subset) so every script renders; see ms8.reports.fonts
+_BASE = ParagraphStyle("base", fontName=BODY_FONT, fontSize=9, leading=11.5, textColor=INK)
 STYLES = {
-    "title": ParagraphStyle("title", parent=_BASE, fontName="Helvetica-Bold", fontSize=19, leading=23),
+    "title": ParagraphStyle("title", parent=_BASE, fontName=fonts.BOLD, fontSize=19, leading=23),
     "subtitle": ParagraphStyle("subtitle", parent=_BASE, fontSize=10.5, leading=13, textColor=MUTED),
-    "h2": ParagraphStyle("h2", parent=_BASE, fontName="Helvetica-Bold", fontSize=13, leading=16,
+    "h2": ParagraphStyle("h2", parent=_BASE, fontName=fonts.BOLD, fontSize=13, leading=16,
                          spaceBefore=10, spaceAfter=3),
-    "h3": ParagraphStyle("h3", parent=_BASE, fontName="Helvetica-Bold", fontSize=10, leading=13,
+    "h3": ParagraphStyle("h3", parent=_BASE, fontName=fonts.BOLD, fontSize=10, leading=13,
                          spaceBefore=6, spaceAfter=3),
     "body": _BASE,
     "note": ParagraphStyle("note", parent=_BASE, fontSize=8, leading=10, textColor=MUTED),
     "cell": ParagraphStyle("cell", parent=_BASE, fontSize=8, leading=10),
-    "cell_head": ParagraphStyle("cell_head", parent=_BASE, fontName="Helvetica-Bold", fontSize=7.5, leading=9),
-    "num_head": ParagraphStyle("num_head", parent=_BASE, fontName="Helvetica-Bold", fontSize=7.5, leading=9,
+    "cell_head": ParagraphStyle("cell_head", parent=_BASE, fontName=fonts.BOLD, fontSize=7.5, leading=9),
+    "num_head": ParagraphStyle("num_head", parent=_BASE, fontName=fonts.BOLD, fontSize=7.5, leading=9,
                                alignment=TA_RIGHT),
 }
 HEADLINE_KIND: dict[str, MetricKind] = {
@@ -73,8 +75,16 @@ HEADLINE_KIND: dict[str, MetricKind] = {
 
 
 def _p(text: str, style: str = "body") -> Paragraph:
-    """A paragraph of plain text (escaped: names never become markup)."""
-    return Paragraph(escape(text), STYLES[style])
+    """A paragraph of plain text (escaped: names never become markup), each character in a font
+    that has it."""
+    st = STYLES[style]
+    return Paragraph(fonts.markup(text, bold=st.fontName == fonts.BOLD), st)
+
+
+def _cell(text: str) -> str | Paragraph:
+    """A table cell of data (a name, a skill): plain when the body font has every character,
+    else a paragraph that switches fonts where needed."""
+    return _p(text, "cell") if fonts.needs_fallback(text) else text
 
 
 # --- charts ---
@@ -137,14 +147,14 @@ def chart(
     """One metric over the period: a line of daily values (a gap where a day has none, the
     optional band shaded behind), or `bars` of (first day index, stop index, total)."""
     d = Drawing(width, height)
-    d.add(String(0, height - 9, title or metric.label, fontName="Helvetica-Bold", fontSize=7.5, fillColor=INK))
+    d.add(String(0, height - 9, title or metric.label, fontName=fonts.BOLD, fontSize=7.5, fillColor=INK))
     left, right, bottom, top = 34.0, width - 6.0, 16.0, height - 16.0
     present = [b[2] for b in bars] if bars is not None else [float(v) for v in values if v is not None]
     if band:
         present += [float(v) for col in band for v in col if v is not None]
     if not present or (bars is not None and not any(present)):
         d.add(Line(left, bottom, right, bottom, strokeColor=GRID, strokeWidth=0.5))
-        d.add(String((left + right) / 2, (bottom + top) / 2, "No data in this period", fontName="Helvetica",
+        d.add(String((left + right) / 2, (bottom + top) / 2, "No data in this period", fontName=BODY_FONT,
                      fontSize=8, fillColor=MUTED, textAnchor="middle"))
         return d
     low, high = min(0.0, min(present)), max(present)
@@ -163,11 +173,11 @@ def chart(
 
     for t in ticks:
         d.add(Line(left, y(t), right, y(t), strokeColor=GRID, strokeWidth=0.4))
-        d.add(String(left - 3, y(t) - 2.3, _tick_label(metric.kind, t, step), fontName="Helvetica",
+        d.add(String(left - 3, y(t) - 2.3, _tick_label(metric.kind, t, step), fontName=BODY_FONT,
                      fontSize=6.5, fillColor=MUTED, textAnchor="end"))
     for i, label in _x_ticks(days):
         d.add(Line(x(i), bottom, x(i), bottom - 2.5, strokeColor=RULE, strokeWidth=0.5))
-        d.add(String(x(i), bottom - 9.5, label, fontName="Helvetica", fontSize=6.5, fillColor=MUTED,
+        d.add(String(x(i), bottom - 9.5, label, fontName=BODY_FONT, fontSize=6.5, fillColor=MUTED,
                      textAnchor="start" if n > 62 else "middle"))
     if bars is not None:
         for first, stop, total in bars:
@@ -201,7 +211,7 @@ def chart(
 def _table(rows: list[list[Any]], widths: list[float] | None, numeric_from: int = 1, zebra: bool = True) -> Table:
     table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
     style = [
-        ("FONT", (0, 0), (-1, -1), "Helvetica", 8),
+        ("FONT", (0, 0), (-1, -1), BODY_FONT, 8),
         ("TEXTCOLOR", (0, 0), (-1, -1), INK),
         ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
         ("LINEBELOW", (0, 0), (-1, 0), 0.6, RULE),
@@ -364,12 +374,16 @@ class _NumberedCanvas(Canvas):  # type: ignore[misc]
         total = len(self._pages)
         for number, state in enumerate(self._pages, start=1):
             self.__dict__.update(state)
-            self.setFont("Helvetica", 7.5)
             self.setFillColor(MUTED)
             self.setStrokeColor(GRID)
             self.setLineWidth(0.5)
             self.line(MARGIN, 11 * mm, PAGE_W - MARGIN, 11 * mm)
-            self.drawString(MARGIN, 7.5 * mm, self._footer)
+            x = MARGIN
+            for font, part in fonts.runs(self._footer):  # names in any script: font by font
+                self.setFont(font, 7.5)
+                self.drawString(x, 7.5 * mm, part)
+                x += pdfmetrics.stringWidth(part, font, 7.5)
+            self.setFont(BODY_FONT, 7.5)
             self.drawRightString(PAGE_W - MARGIN, 7.5 * mm, f"Page {number} of {total}")
             super().showPage()
         super().save()
