@@ -86,6 +86,15 @@ def runs(text: str, bold: bool = False) -> Iterator[tuple[str, str]]:
         yield current, text[start:]
 
 
+def single_font(text: str, bold: bool = False) -> str:
+    """One font for all of `text` (a chart label is drawn in one): the style's own when it has
+    every character, else the chain's font of the first character it lacks."""
+    fallback = [font for font, _ in runs(text, bold) if font != (BOLD if bold else REGULAR)]
+    if not fallback:
+        return BOLD if bold else REGULAR
+    return CJK if CJK in fallback else fallback[0]
+
+
 def needs_fallback(text: str, bold: bool = False) -> bool:
     """Whether some character of `text` is not in the style's own font."""
     own = BOLD if bold else REGULAR

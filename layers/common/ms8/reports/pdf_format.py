@@ -147,7 +147,8 @@ def chart(
     """One metric over the period: a line of daily values (a gap where a day has none, the
     optional band shaded behind), or `bars` of (first day index, stop index, total)."""
     d = Drawing(width, height)
-    d.add(String(0, height - 9, title or metric.label, fontName=fonts.BOLD, fontSize=7.5, fillColor=INK))
+    label = title or metric.label
+    d.add(String(0, height - 9, label, fontName=fonts.single_font(label, bold=True), fontSize=7.5, fillColor=INK))
     left, right, bottom, top = 34.0, width - 6.0, 16.0, height - 16.0
     present = [b[2] for b in bars] if bars is not None else [float(v) for v in values if v is not None]
     if band:
@@ -300,7 +301,7 @@ def _summary(data: ReportData) -> list[Any]:
                 continue
             s = summarize(series.values[m.name])
             total = format_value(m.kind, fold(series.values[m.name], "sum")) if m.fold == "sum" else ""
-            rows.append([series.title, _p(m.label, "cell"), format_value(m.kind, s.mean),
+            rows.append([_p(series.title, "cell"), _p(m.label, "cell"), format_value(m.kind, s.mean),
                          format_value(m.kind, s.low), format_value(m.kind, s.high), total, f"{s.days_with_data}"])
     return [
         _p("The period at a glance", "h2"),
