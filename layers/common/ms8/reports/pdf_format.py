@@ -41,6 +41,7 @@ from ms8.reports.model import (
     summarize,
     table_granularity,
 )
+from ms8.reports.model import Table as DataTable
 
 PAGE_W, PAGE_H = A4
 MARGIN = 16 * mm
@@ -236,8 +237,9 @@ def _title_block(data: ReportData) -> list[Any]:
     rows = [
         ("Organization", data.organization_name),
         ("Person", f"{data.user_name} ({data.role_title})"),
+        *([("About", data.subject)] if data.subject else []),
         ("Period", period),
-        ("Analytics", ", ".join(s.title for s in data.series)),
+        *([("Analytics", ", ".join(s.title for s in data.series))] if data.series else []),
         ("Generated", generated),
         ("Report ID", str(data.report_id)),
     ]
@@ -292,7 +294,37 @@ def _comparison(data: ReportData) -> list[Any]:
     ]
 
 
+def _data_table(table: DataTable) -> list[Any]:
+    """A cohort or organization table: text cells wrap (and switch fonts), numbers as printed."""
+    if not table.rows:
+        return [KeepTogether([_p(table.title, "h2"), _p(table.description, "note"), Spacer(1, 3),
+                              _p("None.", "body")])]
+    text_w = {"learner": 34 * mm, "trainer": 50 * mm, "email": 45 * mm, "reasons": 0.0, "at_risk": 0.0}
+    fixed = {"date": 22 * mm, "datetime": 27 * mm}
+    widths: list[float] = []
+    for c in table.columns:
+        widths.append(text_w.get(c.name, 30 * mm) if c.kind == "text" else fixed.get(c.kind, 0.0))
+    flexible = [i for i, w in enumerate(widths) if not w]
+    rest = max(FRAME_W - sum(widths), 15 * mm * len(flexible))
+    for i in flexible:
+        widths[i] = rest / len(flexible)
+    if sum(widths) > FRAME_W:
+        widths = [w * FRAME_W / sum(widths) for w in widths]
+    head = [_p(c.label, "cell_head" if c.kind in ("text", "date", "datetime") else "num_head") for c in table.columns]
+    rows: list[list[Any]] = [head]
+    for r in table.rows:
+        rows.append([_p(format_value(c.kind, v), "cell") if c.kind == "text" and v is not None
+                     else format_value(c.kind, v) for c, v in zip(table.columns, r, strict=True)])
+    grid = _table(rows, widths, numeric_from=len(table.columns))
+    numeric = [("ALIGN", (i, 1), (i, -1), "RIGHT") for i, c in enumerate(table.columns)
+               if c.kind not in ("text", "date", "datetime")]
+    grid.setStyle(TableStyle([*numeric, ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    return [KeepTogether([_p(table.title, "h2"), _p(table.description, "note"), Spacer(1, 3)]), grid]
+
+
 def _summary(data: ReportData) -> list[Any]:
+    if not data.series:
+        return []
     rows: list[list[Any]] = [[_p(h, "cell_head" if i < 2 else "num_head") for i, h in enumerate(
         ("Analytics", "Metric", "Mean per day", "Lowest day", "Highest day", "Total", "Days with data"))]]
     for series in data.series:
@@ -401,6 +433,8 @@ def render(data: ReportData) -> bytes:
     story: list[Any] = [*_title_block(data), *_comparison(data), *_summary(data)]
     for series in data.series:
         story += _series_section(data, series)
+    for table in data.tables:
+        story += _data_table(table)
     footer = f"{data.title} \u00b7 {data.organization_name} \u00b7 {data.user_name} \u00b7 " \
              f"{data.period_start.isoformat()} to {data.period_end.isoformat()}"
     if len(footer) > 110:
