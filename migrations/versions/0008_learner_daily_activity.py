@@ -18,6 +18,13 @@
    and their own cohort's. The job (owner, maintenance) writes; the runtime role only reads.
    `suppressed` is false until small-cell suppression is applied to what a caller reads.
 
+3. app.refresh_skill_gaps(): after an org admin changes a skill target, every learner of the
+   organization with a mastery snapshot gets their skill_gap snapshot recomputed from it, in the
+   same request (one statement). SECURITY DEFINER because the snapshots are the learners' rows
+   (an org admin may not write them); it computes the data itself (the definition of
+   ms8.domain.metrics.skill_gap_from_mastery, held equal to it by a test), for the caller's
+   organization only, and only for an org admin.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-06
@@ -100,6 +107,65 @@ COMMENT ON TABLE population_rollups IS
     'Rollups of an organization''s learners (trainer_id NULL) or of a trainer''s cohort, per period.';
 """
 
+SKILL_GAPS = f"""
+CREATE FUNCTION app.refresh_skill_gaps() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_maintenance text := coalesce(current_setting('app.maintenance', true), '');
+    v_org uuid := app.current_org_id();
+    v_written integer;
+BEGIN
+    IF v_org IS NULL OR app.current_role() IS DISTINCT FROM 'org_admin' THEN
+        RAISE EXCEPTION 'only an org admin refreshes the skill gaps' USING ERRCODE = '42501';
+    END IF;
+    PERFORM set_config('app.maintenance', 'on', true);
+    WITH targets AS (
+        SELECT t.skill, t.target_level::float8 AS target FROM public.skill_targets t WHERE t.organization_id = v_org
+    ),
+    gaps AS (
+        SELECT m.user_id, m.organization_id, m.definition_version, m.data_through, k.skill,
+               round(greatest(0, k.target - coalesce(
+                   CASE WHEN jsonb_typeof(m.data -> 'skills' -> k.skill) = 'number'
+                        THEN (m.data -> 'skills' ->> k.skill)::float8 END, 0))::numeric, 4) AS gap
+        FROM public.analytics m
+        JOIN public.users u ON u.id = m.user_id AND u.organization_id = m.organization_id
+        CROSS JOIN targets k
+        WHERE m.organization_id = v_org AND m.role = 'learner' AND m.analytics_type = 'mastery'
+          AND 'learner' = ANY (u.roles)
+    ),
+    per_user AS (
+        SELECT m.user_id, m.organization_id, m.definition_version, m.window_days, m.data_through,
+               CASE WHEN count(g.skill) = 0
+                    THEN jsonb_build_object('gap', NULL, 'skills', '{{}}'::jsonb, 'targeted_skills', 0)
+                    ELSE jsonb_build_object(
+                        'gap', trim_scale(round(avg(g.gap), 4)),
+                        'skills', jsonb_object_agg(g.skill, trim_scale(g.gap)) FILTER (WHERE g.skill IS NOT NULL),
+                        'targeted_skills', count(g.skill)) END AS data
+        FROM public.analytics m
+        JOIN public.users u ON u.id = m.user_id AND u.organization_id = m.organization_id
+        LEFT JOIN gaps g ON g.user_id = m.user_id
+        WHERE m.organization_id = v_org AND m.role = 'learner' AND m.analytics_type = 'mastery'
+          AND 'learner' = ANY (u.roles)
+        GROUP BY 1, 2, 3, 4, 5
+    )
+    INSERT INTO public.analytics AS a (user_id, organization_id, role, analytics_type, data, source,
+                                       definition_version, window_days, data_through)
+    SELECT p.user_id, p.organization_id, 'learner', 'skill_gap', p.data, 'computed', p.definition_version,
+           p.window_days, p.data_through
+    FROM per_user p
+    ORDER BY p.user_id
+    ON CONFLICT (user_id, role, analytics_type) DO UPDATE
+    SET data = EXCLUDED.data, source = EXCLUDED.source, definition_version = EXCLUDED.definition_version,
+        window_days = EXCLUDED.window_days, data_through = EXCLUDED.data_through, version = a.version + 1
+    WHERE a.data IS DISTINCT FROM EXCLUDED.data;
+    GET DIAGNOSTICS v_written = ROW_COUNT;
+    PERFORM set_config('app.maintenance', v_maintenance, true);
+    RETURN v_written;
+END $$;
+REVOKE ALL ON FUNCTION app.refresh_skill_gaps() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.refresh_skill_gaps() TO {RUNTIME};
+"""
+
 POLICIES = {
     "learner_daily_activity": {
         "SELECT": f"organization_id = {O} AND (user_id = {U} OR {R} IN ('org_admin', 'ingest') "
@@ -175,10 +241,12 @@ def upgrade() -> None:
         for command, expr in commands.items():
             op.execute(_policy(table, command, expr))
         op.execute(f"GRANT {GRANTS[table]} ON {table} TO {RUNTIME}")
+    op.execute(SKILL_GAPS)
     op.execute(BACKFILL)
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION app.refresh_skill_gaps()")
     op.execute("DROP TABLE population_rollups")
     op.execute("DROP TABLE learner_daily_activity")
     op.execute("DROP FUNCTION app.add_skill_sums(jsonb, jsonb)")
