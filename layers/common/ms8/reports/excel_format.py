@@ -139,7 +139,7 @@ def _widths(ws: Worksheet) -> None:
         ws.column_dimensions[letter].width = width
 
 
-CELL_FORMATS: dict[str, str] = {**NUMBER_FORMATS, "date": DATE_FORMAT, "datetime": DATETIME_FORMAT}
+CELL_FORMATS: dict[str, str] = {"date": DATE_FORMAT, "datetime": DATETIME_FORMAT, **dict(NUMBER_FORMATS.items())}
 
 
 def _table_sheet(ws: Worksheet, table: Table) -> None:

@@ -113,4 +113,4 @@ def markup(text: str, bold: bool = False) -> str:
 
 def string_width(text: str, size: float, bold: bool = False) -> float:
     """Width in points of `text` set through the fallback chain."""
-    return sum(pdfmetrics.stringWidth(part, font, size) for font, part in runs(text, bold))
+    return float(sum(pdfmetrics.stringWidth(part, font, size) for font, part in runs(text, bold)))

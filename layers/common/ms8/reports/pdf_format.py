@@ -231,8 +231,9 @@ def _table(rows: list[list[Any]], widths: list[float] | None, numeric_from: int 
 
 def _title_block(data: ReportData) -> list[Any]:
     days = len(data.days)
+    values = "daily values, time zone" if data.series else "UTC days; metrics as of generation,"
     period = (f"{data.period_start:%d %B %Y} \u2013 {data.period_end:%d %B %Y}  "
-              f"({days} day{'s' if days != 1 else ''}, daily values, time zone {data.timezone})")
+              f"({days} day{'s' if days != 1 else ''}, {values} {data.timezone})")
     generated = data.generated_at.strftime("%d %B %Y, %H:%M %Z").strip()
     rows = [
         ("Organization", data.organization_name),
@@ -303,7 +304,7 @@ def _data_table(table: DataTable) -> list[Any]:
     fixed = {"date": 22 * mm, "datetime": 27 * mm}
     widths: list[float] = []
     for c in table.columns:
-        widths.append(text_w.get(c.name, 30 * mm) if c.kind == "text" else fixed.get(c.kind, 0.0))
+        widths.append(text_w.get(c.name, 30 * mm) if c.kind == "text" else fixed.get(c.kind, 16 * mm))
     flexible = [i for i, w in enumerate(widths) if not w]
     rest = max(FRAME_W - sum(widths), 15 * mm * len(flexible))
     for i in flexible:
