@@ -87,7 +87,8 @@ def site(owner_url: str, database: str) -> Iterator[Site]:
         with psycopg.connect(owner_url, autocommit=True) as conn, gateway_process(env) as running:
             factory = Factory(conn)
             org = factory.org("Ακαδημία Gülşen 学院", tina=["trainer"], tom=["trainer"], ada=["org_admin"])
-            for key, name in {"lukasz": "Łukasz Nowak", "olga": "Ольга Петрова", "mei": "王美", "nikos": "Νίκος"}.items():
+            names = {"lukasz": "Łukasz Nowak", "olga": "Ольга Петрова", "mei": "王美", "nikos": "Νίκος"}
+            for key, name in names.items():
                 org.users[key] = factory.user(org.id, ["learner"], name=name)
             for learner in ("lukasz", "olga", "mei"):
                 factory.assign(org.id, org.users["tina"], org.users[learner])
