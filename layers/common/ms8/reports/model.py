@@ -124,6 +124,7 @@ class Table:
     description: str
     columns: tuple[Column, ...]
     rows: tuple[tuple[Cell, ...], ...]
+    charts: tuple[str, ...] = ()  # columns drawn over the first (a date) column in the PDF
 
     def __post_init__(self) -> None:
         if any(len(r) != len(self.columns) for r in self.rows):

@@ -304,8 +304,12 @@ def _data_table(table: DataTable) -> list[Any]:
     fixed = {"date": 22 * mm, "datetime": 27 * mm}
     widths: list[float] = []
     for c in table.columns:
-        widths.append(text_w.get(c.name, 30 * mm) if c.kind == "text" else fixed.get(c.kind, 16 * mm))
+        widths.append(text_w.get(c.name, 30 * mm) if c.kind == "text" else fixed.get(c.kind, 15 * mm))
     flexible = [i for i, w in enumerate(widths) if not w]
+    if not flexible:  # no free text column: the numbers share what is left of the line
+        flexible = [i for i, c in enumerate(table.columns) if c.kind not in ("text", "date", "datetime")]
+        for i in flexible:
+            widths[i] = 0.0
     rest = max(FRAME_W - sum(widths), 15 * mm * len(flexible))
     for i in flexible:
         widths[i] = rest / len(flexible)
@@ -317,10 +321,35 @@ def _data_table(table: DataTable) -> list[Any]:
         rows.append([_p(format_value(c.kind, v), "cell") if c.kind == "text" and v is not None
                      else format_value(c.kind, v) for c, v in zip(table.columns, r, strict=True)])
     grid = _table(rows, widths, numeric_from=len(table.columns))
+    charts = _table_charts(table)
     numeric = [("ALIGN", (i, 1), (i, -1), "RIGHT") for i, c in enumerate(table.columns)
                if c.kind not in ("text", "date", "datetime")]
     grid.setStyle(TableStyle([*numeric, ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    return [KeepTogether([_p(table.title, "h2"), _p(table.description, "note"), Spacer(1, 3)]), grid]
+    return [KeepTogether([_p(table.title, "h2"), _p(table.description, "note"), Spacer(1, 3), *charts]), grid]
+
+
+def _table_charts(table: DataTable) -> list[Any]:
+    """The table's chart columns over its first column (period starts), two per row."""
+    if len(table.rows) < 2 or not table.charts:
+        return []
+    starts = [r[0] for r in table.rows if isinstance(r[0], date)]
+    if len(starts) != len(table.rows):
+        return []
+    gap = 6 * mm
+    width = (FRAME_W - gap) / 2
+    drawings: list[Any] = []
+    for name in table.charts:
+        i, column = next((i, c) for i, c in enumerate(table.columns) if c.name == name)
+        values: list[Value] = [v if isinstance(v, int | float) else None for v in (r[i] for r in table.rows)]
+        kind: MetricKind = column.kind if column.kind in ("count", "ratio", "number") else "number"
+        drawings.append(chart(starts, values, Metric(name, column.label, kind, "mean"), width, 110))
+    if len(drawings) % 2:
+        drawings.append(Spacer(width, 1))
+    grid = Table([drawings[i:i + 2] for i in range(0, len(drawings), 2)], colWidths=[width + gap, width],
+                 hAlign="LEFT")
+    grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+                              ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))
+    return [grid]
 
 
 def _summary(data: ReportData) -> list[Any]:

@@ -34,9 +34,9 @@ def _reasons(row: LearnerRow) -> str:
 
 LEARNER_COLUMNS = (
     Column("learner", "Learner", "text"),
-    Column("velocity", "Velocity (per week)", "number"),
-    Column("velocity_change", "Velocity change", "number"),
-    Column("engagement", "Engagement (30 days)", "ratio"),
+    Column("velocity", "Velocity", "number"),
+    Column("velocity_change", "Change", "number"),
+    Column("engagement", "Engagement", "ratio"),
     Column("mastery", "Mastery", "ratio"),
     Column("skill_gap", "Skill gap", "ratio"),
     Column("last_activity_at", "Last activity", "datetime"),
@@ -48,9 +48,9 @@ def learners_table(rows: Sequence[LearnerRow]) -> Table:
     return Table(
         "learners", "Learners",
         "Each learner's headline metrics as of the report's generation (as GET /v1/learners answers): "
-        "velocity = distinct objects completed per week over the last 4 weeks, its change against the 4 "
-        "weeks before, engagement = share of the last 30 UTC days with activity, mastery and skill gap "
-        "from the latest analytics.",
+        "velocity = distinct objects completed per week over the last 4 weeks; change = velocity minus that "
+        "of the 4 weeks before; engagement = share of the last 30 UTC days with activity; mastery and skill "
+        "gap from the latest analytics.",
         LEARNER_COLUMNS,
         tuple((r.display_name, r.metrics.velocity, r.trend.velocity, r.metrics.engagement, r.metrics.mastery,
                r.metrics.skill_gap, r.last_activity_at, _reasons(r) or None) for r in rows),
@@ -75,10 +75,10 @@ TREND_COLUMNS = (
     Column("active_learners", "Active", "count"),
     Column("active_share", "Active share", "ratio"),
     Column("completions", "Completions", "count"),
-    Column("velocity", "Velocity (per learner-week)", "number"),
+    Column("velocity", "Velocity", "number"),
     Column("assessments", "Assessments", "count"),
     Column("mean_score", "Mean score", "ratio"),
-    Column("minutes_per_active_learner", "Minutes per active learner", "number"),
+    Column("minutes_per_active_learner", "Minutes per active", "number"),
 )
 
 
@@ -99,6 +99,7 @@ def trends_table(rollups: Sequence[Rollup], granularity: Granularity, population
         "trends", f"Trends per {word}", description, TREND_COLUMNS,
         tuple((r.period_start, r.learners, r.active_learners, r.active_share, r.completions, r.velocity,
                r.assessments, r.mean_score, r.minutes_per_active_learner) for r in rollups),
+        charts=("active_share", "velocity"),
     )
 
 
