@@ -257,7 +257,7 @@ def _learner_cells(item: dict[str, Any]) -> dict[str, Any]:
     return {"learner": item["displayName"], "velocity": m["velocity"], "velocity_change": item["trend"]["velocity"],
             "engagement": m["engagement"], "mastery": m["mastery"], "skill_gap": m["skillGap"],
             "last_activity_at": item["lastActivityAt"],
-            "at_risk": "; ".join(r["message"] for r in item["riskReasons"]) or None}
+            "at_risk": ", ".join(r["code"].replace("_", " ") for r in item["riskReasons"]) or None}
 
 
 def _rollup_cells(item: dict[str, Any]) -> dict[str, Any]:

@@ -300,8 +300,8 @@ def _data_table(table: DataTable) -> list[Any]:
     if not table.rows:
         return [KeepTogether([_p(table.title, "h2"), _p(table.description, "note"), Spacer(1, 3),
                               _p("None.", "body")])]
-    text_w = {"learner": 34 * mm, "trainer": 50 * mm, "email": 45 * mm, "reasons": 0.0, "at_risk": 0.0}
-    fixed = {"date": 22 * mm, "datetime": 27 * mm}
+    text_w = {"learner": 36 * mm, "trainer": 50 * mm, "email": 45 * mm, "reasons": 0.0, "at_risk": 0.0}
+    fixed = {"date": 20 * mm, "datetime": 30 * mm}
     widths: list[float] = []
     for c in table.columns:
         widths.append(text_w.get(c.name, 30 * mm) if c.kind == "text" else fixed.get(c.kind, 15 * mm))
@@ -324,7 +324,8 @@ def _data_table(table: DataTable) -> list[Any]:
     charts = _table_charts(table)
     numeric = [("ALIGN", (i, 1), (i, -1), "RIGHT") for i, c in enumerate(table.columns)
                if c.kind not in ("text", "date", "datetime")]
-    grid.setStyle(TableStyle([*numeric, ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    grid.setStyle(TableStyle([*numeric, ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                              ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3)]))
     return [KeepTogether([_p(table.title, "h2"), _p(table.description, "note"), Spacer(1, 3), *charts]), grid]
 
 

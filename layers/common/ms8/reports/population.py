@@ -32,6 +32,11 @@ def _reasons(row: LearnerRow) -> str:
     return "; ".join(r.message for r in row.risk_reasons)
 
 
+def _codes(row: LearnerRow) -> str | None:
+    """The reasons in short (the at-risk table has them in full)."""
+    return ", ".join(r.code.replace("_", " ") for r in row.risk_reasons) or None
+
+
 LEARNER_COLUMNS = (
     Column("learner", "Learner", "text"),
     Column("velocity", "Velocity", "number"),
@@ -40,7 +45,7 @@ LEARNER_COLUMNS = (
     Column("mastery", "Mastery", "ratio"),
     Column("skill_gap", "Skill gap", "ratio"),
     Column("last_activity_at", "Last activity", "datetime"),
-    Column("at_risk", "At risk because", "text"),
+    Column("at_risk", "At risk", "text"),
 )
 
 
@@ -50,10 +55,10 @@ def learners_table(rows: Sequence[LearnerRow]) -> Table:
         "Each learner's headline metrics as of the report's generation (as GET /v1/learners answers): "
         "velocity = distinct objects completed per week over the last 4 weeks; change = velocity minus that "
         "of the 4 weeks before; engagement = share of the last 30 UTC days with activity; mastery and skill "
-        "gap from the latest analytics.",
+        "gap from the latest analytics; at risk: the reasons that apply (in full below).",
         LEARNER_COLUMNS,
         tuple((r.display_name, r.metrics.velocity, r.trend.velocity, r.metrics.engagement, r.metrics.mastery,
-               r.metrics.skill_gap, r.last_activity_at, _reasons(r) or None) for r in rows),
+               r.metrics.skill_gap, r.last_activity_at, _codes(r)) for r in rows),
     )
 
 
