@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import hashlib
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
@@ -194,13 +193,12 @@ def _population(
         }
     rollups = population.organization_rollups(conn, organization_id, granularity, start, end)
     cohorts = learners.cohort_summaries(conn, organization_id, now)
-    everyone = learners.learner_rows(conn, organization_id, now)
-    at_risk = [r for r in everyone if r.at_risk]  # as GET /v1/learners?atRisk=true filters
+    everyone = learners.learner_rows(conn, organization_id, now)  # the at-risk table keeps those at risk
     return {
         "subject": f"All learners of the organization ({len(everyone)})",
         "tables": (tables.trends_table(rollups, granularity, "organization's learners"),
                    tables.cohorts_table(cohorts.items, cohorts.unassigned_learners),
-                   dataclasses.replace(tables.at_risk_table(at_risk), title=f"At risk ({len(at_risk)} of {len(everyone)})")),
+                   tables.at_risk_table(everyone)),
     }
 
 
