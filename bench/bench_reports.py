@@ -151,7 +151,7 @@ def build_database() -> None:
 
     from ms8.jobs.rollups import roll_up
     from ms8.jobs.runner import JobInput
-    from ms8.repositories.days import DAYS_FROM_STORED, VERB_PARAMS
+    from ms8.repositories import days
     from scripts import localdb
 
     _common.migrated_database(DB, fresh=True)
@@ -209,8 +209,7 @@ def build_database() -> None:
         events += others
         # The learner days ingest would have kept (its own statement over every stored event),
         # then the nightly rollups of the year.
-        conn.execute("WITH stored AS (SELECT * FROM learning_events WHERE organization_id = %(org)s), "
-                     + DAYS_FROM_STORED + " SELECT 1", {"org": ORG, **VERB_PARAMS})
+        days.rebuild(conn, ORG)
         today = datetime.now(UTC).date()
         roll_up(conn, JobInput(today, datetime.combine(today, datetime.min.time(), UTC), days=400, replay=True))
     print(f"database {DB}: {len(events)} learning events over 394 days", file=sys.stderr)
