@@ -340,7 +340,7 @@ def _derive(conn: psycopg.Connection, demo: Demo, now: datetime) -> None:
     computed = analytics_refresh.compute(conn, [u.id for u in demo.learners()], now)
     analytics_refresh.write(conn, computed, now)
     inserted = [InsertedEvent(e.event_id, e.user.id, e.verb, e.object_id, e.occurred_at) for e in demo.events]
-    gamification.award_and_refresh(conn, computed, inserted, now)
+    gamification.award_and_refresh(conn, computed, inserted, now, basis="occurred")  # platform history
 
 
 def _roll_up(conn: psycopg.Connection, today: date) -> int:

@@ -28,10 +28,16 @@ class StoredEvent(rules.Source, Protocol):
 
 
 def award_and_refresh(
-    conn: psycopg.Connection, computed: Mapping[UUID, Computed], new_events: Sequence[StoredEvent], now: datetime
+    conn: psycopg.Connection,
+    computed: Mapping[UUID, Computed],
+    new_events: Sequence[StoredEvent],
+    now: datetime,
+    *,
+    basis: rules.CapBasis,
 ) -> int:
-    """Award the points the new events earn (idempotent per award key, within the hourly cap),
-    then rewrite the gamification rows of the users in `computed`. Returns points awarded."""
+    """Award the points the new events earn (idempotent per award key, within the hourly cap
+    counted by `basis`: "occurred" for a platform service's events, "arrived" for a learner's
+    own), then rewrite the gamification rows of the users in `computed`. Returns points awarded."""
     sources: dict[UUID, list[StoredEvent]] = {}
     completed: set[UUID] = set()
     for e in new_events:
@@ -44,12 +50,15 @@ def award_and_refresh(
     candidates = {u: rules.candidate_awards(s, computed[u].tz) for u, s in sources.items() if u in computed}
     user_ids = sorted(computed)
     ledger = repo.ledger(
-        conn, user_ids, [(u, a.key) for u, awards in candidates.items() for a in awards], now - rules.CAP_WINDOW
+        conn, user_ids, [(u, a.key) for u, awards in candidates.items() for a in awards],
+        [(u, rules.cap_hour(a, basis, now)) for u, awards in candidates.items() for a in awards],
     )
     granted = [
-        (u, computed[u].organization_id, a)
+        (u, computed[u].organization_id, grant)
         for u, awards in candidates.items()
-        for a in rules.apply_hourly_cap(awards, ledger.existing.get(u, set()), ledger.recent.get(u, 0))
+        for grant in rules.apply_hourly_cap(
+            awards, ledger.existing.get(u, set()), ledger.by_hour.get(u, {}), basis, now
+        )
     ]
     written = repo.award(conn, granted, now)
     previous = repo.states(conn, user_ids)

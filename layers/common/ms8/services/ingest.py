@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ms8 import db
 from ms8.db import Caller
+from ms8.domain.gamification import cap_basis
 from ms8.errors import Forbidden, NotFound, Unprocessable
 from ms8.gcpause import gc_paused
 from ms8.models.events import BusDetail, EventBatch, IngestResult
@@ -89,7 +90,9 @@ def _store_and_update(
     repo.lock_users(conn, touched)  # concurrent batches of one user: one after the other
     computed = analytics_refresh.compute(conn, touched, now)
     written = analytics_refresh.write(conn, computed, now)
-    points = gamification.award_and_refresh(conn, computed, inserted, now)
+    points = gamification.award_and_refresh(
+        conn, computed, inserted, now, basis=cap_basis(caller.is_service)
+    )
     return len(inserted), len(computed), written, points
 
 
