@@ -98,7 +98,12 @@ def test_the_analytics_write_names_what_was_wrong(gateway: RunningGateway, org: 
     assert (status, body["error"]["code"]) == (422, "NUMBER_OUT_OF_RANGE")
     status, body = _send(gateway, "PUT", "/v1/analytics", token, HOSTILE_BODIES["1e400"])
     assert status == 422 and body["error"]["code"] == "VALIDATION_ERROR", body
-    # and nothing was written
+    one_bad = json.dumps({"items": [{"analyticsType": "engagement", "data": {"engagement": 0.5}},
+                                    {"analyticsType": "mastery", "data": {"mastery": 1e200}}]}).encode()
+    status, body = _send(gateway, "PUT", "/v1/analytics", token, one_bad)
+    assert (status, body["error"]["code"]) == (422, "VALIDATION_ERROR"), body
+    assert "items[1]: data.mastery must be a number in 0..1" in json.dumps(body["error"]["details"])
+    # and nothing was written, not even the valid item
     status, body = _send(gateway, "GET", "/v1/analytics", token)
     assert (status, body["items"]) == (200, [])
 
