@@ -19,19 +19,31 @@
    service's requests. (Read/write mode and isolation level are fixed by the BEGIN the service
    sends.) The 0002 functions are kept under new names and wrapped.
 
-3. The runtime role may not create temporary objects (TEMPORARY revoked from PUBLIC on this
+3. Population rollups (0008) as a trainer reads the organization's: each row also stores
+   `capped`, sums whose every learner contributes a bounded amount (learners, active learners,
+   completions capped per day of the period, minutes capped per day, learners with a scored
+   assessment and the sum of their mean scores), from which the read side releases noisy figures.
+   The noise of a row is drawn from a seed tied to the row's state: `app.release_seeds(keys)`
+   (SECURITY DEFINER) hashes each key with a secret only the owner can read
+   (`app.release_secret`), so re-reading a row gives the same figures and a changed row new ones.
+
+4. Erasure reaches every rollup: deleting learner days (a user's erasure cascades to them)
+   records the organization and the span of days in `app.rollup_pending`; the rollup job
+   recomputes those periods on its next run, whatever its usual window, and clears them.
+
+5. The runtime role may not create temporary objects (TEMPORARY revoked from PUBLIC on this
    database; the service never uses them): with no CREATE anywhere either, it can create no
    object that could shadow a table through a search_path it sets on itself.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06
 """
 
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -250,6 +262,76 @@ GRANT EXECUTE ON FUNCTION app.begin_request(uuid, text), app.begin_service_reque
 DROP FUNCTION app.apply_request_limits();
 """
 
+ROLLUP_RELEASE = f"""
+ALTER TABLE population_rollups ADD COLUMN capped jsonb NOT NULL DEFAULT '{{}}'
+    CHECK (jsonb_typeof(capped) = 'object');
+COMMENT ON COLUMN population_rollups.capped IS
+    'Sums with a bounded contribution per learner, for the noisy figures of readers who may not see each learner.';
+
+CREATE TABLE app.release_secret (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    secret text NOT NULL
+);
+INSERT INTO app.release_secret (secret)
+VALUES (replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));
+ALTER TABLE app.release_secret ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY release_secret_maintenance ON app.release_secret TO CURRENT_USER
+    USING ((SELECT app.in_maintenance())) WITH CHECK ((SELECT app.in_maintenance()));
+REVOKE ALL ON app.release_secret FROM PUBLIC;
+
+-- One 32-byte seed per key: sha256(secret || key). The keys name a row and its state.
+CREATE FUNCTION app.release_seeds(p_keys text[]) RETURNS bytea[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_secret text;
+    v_out bytea[];
+BEGIN
+    PERFORM set_config('app.maintenance', 'on', true);
+    SELECT s.secret INTO v_secret FROM app.release_secret s;
+    PERFORM set_config('app.maintenance', '', true);
+    SELECT coalesce(array_agg(sha256(convert_to(v_secret || k, 'UTF8')) ORDER BY i), '{{}}')
+    INTO v_out FROM unnest(p_keys) WITH ORDINALITY AS x(k, i);
+    RETURN v_out;
+END $$;
+REVOKE ALL ON FUNCTION app.release_seeds(text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.release_seeds(text[]) TO {RUNTIME};
+
+CREATE TABLE app.rollup_pending (
+    organization_id uuid NOT NULL,
+    first_day date NOT NULL,
+    last_day date NOT NULL,
+    noted_at timestamptz NOT NULL DEFAULT now(),
+    CHECK (first_day <= last_day)
+);
+COMMENT ON TABLE app.rollup_pending IS
+    'Spans of learner days deleted (erasure) whose rollups the next rollup run recomputes.';
+ALTER TABLE app.rollup_pending ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY rollup_pending_note ON app.rollup_pending FOR INSERT TO CURRENT_USER WITH CHECK (true);
+CREATE POLICY rollup_pending_maintenance ON app.rollup_pending TO CURRENT_USER
+    USING ((SELECT app.in_maintenance())) WITH CHECK ((SELECT app.in_maintenance()));
+REVOKE ALL ON app.rollup_pending FROM PUBLIC;
+
+CREATE FUNCTION app.note_deleted_days() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO app.rollup_pending (organization_id, first_day, last_day)
+    SELECT g.organization_id, min(g.day), max(g.day) FROM gone g GROUP BY g.organization_id;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION app.note_deleted_days() FROM PUBLIC;
+CREATE TRIGGER learner_days_deleted AFTER DELETE ON public.learner_daily_activity
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION app.note_deleted_days();
+"""
+
+ROLLUP_RELEASE_DOWN = """
+DROP TRIGGER learner_days_deleted ON public.learner_daily_activity;
+DROP FUNCTION app.note_deleted_days();
+DROP TABLE app.rollup_pending;
+DROP FUNCTION app.release_seeds(text[]);
+DROP TABLE app.release_secret;
+ALTER TABLE population_rollups DROP COLUMN capped;
+"""
+
 NO_TEMP = """
 DO $$
 BEGIN
@@ -273,11 +355,13 @@ def upgrade() -> None:
     op.execute(REBUILD.replace("{select}", NEW_SELECT))
     op.execute(RELEASES)
     op.execute(LIMITS)
+    op.execute(ROLLUP_RELEASE)
     op.execute(NO_TEMP)
 
 
 def downgrade() -> None:
     op.execute(TEMP_BACK)
+    op.execute(ROLLUP_RELEASE_DOWN)
     op.execute(UNLIMITS)
     op.execute(OLD_PEER_COMPARISON)
     op.execute("DROP TABLE app.comparison_spend, app.comparison_releases")

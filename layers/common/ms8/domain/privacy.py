@@ -20,15 +20,18 @@ Pure: no database.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
 
+from ms8.domain.vocabulary import PEER_K
+
 RandBelow = Callable[[int], int]
 
-K_MIN_GROUP = 10                      # no group of fewer distinct people is released at all
+K_MIN_GROUP = PEER_K                  # no group of fewer distinct people is released at all
 GRID = 10_000                         # sum units per release range (migration 0009's GRID)
 BINS = 20                             # histogram bins over the release range (0009's BINS)
 EPSILON_MEAN = Fraction(1)            # privacy loss of the noisy sum, per release
@@ -37,6 +40,34 @@ EPSILON_RELEASE = EPSILON_MEAN + EPSILON_HISTOGRAM
 BUDGET_WINDOW = timedelta(days=7)
 BUDGET = 7 * EPSILON_RELEASE          # per group and rolling window: one fresh release a day
 DECIMALS = 4
+
+
+def seeded_randbelow(seed: bytes) -> RandBelow:
+    """A deterministic randbelow drawing from SHA-256 in counter mode keyed by `seed` (32 secret
+    bytes): unpredictable without the seed, the same stream for the same seed. Uniform by
+    rejection (no modulo bias)."""
+    counter = 0
+    buffer = b""
+
+    def take(n: int) -> bytes:
+        nonlocal counter, buffer
+        while len(buffer) < n:
+            buffer += hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
+            counter += 1
+        out, buffer = buffer[:n], buffer[n:]
+        return out
+
+    def randbelow(n: int) -> int:
+        if n <= 0:
+            raise ValueError("n must be positive")
+        bits = n.bit_length()
+        nbytes = (bits + 7) // 8
+        while True:
+            x = int.from_bytes(take(nbytes), "big") >> (8 * nbytes - bits)
+            if x < n:
+                return x
+
+    return randbelow
 
 
 def _bernoulli_exp_le1(num: int, den: int, randbelow: RandBelow) -> bool:
@@ -149,6 +180,71 @@ def release(stats: GroupStats, randbelow: RandBelow = secrets.randbelow) -> Rele
     p25, p50, p75 = (quantile(noisy, q, stats.low, stats.high) for q in (0.25, 0.5, 0.75))
     return Release(round(average, DECIMALS), round(p25, DECIMALS), round(p50, DECIMALS), round(p75, DECIMALS),
                    float(EPSILON_RELEASE))
+
+
+# --- population rollups, as read by someone who may not see each learner (a trainer reading the
+# organization's): noisy figures from sums where each learner adds a bounded amount ---
+
+CAP_COMPLETIONS_PER_DAY = 1           # a learner counts at most this many completions per day of a period
+CAP_SECONDS_PER_DAY = 2 * 3600        # ... and at most two hours a day
+EPSILON_ROLLUP_EACH = Fraction(1, 2)  # per noisy sum; six sums per row
+EPSILON_ROLLUP = 6 * EPSILON_ROLLUP_EACH
+SCORE_UNIT = 1_000_000                # per-learner mean scores are summed in micro-units
+
+
+@dataclass(frozen=True, slots=True)
+class CappedSums:
+    """A rollup row's bounded-contribution sums (population_rollups.capped)."""
+
+    learners: int
+    active_learners: int
+    completions: int
+    seconds: int
+    scored_learners: int
+    score_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectedFigures:
+    learners: int
+    active_learners: int
+    active_share: float
+    completions: int
+    velocity: float
+    mean_score: float | None
+    minutes_per_active_learner: float | None
+
+
+def rollup_shown(cell: CappedSums, outside_own: CappedSums | None) -> bool:
+    """Whether a reader who may not see each learner gets this row at all: at least k learners
+    and k active learners in it and, when the reader sees a part of it individually (a trainer's
+    own cohort), at least k learners and k active learners outside that part too (else the row
+    minus what they know would be a smaller group)."""
+    parts = [cell] if outside_own is None else [cell, outside_own]
+    return all(p.learners >= K_MIN_GROUP and p.active_learners >= K_MIN_GROUP for p in parts)
+
+
+def protect_rollup(cell: CappedSums, days: int, randbelow: RandBelow) -> ProtectedFigures:
+    """The row's figures from its capped sums, each sum with discrete Laplace noise of scale
+    (one learner's largest contribution) / EPSILON_ROLLUP_EACH. `randbelow` is seeded from the
+    row's state (app.release_seeds): the same row always gives the same figures. The mean score
+    is shown only when at least k learners have a scored assessment."""
+    def noisy(value: int, sensitivity: int) -> int:
+        return value + discrete_laplace(sensitivity / EPSILON_ROLLUP_EACH, randbelow)
+
+    learners = max(noisy(cell.learners, 1), 1)
+    active = min(max(noisy(cell.active_learners, 1), 0), learners)
+    completions = max(noisy(cell.completions, CAP_COMPLETIONS_PER_DAY * days), 0)
+    seconds = max(noisy(cell.seconds, CAP_SECONDS_PER_DAY * days), 0)
+    scored = max(noisy(cell.scored_learners, 1), 1)
+    score = max(noisy(cell.score_micros, SCORE_UNIT), 0)
+    return ProtectedFigures(
+        learners=learners, active_learners=active, active_share=round(active / learners, DECIMALS),
+        completions=completions, velocity=round(completions * 7 / (learners * days), DECIMALS),
+        mean_score=(round(min(score / SCORE_UNIT / scored, 1.0), DECIMALS)
+                    if cell.scored_learners >= K_MIN_GROUP else None),
+        minutes_per_active_learner=round(seconds / 60 / active, DECIMALS) if active else None,
+    )
 
 
 def may_release(spent: float) -> bool:
