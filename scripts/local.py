@@ -79,7 +79,7 @@ def prepare_database(reset_demo: bool = False, db: str = DB) -> bool:
             t0 = time.perf_counter()
             counts = demo.load(conn)
             log(f"demo data: loaded in {time.perf_counter() - t0:.1f} s ("
-                + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if k != "derived_by_service")
+                + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
                 + ")")
     return started
 
@@ -247,7 +247,8 @@ First call, the learner's analytics:
 
 More: curl -s -H "Authorization: Bearer $TRAINER_TOKEN" {url}/v1/users/{demo_ids.LEARNER}/analytics
       curl -s -H "Authorization: Bearer $LEARNER_TOKEN" {url}/v1/comparison
-      curl -s -H "Authorization: Bearer $ADMIN_TOKEN" '{url}/v1/aggregates?granularity=weekly&type=engagement'
+      curl -s -H "Authorization: Bearer $TRAINER_TOKEN" '{url}/v1/learners?atRisk=true'
+      curl -s -H "Authorization: Bearer $ADMIN_TOKEN" '{url}/v1/aggregates?granularity=weekly'
 {invoke_example()}
 
 Ctrl-C stops everything this command started.

@@ -6,6 +6,7 @@ ms8.domain.metrics), a test holds the two equal."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -50,7 +51,7 @@ def org(factory: Factory) -> Org:
     - idle: last event 10 days ago: inactive;
     - dropper: 8 objects 30-50 days ago, 1 two days ago: velocity 0.25 against 2: velocity_drop;
     - below: active yesterday, sql 0.5 (0.3 under the target): below_target;
-    - never: no event at all: inactive and below_target (never assessed counts as 0).
+    - never: no event at all: inactive only (a skill never assessed is in the gap, no risk reason).
     """
     o = factory.org("Acme", steady=["learner"], idle=["learner"], dropper=["learner"], below=["learner"],
                     never=["learner"], tom=["trainer"], una=["trainer"], ada=["org_admin"])
@@ -108,7 +109,7 @@ def test_an_org_admin_lists_the_organization_a_cohort_and_those_at_risk(org: Org
     assert list(everyone) == ["below", "dropper", "idle", "never", "steady"]  # learners only, no trainers
     assert codes(everyone["below"]) == ["below_target"]
     assert "sql (0.3 below)" in everyone["below"]["riskReasons"][0]["message"]
-    assert codes(everyone["never"]) == ["inactive", "below_target"]
+    assert codes(everyone["never"]) == ["inactive"]
     assert everyone["never"]["lastActivityAt"] is None and everyone["never"]["metrics"]["skillGap"] == 0.8
 
     at_risk = call("GET", "/v1/learners", sub=org.users["ada"], query={"atRisk": "true"}).body
@@ -130,7 +131,7 @@ def test_thresholds_come_from_the_environment(org: Org, monkeypatch: pytest.Monk
     finally:
         config.risk_thresholds.cache_clear()
     assert codes(rows["idle"]) == [] and codes(rows["below"]) == []  # 10 days < 11; 0.3 <= 0.35
-    assert codes(rows["never"]) == ["inactive", "below_target"]  # never active; 0.8 > 0.35
+    assert codes(rows["never"]) == ["inactive"]  # never active
 
 
 def test_who_may_list_whom(org: Org, other: Org) -> None:
@@ -295,3 +296,22 @@ def test_the_weekly_organization_rollup_matches_the_learners_it_is_made_of(org: 
     assert item["minutesPerActiveLearner"] == (round(sum(w["minutes"] for w in active) / len(active), 4)
                                                if active else None)
     assert PEER_K == 10  # the suppression threshold a later change applies to these rows
+
+
+def test_after_a_target_change_the_reports_first_page_and_its_daily_table_agree(
+    org: Org, factory: Factory, s3: Any
+) -> None:
+    """The learner's report: the skill gap of the snapshot (page 1) and of the last day of the
+    daily table are the same number once the target has changed (page 1 said 0 before)."""
+    from tests.s3_support import BUCKET
+
+    r = call("PUT", "/v1/skill-targets/sql", sub=org.users["ada"], body={"targetLevel": 0.95})
+    assert r.status == 200, r.body
+    r = call("POST", "/v1/reports", sub=org.users["steady"],
+             body={"format": "json", "types": ["skill_gap"], "to": TODAY.isoformat()})
+    assert r.status == 201, r.body
+    key = factory.sql("SELECT s3_key FROM reports WHERE id = %s", (r.body["id"],))[0][0]
+    doc = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    (snapshot,) = doc["snapshots"]
+    (series,) = doc["series"]
+    assert snapshot["value"] == series["rows"][-1]["values"]["gap"] == 0.05  # 0.95 - 0.9

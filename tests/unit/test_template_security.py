@@ -38,7 +38,8 @@ def test_report_downloads_are_in_the_buckets_access_log() -> None:
     policies = [r for r in RESOURCES.values() if r["Type"] == "AWS::S3::BucketPolicy"
                 and r["Properties"]["Bucket"] == {"Ref": target}]
     [policy] = policies
-    assert any(s["Principal"] == {"Service": "logging.s3.amazonaws.com"} for s in policy["Properties"]["PolicyDocument"]["Statement"])
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Principal"] == {"Service": "logging.s3.amazonaws.com"} for s in statements)
 
 
 @pytest.mark.parametrize("job", _scheduled())
@@ -67,7 +68,8 @@ def test_api_functions_reserve_concurrency_through_the_globals() -> None:
     reserved = TEMPLATE["Globals"]["Function"]["ReservedConcurrentExecutions"]
     assert reserved["If"][:2] == ["ReserveApiConcurrency", {"Ref": "ApiReservedConcurrency"}]
     api_functions = {r.function.logical_id for r in apigw.routes()}
-    assert api_functions and all("ReservedConcurrentExecutions" not in RESOURCES[f]["Properties"] for f in api_functions)
+    assert api_functions
+    assert all("ReservedConcurrentExecutions" not in RESOURCES[f]["Properties"] for f in api_functions)
 
 
 def test_every_checkov_skip_says_why() -> None:
