@@ -80,7 +80,13 @@ class Factory:
         )
         return client_id
 
-    def refresh_comparison(self) -> None:
+    def refresh_comparison(self, randbelow: Any = None) -> Any:
+        """The refresh job's work: the view, then the (noisy) releases; returns the release run.
+        `randbelow` (e.g. a seeded random.Random().randrange) makes the noise reproducible."""
+        from ms8.services.comparison import release_groups
+
         with self.conn.transaction():
             self.conn.execute("SELECT app.begin_maintenance()")
             self.conn.execute("REFRESH MATERIALIZED VIEW comparison_aggregates")
+            now = self.conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+            return release_groups(self.conn, now, *([randbelow] if randbelow else []))

@@ -167,7 +167,7 @@ def test_comparison_hides_small_groups_and_shows_k10(factory: Factory) -> None:
     big = factory.org("Big", **{f"l{i}": ["learner"] for i in range(12)})
     for o in (small, big):
         for i, uid in enumerate(o.users.values()):
-            factory.analytics(o.id, uid, "learner", "mastery", {"mastery": i / 10})
+            factory.analytics(o.id, uid, "learner", "mastery", {"mastery": i / 12})
     factory.refresh_comparison()
     r = call("GET", "/v1/comparison", sub=small.users["l0"], query={"type": "mastery"})
     assert r.status == 200
@@ -178,8 +178,10 @@ def test_comparison_hides_small_groups_and_shows_k10(factory: Factory) -> None:
     items = {i["analyticsType"]: i for i in r.body["items"]}
     assert items["mastery"]["available"] is True
     assert items["mastery"]["peers"]["userCount"] == 12
-    assert items["mastery"]["peers"]["average"] == pytest.approx(sum(i / 10 for i in range(12)) / 12)
-    assert items["mastery"]["yourValue"] == pytest.approx(0.3)
+    peers = items["mastery"]["peers"]  # noisy (docs/SECURITY.md): in range, ordered, not a member's value
+    assert 0 <= peers["p25"] <= peers["p50"] <= peers["p75"] <= 1 and 0 <= peers["average"] <= 1
+    assert peers["p50"] not in [i / 12 for i in range(12)]
+    assert items["mastery"]["yourValue"] == pytest.approx(3 / 12)
     assert items["engagement"]["available"] is False
 
 

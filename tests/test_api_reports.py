@@ -571,5 +571,5 @@ def test_peer_comparison_appears_only_for_groups_of_ten(factory: Factory, bucket
     assert r.status == 201, r.body
     mastery, engagement = json.loads(_fetch(r.body["download"]["url"])[0])["comparison"]
     assert mastery["available"] and mastery["peers"]["userCount"] == 10 and mastery["yourValue"] == 0.5
-    assert mastery["peers"]["average"] == pytest.approx(0.545)
+    assert 0 <= mastery["peers"]["average"] <= 1  # noisy around 0.545 (docs/SECURITY.md)
     assert not engagement["available"] and engagement["peers"] is None and engagement["yourValue"] == 0.4

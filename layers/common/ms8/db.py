@@ -170,6 +170,9 @@ class Database:
             raise
 
 
+_BEGIN: LiteralString = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE"
+
+
 def _begin_with(conn: psycopg.Connection, query: LiteralString, params: tuple[object, ...]) -> tuple[Any, ...]:
     """Open a transaction whose first statement is the context call: one network round trip.
 
@@ -183,7 +186,7 @@ def _begin_with(conn: psycopg.Connection, query: LiteralString, params: tuple[ob
     else:
         conn.autocommit = True
         with conn.pipeline():
-            conn.execute("BEGIN")
+            conn.execute(_BEGIN)
             cur = conn.execute(query, params)
         row = cur.fetchone()
     assert row is not None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ms8 import db
-from ms8.errors import AppError, BadRequest, Forbidden, Unauthorized
+from ms8.errors import AppError, BadRequest, Forbidden, Unauthorized, Unprocessable
 
 # Most requests publish no metric of their own; Powertools would warn about that on every one.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -48,6 +49,8 @@ JSON = "application/json"
 DEFAULT_MAX_BODY = 64 * 1024
 SCOPE_PREFIX = os.environ.get("SCOPE_PREFIX", "ms8/")
 SERVICE_SCOPES = ("ingest", "directory")
+# Control characters other than horizontal tab (which RFC 9110 allows inside a field value).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _dumps(obj: Any) -> str:
@@ -87,9 +90,33 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _loads(text: str) -> Any:
+    """Powertools' body parser, with a 4xx for the JSON that json.loads cannot take.
+
+    Malformed JSON (JSONDecodeError) stays Powertools' 422 `json_invalid`. What would otherwise be
+    a 500: nesting deeper than the interpreter's recursion limit (RecursionError), an integer of
+    more digits than Python converts (ValueError), and the non-standard NaN / Infinity literals,
+    which would reach the database as numbers JSON cannot carry. A float literal beyond double
+    range (1e400) parses as inf, which every numeric field of the models refuses.
+    """
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise Unprocessable("the request body is nested too deeply", code="BODY_TOO_DEEP") from None
+    except ValueError as exc:  # int digits limit, or _no_constant
+        raise Unprocessable(f"the request body holds an unacceptable number: {str(exc)[:120]}",
+                            code="NUMBER_OUT_OF_RANGE") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def make_app() -> APIGatewayHttpResolver:
     """An HTTP API resolver with validation on and the service's error mapping."""
-    app = APIGatewayHttpResolver(enable_validation=True, serializer=_dumps)
+    app = APIGatewayHttpResolver(enable_validation=True, serializer=_dumps, json_body_deserializer=_loads)
 
     @app.exception_handler(AppError)  # type: ignore[untyped-decorator]
     def _app_error(exc: AppError) -> Response[str]:
@@ -140,7 +167,7 @@ def handler(
             return error_body(
                 413, "PAYLOAD_TOO_LARGE", f"the request body exceeds {max_body_bytes} bytes", rid
             )
-        refused = _refuse_body(event) if body else None
+        refused = _refuse_controls(event) or (_refuse_body(event) if body else None)
         if refused is not None:
             rid = (event.get("requestContext") or {}).get("requestId", "")
             return error_body(*refused, rid)
@@ -151,6 +178,21 @@ def handler(
 
         lambda_handler = Tracer().capture_lambda_handler(lambda_handler)
     return lambda_handler  # type: ignore[no-any-return]
+
+
+def _refuse_controls(event: dict[str, Any]) -> tuple[int, str, str] | None:
+    """(status, code, message) for a header or query parameter holding a control character.
+
+    A NUL cannot travel as a database parameter (psycopg refuses it: a 500 otherwise) and no value
+    this API reads has any other control character; refusing them here covers every header and
+    parameter a handler may read.
+    """
+    for where, values in (("header", event.get("headers")), ("query parameter", event.get("queryStringParameters"))):
+        for name, value in (values or {}).items():
+            if _CONTROL.search(str(value)) or _CONTROL.search(str(name)):
+                shown = _CONTROL.sub("?", str(name))[:60]
+                return 400, "CONTROL_CHARACTER", f"the {where} {shown} contains a control character"
+    return None
 
 
 def _refuse_body(event: dict[str, Any]) -> tuple[int, str, str] | None:
