@@ -5,7 +5,8 @@
   so a key is never reused. The table is read only through app.begin_xapi_request(), which also
   refuses a revoked key, so revocation takes effect on the next request.
 - xapi_statements: every stored statement as it will be returned (JSONB), its stored time, the
-  voided flag, the tokens the GET filters use (one GIN index), the content hash that keeps
+  voided flag, the statement a StatementRef object targets (a query also returns the statements
+  that target a statement it matches), the tokens the GET filters use (one GIN index), the content hash that keeps
   statements re-sent without an id from being stored twice, and the learning event it was mapped
   to (or, while the actor is not a user yet, the actor keys that will map it later).
 - learning_events: verbs from xAPI (answered, scored, experienced, and `activity` for any
@@ -55,6 +56,7 @@ CREATE TABLE xapi_statements (
     credential_key text NOT NULL,
     voided boolean NOT NULL DEFAULT false,
     voids uuid,
+    ref uuid,
     tokens text[] NOT NULL DEFAULT '{{}}',
     sent_hash bytea NOT NULL,
     content_hash bytea,
@@ -65,6 +67,7 @@ CREATE TABLE xapi_statements (
     PRIMARY KEY (organization_id, statement_id)
 );
 CREATE INDEX xapi_statements_seq_idx ON xapi_statements (organization_id, seq);
+CREATE INDEX xapi_statements_ref_idx ON xapi_statements (organization_id, ref) WHERE ref IS NOT NULL;
 CREATE INDEX xapi_statements_tokens_idx ON xapi_statements USING gin (tokens);
 CREATE UNIQUE INDEX xapi_statements_hash_idx ON xapi_statements (organization_id, content_hash)
     WHERE content_hash IS NOT NULL;

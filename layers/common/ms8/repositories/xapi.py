@@ -21,6 +21,7 @@ class NewStatement(NamedTuple):
     sent_hash: bytes
     content_hash: bytes | None
     voids: UUID | None
+    ref: UUID | None
     actor_keys: Sequence[str]
     event: str | None  # the mapped event (JSON), when the statement maps to one
     user_id: UUID | None
@@ -59,12 +60,12 @@ def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[b
 
 _INSERT = """
 INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, tokens,
-                             sent_hash, content_hash, voids, actor_keys, event, user_id, event_occurred_at)
+                             sent_hash, content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
 SELECT app.current_org_id(), x.id, x.st::jsonb, %s, app.current_xapi_key(), string_to_array(x.tokens, E'\\x1f'),
-       x.sent, x.content, x.voids, string_to_array(x.keys, E'\\x1f'), x.event::jsonb, x.user_id, x.at
-FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::bytea[], %b::bytea[], %b::uuid[], %b::text[], %b::text[],
-            %b::uuid[], %b::timestamptz[])
-     AS x(id, st, tokens, sent, content, voids, keys, event, user_id, at)
+       x.sent, x.content, x.voids, x.ref, string_to_array(x.keys, E'\\x1f'), x.event::jsonb, x.user_id, x.at
+FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::bytea[], %b::bytea[], %b::uuid[], %b::uuid[], %b::text[],
+            %b::text[], %b::uuid[], %b::timestamptz[])
+     AS x(id, st, tokens, sent, content, voids, ref, keys, event, user_id, at)
 ORDER BY x.id
 ON CONFLICT DO NOTHING
 RETURNING statement_id
@@ -76,11 +77,11 @@ def insert(conn: psycopg.Connection, stored: datetime, rows: Sequence[NewStateme
     have stored one of them first)."""
     if not rows:
         return set()
-    ids, sts, tokens, sent, content, voids, keys, events, users, ats = zip(*rows, strict=True)
+    ids, sts, tokens, sent, content, voids, refs, keys, events, users, ats = zip(*rows, strict=True)
     join = SEP.join
     cur = conn.execute(_INSERT, (
         stored, list(ids), list(sts), [join(t) for t in tokens], list(sent), list(content), list(voids),
-        [join(k) for k in keys], list(events), list(users), list(ats),
+        list(refs), [join(k) for k in keys], list(events), list(users), list(ats),
     ))
     return {r[0] for r in cur.fetchall()}
 
@@ -153,8 +154,10 @@ def search(conn: psycopg.Connection, q: Query) -> list[tuple[int, dict[str, Any]
     where = ["organization_id = app.current_org_id()", "NOT voided"]
     params: list[Any] = []
     if q.tokens:
-        where.append("tokens @> %s")
-        params.append(list(q.tokens))
+        # A statement that targets (StatementRef) a matching statement matches too.
+        where.append("(tokens @> %s OR ref IN (SELECT t.statement_id FROM xapi_statements t "
+                     "WHERE t.organization_id = app.current_org_id() AND t.tokens @> %s))")
+        params += [list(q.tokens), list(q.tokens)]
     if q.since is not None:
         where.append("stored > %s")
         params.append(q.since)

@@ -151,9 +151,10 @@ def _rows(
     rows = []
     for sid, done, sent, content, mapped, at, keys in prepared:
         user = next((users[k] for k in keys if k in users), None)
-        voids = UUID(done["object"]["id"]) if statements.is_voiding(done) else None
+        ref = UUID(done["object"]["id"]) if done["object"].get("objectType") == "StatementRef" else None
+        voids = ref if statements.is_voiding(done) else None
         rows.append(repo.NewStatement(
-            sid, _dumps(done), statements.tokens(done), sent, content, voids, keys,
+            sid, _dumps(done), statements.tokens(done), sent, content, voids, ref, keys,
             _dumps(mapping.event_json(mapped, at)) if mapped else None, user, at if mapped else None,
         ))
     return rows

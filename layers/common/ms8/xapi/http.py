@@ -114,6 +114,7 @@ def xapi_handler(
         result = inner(event, context)
         headers = result.setdefault("headers", {})
         headers[VERSION_HEADER] = VERSION
+        headers.setdefault(CONSISTENT_HEADER, consistent_through()[CONSISTENT_HEADER])
         if result.get("statusCode") == 401:
             headers["WWW-Authenticate"] = REALM
         return result

@@ -124,10 +124,23 @@ def content_hash(st: dict[str, Any]) -> bytes:
     return hashlib.sha256(json.dumps(basis, sort_keys=True, separators=(",", ":")).encode()).digest()
 
 
+def _arrays(context: dict[str, Any]) -> dict[str, Any]:
+    """Context activities always as arrays (a single one may be sent as an object)."""
+    activities = context.get("contextActivities")
+    if not activities or all(isinstance(v, list) for v in activities.values()):
+        return context
+    return {**context, "contextActivities": {k: v if isinstance(v, list) else [v] for k, v in activities.items()}}
+
+
 def complete(st: dict[str, Any], statement_id: str, stored: str, authority: dict[str, Any]) -> dict[str, Any]:
     """The statement as stored: the LRS sets id, stored, authority, and timestamp and version when
-    absent; everything else stays as sent."""
+    absent, and returns context activities as arrays; everything else stays as sent."""
     done = dict(st)
+    if "context" in done:
+        done["context"] = _arrays(done["context"])
+    obj = done["object"]
+    if obj.get("objectType") == "SubStatement" and "context" in obj:
+        done["object"] = {**obj, "context": _arrays(obj["context"])}
     done["id"] = statement_id
     done["stored"] = stored
     done["authority"] = authority
@@ -159,7 +172,7 @@ def _ids_agent(agent: dict[str, Any]) -> dict[str, Any]:
 def _ids_object(obj: dict[str, Any]) -> dict[str, Any]:
     kind = obj.get("objectType", "Activity")
     if kind == "Activity":
-        return {"objectType": "Activity", "id": obj["id"]} if "objectType" in obj else {"id": obj["id"]}
+        return {"id": obj["id"]}
     if kind in ("Agent", "Group"):
         return _ids_agent(obj)
     if kind == "SubStatement":

@@ -25,8 +25,9 @@ TIMESTAMP_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}(?::?\d{2})?)?$"
 )
 _N = r"(?:\d+(?:[.,]\d+)?)"
+# Weeks stand alone (PnW); otherwise years to seconds, with a T before the time part.
 DURATION_RE = re.compile(
-    rf"^P(?!$)(?:{_N}Y)?(?:{_N}M)?(?:{_N}W)?(?:{_N}D)?(?:T(?=\d)(?:{_N}H)?(?:{_N}M)?(?:{_N}S)?)?$"
+    rf"^P(?:{_N}W|(?!$)(?:{_N}Y)?(?:{_N}M)?(?:{_N}D)?(?:T(?=\d)(?:{_N}H)?(?:{_N}M)?(?:{_N}S)?)?)$"
 )
 
 INTERACTION_TYPES = {
@@ -242,7 +243,7 @@ def definition(value: Any, where: str) -> None:
         if lists or "correctResponsesPattern" in value:
             raise Invalid(where, "interaction properties need an interactionType")
         return
-    if kind not in INTERACTION_TYPES:
+    if not isinstance(kind, str) or kind not in INTERACTION_TYPES:
         raise Invalid(f"{where}.interactionType", f"{kind!r} is not an interaction type")
     for key in lists:
         if key not in INTERACTION_TYPES[kind]:
@@ -411,7 +412,7 @@ def authority(value: Any, where: str) -> None:
     """An Agent, or a Group of exactly two Agents (an OAuth consumer and a user)."""
     if isinstance(value, dict) and value.get("objectType") == "Group":
         group(value, where)
-        if len(value.get("member") or ()) != 2:
-            raise Invalid(f"{where}.member", "an authority Group has exactly two members")
+        if any(k in value for k in IFIS) or len(value.get("member") or ()) != 2:
+            raise Invalid(where, "an authority Group is anonymous with exactly two members (OAuth)")
     else:
         agent(value, where)
