@@ -1,6 +1,7 @@
 """GET /xapi/statements: one statement (statementId, voidedStatementId) or a query (agent, verb,
 activity, registration, related_*, since, until, limit, ascending, format) with `more` paging."""
 
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -19,6 +20,7 @@ from ms8.xapi.http import (
     xapi_handler,
     xapi_tx,
 )
+from ms8.xapi import multipart
 from ms8.xapi.statements import accept_languages
 
 app = make_app(validation=False)
@@ -30,20 +32,31 @@ def get_statements() -> Response[dict[str, Any]]:
     check_version(app)
     query = params(app)
     languages = accept_languages(header(app, "accept-language"))
+    with_attachments = query.get("attachments") == "true"
     with xapi_tx(app) as (conn, _caller):
         if "statementId" in query or "voidedStatementId" in query:
             statement, stored = xapi.get_one(conn, query, languages)
-            return Response(200, "application/json", statement, headers={**consistent_through(),
-                                                                          **last_modified(stored)})
+            headers = {**consistent_through(), **last_modified(stored)}
+            parts = xapi.attachment_parts(conn, [statement]) if with_attachments else None
+            return _answer(statement, [statement], parts, headers)
         after = None
         if "more" in query:
             query, after = decode_more(query["more"])
         q, fmt = xapi.parse_query(query)
         if after is not None:
-            q = q.__class__(q.tokens, q.since, q.until, q.ascending, after, q.limit)
+            q = replace(q, after_seq=after)
         found, next_after = xapi.query(conn, q, fmt, languages)
+        parts = xapi.attachment_parts(conn, found) if with_attachments else None
     more = encode_more(query, next_after) if next_after is not None else ""
-    return Response(200, "application/json", {"statements": found, "more": more}, headers=consistent_through())
+    return _answer({"statements": found, "more": more}, found, parts, consistent_through())
+
+
+def _answer(document: Any, found: list[dict[str, Any]], parts: Any, headers: dict[str, str]) -> Response[Any]:
+    """JSON, or with attachments=true multipart/mixed: the document, then the attachments' contents."""
+    if parts is None:
+        return Response(200, "application/json", document, headers=headers)
+    content_type, body = multipart.response(document, parts)
+    return Response(200, content_type, body, headers=headers)
 
 
 lambda_handler = xapi_handler(app)

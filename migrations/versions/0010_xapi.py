@@ -9,6 +9,7 @@
   that target a statement it matches), the tokens the GET filters use (one GIN index), the content hash that keeps
   statements re-sent without an id from being stored twice, and the learning event it was mapped
   to (or, while the actor is not a user yet, the actor keys that will map it later).
+- xapi_attachments: the contents of attachments sent in multipart requests, by SHA-256.
 - learning_events: verbs from xAPI (answered, scored, experienced, and `activity` for any
   other) and DELETE for an xAPI request, which removes the event of a voided statement.
 
@@ -73,6 +74,16 @@ CREATE UNIQUE INDEX xapi_statements_hash_idx ON xapi_statements (organization_id
     WHERE content_hash IS NOT NULL;
 CREATE INDEX xapi_statements_pending_idx ON xapi_statements USING gin (actor_keys)
     WHERE user_id IS NULL AND event IS NOT NULL;
+
+-- Attachment contents sent in multipart requests, by SHA-256, once per organization.
+CREATE TABLE xapi_attachments (
+    organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    sha2 text NOT NULL CHECK (length(sha2) BETWEEN 1 AND 200),
+    content_type text NOT NULL,
+    content bytea NOT NULL,
+    stored timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (organization_id, sha2)
+);
 
 CREATE FUNCTION app.current_xapi_key() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
 $$ SELECT nullif(current_setting('app.xapi_key', true), '') $$;
@@ -139,6 +150,12 @@ CREATE POLICY xapi_statements_select ON xapi_statements FOR SELECT TO {RUNTIME} 
 CREATE POLICY xapi_statements_insert ON xapi_statements FOR INSERT TO {RUNTIME} WITH CHECK ({X});
 CREATE POLICY xapi_statements_update ON xapi_statements FOR UPDATE TO {RUNTIME} USING ({X}) WITH CHECK ({X});
 GRANT SELECT, INSERT, UPDATE ON xapi_statements TO {RUNTIME};
+ALTER TABLE xapi_attachments ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY xapi_attachments_maintenance ON xapi_attachments TO CURRENT_USER
+    USING ((SELECT app.in_maintenance())) WITH CHECK ((SELECT app.in_maintenance()));
+CREATE POLICY xapi_attachments_select ON xapi_attachments FOR SELECT TO {RUNTIME} USING ({X});
+CREATE POLICY xapi_attachments_insert ON xapi_attachments FOR INSERT TO {RUNTIME} WITH CHECK ({X});
+GRANT SELECT, INSERT ON xapi_attachments TO {RUNTIME};
 
 CREATE POLICY learning_events_delete ON learning_events FOR DELETE TO {RUNTIME}
     USING (organization_id = {O} AND (SELECT app.current_role()) = 'ingest'
@@ -156,6 +173,7 @@ ALTER TABLE learning_events DROP CONSTRAINT learning_events_verb_check;
 ALTER TABLE learning_events ADD CONSTRAINT learning_events_verb_check CHECK (verb IN ({OLD_VERBS}));
 REVOKE DELETE ON learning_events FROM {RUNTIME};
 DROP POLICY learning_events_delete ON learning_events;
+DROP TABLE xapi_attachments;
 DROP TABLE xapi_statements;
 DROP TABLE xapi_credentials;
 DROP FUNCTION app.xapi_users(uuid[], text[], boolean);

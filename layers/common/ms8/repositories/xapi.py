@@ -173,6 +173,29 @@ def search(conn: psycopg.Connection, q: Query) -> list[tuple[int, dict[str, Any]
     return [(r[0], r[1]) for r in conn.execute(sql.encode(), params).fetchall()]
 
 
+def store_attachments(conn: psycopg.Connection, parts: Sequence[tuple[str, str, bytes]]) -> None:
+    """(sha2, content type, content) of attachments, each kept once."""
+    if parts:
+        sha2, types, contents = zip(*parts, strict=True)
+        conn.execute(
+            "INSERT INTO xapi_attachments (organization_id, sha2, content_type, content) "
+            "SELECT app.current_org_id(), x.sha2, x.ctype, x.content "
+            "FROM unnest(%s::text[], %s::text[], %s::bytea[]) AS x(sha2, ctype, content) ON CONFLICT DO NOTHING",
+            (list(sha2), list(types), list(contents)),
+        )
+
+
+def attachments(conn: psycopg.Connection, sha2: Sequence[str]) -> list[tuple[str, str, bytes]]:
+    if not sha2:
+        return []
+    rows = conn.execute(
+        "SELECT sha2, content_type, content FROM xapi_attachments "
+        "WHERE organization_id = app.current_org_id() AND sha2 = ANY (%s) ORDER BY sha2",
+        (list(sha2),),
+    ).fetchall()
+    return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+
 # --- credentials (maintenance) ---------------------------------------------------------------
 
 def create_credential(

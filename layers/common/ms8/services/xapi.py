@@ -26,7 +26,7 @@ from ms8.errors import BadRequest, Conflict, NotFound
 from ms8.repositories import events as events_repo
 from ms8.repositories import xapi as repo
 from ms8.services import ingest
-from ms8.xapi import mapping, statements, validate
+from ms8.xapi import mapping, multipart, statements, validate
 from ms8.xapi.validate import Invalid
 
 
@@ -45,14 +45,16 @@ class XapiCaller:
                 "account": {"homePage": "urn:ms8:xapi", "name": self.key}}
 
 
-def validate_batch(body: Any) -> list[dict[str, Any]]:
-    """The statements of a POST body (one statement or an array), each checked; 400 otherwise."""
+def validate_batch(body: Any, parts: dict[str, multipart.Part] | None = None) -> list[dict[str, Any]]:
+    """The statements of a POST body (one statement or an array), each checked, and the attachment
+    parts that came with them (none in an application/json request); 400 otherwise."""
     items = body if isinstance(body, list) else [body]
     if not items:
         raise BadRequest("no statements in the request", code="NO_STATEMENTS")
     try:
         for i, st in enumerate(items):
             validate.statement(st, f"statements[{i}]" if isinstance(body, list) else "")
+        multipart.check(items, parts or {})
     except Invalid as exc:
         raise BadRequest(str(exc), code="INVALID_STATEMENT") from None
     return items
@@ -70,39 +72,45 @@ def _sent_hash(st: dict[str, Any]) -> bytes:
     return hashlib.sha256(json.dumps(basis, sort_keys=True, separators=(",", ":")).encode()).digest()
 
 
-def store(conn: psycopg.Connection, caller: XapiCaller, items: list[dict[str, Any]], now: datetime) -> list[str]:
-    """Store validated statements; returns their ids in order."""
+def store(
+    conn: psycopg.Connection, caller: XapiCaller, items: list[dict[str, Any]], now: datetime,
+    parts: dict[str, multipart.Part] | None = None,
+) -> list[str]:
+    """Store validated statements (and their attachment parts); returns their ids in order."""
     stored_at = statements.to_millis(now)
     stored_text = statements.format_instant(stored_at)
-    # 1. ids: as sent, or the id of the same content stored before, or a new one.
-    hashes = [None if "id" in st else statements.content_hash(st) for st in items]
+    # 1. ids: as sent; for a statement sent without id but with a timestamp, the id of the same
+    # content stored before (or earlier in the batch); else a new one. Two statements without id
+    # nor timestamp may well be two events: never merged.
+    has_id = ["id" in st for st in items]
+    hashes = [statements.content_hash(st) if not has_id[i] and "timestamp" in st else None
+              for i, st in enumerate(items)]
     known = repo.by_content_hash(conn, [h for h in hashes if h is not None])
-    ids: list[UUID] = []
     by_hash: dict[bytes, UUID] = {}
-    for st, h in zip(items, hashes, strict=True):
-        if h is None:
-            ids.append(UUID(st["id"]))
-        else:
-            ids.append(known.get(h) or by_hash.setdefault(h, uuidlib.uuid4()))
-    # 2. ids already stored, or repeated within the batch.
+    ids = [UUID(st["id"]) if has_id[i] else
+           (known.get(h) or by_hash.setdefault(h, uuidlib.uuid4())) if (h := hashes[i]) is not None else
+           uuidlib.uuid4()
+           for i, st in enumerate(items)]
+    # 2. which to store: an id repeated in the batch is refused (unless merged above); an id
+    # stored before is the same statement (nothing changes) or a conflict (409).
     sent = [_sent_hash(st) for st in items]
-    seen: dict[UUID, bytes] = {}
+    seen: set[UUID] = set()
     fresh: list[int] = []
-    for i, (sid, h) in enumerate(zip(ids, sent, strict=True)):
+    for i, sid in enumerate(ids):
         if sid in seen:
-            if hashes[i] is None:
+            if has_id[i]:
                 raise BadRequest(f"statement id {sid} appears twice in the batch", code="DUPLICATE_ID")
-            continue  # the same content sent twice without an id: stored once
-        seen[sid] = h
-        fresh.append(i)
-    stored_before = repo.existing(conn, [ids[i] for i in fresh if hashes[i] is None])
+            continue
+        seen.add(sid)
+        if hashes[i] is None or hashes[i] not in known:
+            fresh.append(i)
+    stored_before = repo.existing(conn, [ids[i] for i in fresh if has_id[i]])
     for i in list(fresh):
         old = stored_before.get(ids[i])
         if old is not None:
             if old.sent_hash != sent[i]:
                 raise Conflict(f"statement {ids[i]} is stored with other content", code="STATEMENT_CONFLICT")
             fresh.remove(i)
-    fresh = [i for i in fresh if ids[i] not in known.values() or hashes[i] is None]
     # 3. voiding: targets must not be voiding statements.
     targets = [UUID(items[i]["object"]["id"]) for i in fresh if statements.is_voiding(items[i])]
     if targets:
@@ -114,6 +122,7 @@ def store(conn: psycopg.Connection, caller: XapiCaller, items: list[dict[str, An
     # 4. the rows: as stored, filter tokens, mapping.
     rows = _rows(conn, caller, [(ids[i], items[i], sent[i], hashes[i]) for i in fresh], stored_text, now)
     removed = repo.void(conn, targets)
+    repo.store_attachments(conn, [(sha2, p.content_type, p.content) for sha2, p in (parts or {}).items()])
     inserted = repo.insert(conn, stored_at, rows)
     events = [
         events_repo.NewEvent(r.statement_id, r.user_id, *_event_fields(r.event), r.event_occurred_at)
@@ -273,3 +282,9 @@ def query(
     rows = repo.search(conn, q)
     more = rows[q.limit - 1][0] if len(rows) > q.limit else None
     return [statements.render(st, fmt, languages) for _, st in rows[:q.limit]], more
+
+
+def attachment_parts(conn: psycopg.Connection, found: Sequence[dict[str, Any]]) -> list[tuple[str, multipart.Part]]:
+    """The stored contents of the attachments of these statements (GET with attachments=true)."""
+    _, every = multipart.declared(found)
+    return [(sha2, multipart.Part(ctype, content)) for sha2, ctype, content in repo.attachments(conn, sorted(every))]

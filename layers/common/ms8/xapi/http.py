@@ -24,7 +24,8 @@ from ms8 import db
 from ms8.errors import BadRequest, Unauthorized
 from ms8.http import handler
 from ms8.services.xapi import XapiCaller
-from ms8.xapi import credentials, statements
+from ms8.xapi import credentials, multipart, statements
+from ms8.xapi.validate import Invalid
 
 VERSION = "1.0.3"
 ACCEPTED_VERSION = re.compile(r"^1\.0(?:\.[0-3])?$")
@@ -50,17 +51,25 @@ def check_version(app: APIGatewayHttpResolver) -> None:
         raise BadRequest(f"xAPI version {value} is not supported (1.0.0 to 1.0.3)", code="VERSION_NOT_SUPPORTED")
 
 
-def json_body(app: APIGatewayHttpResolver) -> Any:
-    """The request body as JSON (400 when it is not)."""
-    ctype = (header(app, "content-type") or "application/json").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise BadRequest("the body must be application/json (attachments are not supported)",
-                         code="UNSUPPORTED_CONTENT_TYPE")
-    raw = app.current_event.body
+def request_body(app: APIGatewayHttpResolver) -> tuple[Any, dict[str, multipart.Part]]:
+    """The statements JSON of the request and the attachment parts sent with it: application/json
+    (no parts) or multipart/mixed; 400 for anything else."""
+    content_type = header(app, "content-type") or "application/json"
+    kind = content_type.split(";")[0].strip().lower()
+    event = app.current_event.raw_event
+    raw = event.get("body") or ""
     if not raw:
         raise BadRequest("the request has no body", code="EMPTY_BODY")
+    data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    if kind == "multipart/mixed":
+        try:
+            return multipart.parse(data, content_type)
+        except Invalid as exc:
+            raise BadRequest(str(exc), code="INVALID_MULTIPART") from None
+    if kind != "application/json":
+        raise BadRequest("the body must be application/json or multipart/mixed", code="UNSUPPORTED_CONTENT_TYPE")
     try:
-        return json.loads(raw)
+        return json.loads(data), {}
     except ValueError:
         raise BadRequest("the body is not valid JSON", code="INVALID_JSON") from None
 
