@@ -68,6 +68,8 @@ def parse(body: bytes, content_type: str) -> tuple[Any, dict[str, Part]]:
         sha2 = headers.get("x-experience-api-hash")
         if not sha2:
             raise Invalid("multipart", "an attachment part has no X-Experience-API-Hash header")
+        if headers.get("content-transfer-encoding", "binary").lower() != "binary":
+            raise Invalid("multipart", "an attachment part's Content-Transfer-Encoding must be binary")
         attachments[sha2] = Part(headers.get("content-type", "application/octet-stream"), content)
     return statements, attachments
 
