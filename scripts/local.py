@@ -254,7 +254,8 @@ More: curl -s -H "Authorization: Bearer $TRAINER_TOKEN" {url}/v1/users/{demo_ids
 {invoke_example()}
 
 xAPI (learning platforms, Basic auth): endpoint {url}/xapi  key {demo_ids.XAPI_KEY}  secret {demo_ids.XAPI_SECRET}
-  curl -s -u {demo_ids.XAPI_KEY}:{demo_ids.XAPI_SECRET} -H 'X-Experience-API-Version: 1.0.3' '{url}/xapi/statements?limit=2'
+  curl -s -u {demo_ids.XAPI_KEY}:{demo_ids.XAPI_SECRET} -H 'X-Experience-API-Version: 1.0.3' \\
+       '{url}/xapi/statements?limit=2'
   Another credential: {py} -m scripts.xapi_credential create --org acme --home-page https://moodle.acme.example
 
 Ctrl-C stops everything this command started.

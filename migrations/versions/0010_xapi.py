@@ -133,6 +133,49 @@ BEGIN
     PERFORM set_config('app.maintenance', '', true);
 END $$;
 
+-- Statements stored before their actor was a user: when the directory writes the user (or in
+-- maintenance), the pending statements whose actor keys match become the user's learning events.
+-- p_keys[i] holds user i's keys joined by U+001F. Returns the events inserted.
+CREATE FUNCTION app.xapi_claim_pending(p_users uuid[], p_keys text[]) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_maintenance text := coalesce(current_setting('app.maintenance', true), '');
+    v_org uuid := app.current_org_id();
+    v_count integer;
+BEGIN
+    IF v_maintenance <> 'on' AND app.current_role() IS DISTINCT FROM 'directory' THEN
+        RETURN 0;
+    END IF;
+    PERFORM set_config('app.maintenance', 'on', true);
+    WITH wanted AS (
+        SELECT u.id, u.organization_id, string_to_array(k.keys, E'\\x1f') AS keys
+        FROM unnest(p_users, p_keys) AS k(user_id, keys)
+        JOIN public.users u ON u.id = k.user_id
+        WHERE v_maintenance = 'on' OR v_org IS NULL OR u.organization_id = v_org
+    ), claimed AS (
+        UPDATE public.xapi_statements s SET user_id = w.id
+        FROM wanted w
+        WHERE s.organization_id = w.organization_id AND s.user_id IS NULL AND s.event IS NOT NULL
+          AND NOT s.voided AND s.actor_keys && w.keys
+        RETURNING s.statement_id, s.user_id, s.organization_id, s.event, s.event_occurred_at
+    ), inserted AS (
+        INSERT INTO public.learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
+                                            skills, score, success, duration_seconds, occurred_at)
+        SELECT c.statement_id, c.user_id, c.organization_id, c.event->>'verb', c.event->>'object_id',
+               c.event->>'object_type', ARRAY(SELECT jsonb_array_elements_text(c.event->'skills')),
+               (c.event->>'score')::real, (c.event->>'success')::boolean,
+               (c.event->>'duration_seconds')::integer, c.event_occurred_at
+        FROM claimed c
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_count FROM inserted;
+    PERFORM set_config('app.maintenance', v_maintenance, true);
+    RETURN v_count;
+END $$;
+
+REVOKE ALL ON FUNCTION app.xapi_claim_pending(uuid[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.xapi_claim_pending(uuid[], text[]) TO {RUNTIME};
 REVOKE ALL ON FUNCTION app.current_xapi_key() FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.begin_xapi_request(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.xapi_users(uuid[], text[], boolean) FROM PUBLIC;
@@ -176,6 +219,7 @@ DROP POLICY learning_events_delete ON learning_events;
 DROP TABLE xapi_attachments;
 DROP TABLE xapi_statements;
 DROP TABLE xapi_credentials;
+DROP FUNCTION app.xapi_claim_pending(uuid[], text[]);
 DROP FUNCTION app.xapi_users(uuid[], text[], boolean);
 DROP FUNCTION app.begin_xapi_request(text);
 DROP FUNCTION app.current_xapi_key();

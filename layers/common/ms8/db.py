@@ -24,8 +24,8 @@ from ms8.errors import (
     Conflict,
     DatabaseUnavailable,
     Forbidden,
-    Unavailable,
     Unauthorized,
+    Unavailable,
     Unprocessable,
 )
 

@@ -126,6 +126,17 @@ def users_by_keys(
     ]
 
 
+def claim_pending(conn: psycopg.Connection, users: Sequence[tuple[UUID, Sequence[str]]]) -> int:
+    """Map the pending statements of these users' actor keys to them (app.xapi_claim_pending);
+    returns the learning events inserted."""
+    if not users:
+        return 0
+    row = conn.execute(
+        "SELECT app.xapi_claim_pending(%s, %s)", ([u for u, _ in users], [SEP.join(k) for _, k in users])
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 @dataclass(frozen=True)
 class Query:
     """GET /statements filters (already validated)."""

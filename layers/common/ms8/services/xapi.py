@@ -12,6 +12,7 @@ actor's keys, and is counted when the user appears (map_pending).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid as uuidlib
 from collections.abc import Sequence
@@ -66,8 +67,6 @@ def _dumps(value: Any) -> str:
 
 def _sent_hash(st: dict[str, Any]) -> bytes:
     """Two statements with one id are the same when everything but what the LRS sets is equal."""
-    import hashlib
-
     basis = {k: v for k, v in st.items() if k not in ("id", "stored", "authority", "version")}
     return hashlib.sha256(json.dumps(basis, sort_keys=True, separators=(",", ":")).encode()).digest()
 
@@ -120,30 +119,22 @@ def store(
             if (t in target_rows and target_rows[t].is_voiding) or t in batch_voiding:
                 raise BadRequest(f"statement {t} is a voiding statement and cannot be voided", code="VOIDING_VOIDED")
     # 4. the rows: as stored, filter tokens, mapping.
-    rows = _rows(conn, caller, [(ids[i], items[i], sent[i], hashes[i]) for i in fresh], stored_text, now)
+    rows, mapped = _rows(conn, caller, [(ids[i], items[i], sent[i], hashes[i]) for i in fresh], stored_text, now)
     removed = repo.void(conn, targets)
     repo.store_attachments(conn, [(sha2, p.content_type, p.content) for sha2, p in (parts or {}).items()])
     inserted = repo.insert(conn, stored_at, rows)
-    events = [
-        events_repo.NewEvent(r.statement_id, r.user_id, *_event_fields(r.event), r.event_occurred_at)
-        for r in rows
-        if r.user_id is not None and r.event is not None and r.statement_id in inserted
-    ]
+    events = [e for e in mapped if e.event_id in inserted]
     if events or removed:
         ingest.store_rows(conn, caller.organization_id, events, now, also_touched={e.user_id for e in removed})
     return [str(i) for i in ids]
 
 
-def _event_fields(event_text: str | None) -> tuple[Any, ...]:
-    e = json.loads(event_text or "{}")
-    return (e["verb"], e["object_id"], e["object_type"], e["skills"], e["score"], e["success"],
-            e["duration_seconds"])
-
-
 def _rows(
     conn: psycopg.Connection, caller: XapiCaller, todo: Sequence[tuple[UUID, dict[str, Any], bytes, bytes | None]],
     stored_text: str, now: datetime,
-) -> list[repo.NewStatement]:
+) -> tuple[list[repo.NewStatement], list[events_repo.NewEvent]]:
+    """The rows to store and the learning events of those whose actor is a user. A statement that
+    maps to an event of an actor who is not a user yet keeps the event (JSON) and the actor's keys."""
     oldest, newest = now - ingest.MAX_AGE, now + ingest.MAX_AHEAD
     prepared = []
     wanted: set[str] = set()
@@ -157,16 +148,30 @@ def _rows(
         wanted.update(keys)
         prepared.append((sid, done, sent, content, mapped, at, keys))
     users = resolve_actors(conn, wanted)
-    rows = []
+    rows, events = [], []
     for sid, done, sent, content, mapped, at, keys in prepared:
         user = next((users[k] for k in keys if k in users), None)
         ref = UUID(done["object"]["id"]) if done["object"].get("objectType") == "StatementRef" else None
         voids = ref if statements.is_voiding(done) else None
+        pending = None
+        if mapped is not None and user is not None:
+            events.append(events_repo.NewEvent(sid, user, mapped.verb, mapped.object_id, mapped.object_type,
+                                               mapped.skills, mapped.score, mapped.success,
+                                               mapped.duration_seconds, at))
+        elif mapped is not None:
+            pending = _dumps(mapping.event_json(mapped, at))
         rows.append(repo.NewStatement(
-            sid, _dumps(done), statements.tokens(done), sent, content, voids, ref, keys,
-            _dumps(mapping.event_json(mapped, at)) if mapped else None, user, at if mapped else None,
+            sid, _dumps(done), statements.tokens(done), sent, content, voids, ref, keys, pending, user,
+            at if mapped else None,
         ))
-    return rows
+    return rows, events
+
+
+def map_pending(conn: psycopg.Connection, users: Sequence[tuple[UUID, str]]) -> int:
+    """(user id, e-mail) of users the directory just wrote: statements stored while their actor
+    was not a user yet become these users' learning events. Their analytics snapshots follow
+    with the stale-analytics job (a user without a snapshot, or with events newer than it)."""
+    return repo.claim_pending(conn, [(u, mapping.user_keys(str(u), email)) for u, email in users])
 
 
 def resolve_actors(conn: psycopg.Connection, keys: set[str]) -> dict[str, UUID]:
@@ -272,7 +277,8 @@ def parse_query(params: dict[str, str]) -> tuple[repo.Query, str]:
         raise BadRequest("limit must be a non-negative integer", code="INVALID_PARAMETER")
     limit = int(raw_limit) or MAX_LIMIT
     _flag(params, "attachments")
-    return repo.Query(tuple(tokens), since, until, _flag(params, "ascending"), None, min(limit, MAX_LIMIT)), _format(params)
+    query = repo.Query(tuple(tokens), since, until, _flag(params, "ascending"), None, min(limit, MAX_LIMIT))
+    return query, _format(params)
 
 
 def query(

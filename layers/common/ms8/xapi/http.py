@@ -130,7 +130,3 @@ def xapi_handler(
 
     return lambda_handler
 
-
-
-# The OpenAPI security requirement of the xAPI routes (the scheme is declared by scripts.openapi).
-BASIC_AUTH: list[dict[str, list[str]]] = [{"xapiBasic": []}]

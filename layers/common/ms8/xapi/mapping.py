@@ -1,19 +1,12 @@
-"""From an xAPI statement to a learning event (docs/XAPI.md has the same table in prose). Pure.
+"""From an xAPI statement to a learning event; docs/XAPI.md has the mapping as a table. Pure.
 
-| statement | learning event |
-|---|---|
-| verb `.../completed`, `passed`, `failed`, `answered`, `scored`, `attempted`, `progressed`, `experienced` (ADL IRIs) | the same verb |
-| any other verb | `activity` |
-| `result.completion: true` on progressed / experienced / other verbs | `completed` |
-| `result.success` | success |
-| `result.score.scaled` (negative: 0), else `raw` within `min..max` | score 0..1 |
-| `result.duration` (ISO 8601) | duration_seconds (at most a day) |
-| `context.contextActivities.category` (not Moodle's "source" category) | skills: definition name, else the id |
-| the Activity object | object_id (an IRI over 200 characters: shortened with its hash), object_type from definition.type |
-| `timestamp` | occurred_at |
-
-A statement whose object is not an Activity (an Agent, a StatementRef, a SubStatement), and a
-voiding statement, maps to no event; it is stored all the same.
+Verbs: the ADL verbs completed, passed, failed, answered, scored, attempted, progressed and
+experienced keep their name, any other verb is `activity`; `result.completion: true` makes a
+progressed, experienced or other statement a completion. The score is `score.scaled` (a negative
+one counts as 0), else `raw` placed within `min..max`; the duration is ISO 8601, in seconds, at
+most a day; skills are the names of the `category` context activities. Only a statement whose
+object is an Activity maps to an event (not a voiding statement, an Agent, a StatementRef, a
+SubStatement); every statement is stored all the same.
 """
 
 from __future__ import annotations
@@ -27,7 +20,8 @@ MAX_DURATION_S = 24 * 3600
 MAX_SKILLS = 20
 MAX_OBJECT_ID = 200
 
-VERB_PREFIXES = ("http://adlnet.gov/expapi/verbs/", "https://w3id.org/xapi/adl/verbs/")
+# ADL verbs, and the TinCan registry's (Moodle says a course is completed with id.tincanapi.com/verb/completed).
+VERB_PREFIXES = ("http://adlnet.gov/expapi/verbs/", "https://w3id.org/xapi/adl/verbs/", "http://id.tincanapi.com/verb/")
 MAPPED_VERBS = frozenset({"completed", "passed", "failed", "answered", "scored", "attempted", "progressed",
                           "experienced"})
 OTHER_VERB = "activity"
@@ -70,7 +64,7 @@ def duration_seconds(text: str | None) -> int | None:
     if found is None:
         return None
     total = sum(float(v.replace(",", ".")) * _SECONDS[k] for k, v in found.groupdict().items() if v)
-    return min(int(round(total)), MAX_DURATION_S)
+    return min(round(total), MAX_DURATION_S)
 
 
 def scaled_score(score: dict[str, Any] | None) -> float | None:

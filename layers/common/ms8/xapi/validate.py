@@ -108,13 +108,13 @@ def timestamp(value: Any, where: str) -> str:
     found = TIMESTAMP_RE.match(value) if isinstance(value, str) else None
     if found is None:
         raise Invalid(where, "must be an ISO 8601 date-time")
-    year, month, day, hour, minute, second = (int(g) for g in found.groups()[:6])
+    _, month, day, hour, minute, second = (int(g) for g in found.groups()[:6])
     offset = found.group(8)
     if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
         raise Invalid(where, "is not a valid date-time")
     if offset and offset[0] == "-" and not offset[1:].replace(":", "").strip("0"):
         raise Invalid(where, "the offset -00:00 is not allowed")
-    return value
+    return str(value)
 
 
 def duration(value: Any, where: str) -> str:
@@ -397,9 +397,8 @@ def statement(value: Any, where: str = "") -> None:
     _core(value, prefix)
     if "stored" in value:
         timestamp(value["stored"], f"{prefix}stored")
-    if "version" in value:
-        if not isinstance(value["version"], str) or not VERSION_RE.match(value["version"]):
-            raise Invalid(f"{prefix}version", "must be a 1.0.x version")
+    if "version" in value and not (isinstance(value["version"], str) and VERSION_RE.match(value["version"])):
+        raise Invalid(f"{prefix}version", "must be a 1.0.x version")
     if "authority" in value:
         authority(value["authority"], f"{prefix}authority")
     if value["verb"]["id"] == VOIDED:
