@@ -29,7 +29,8 @@ ENGAGEMENT_SHORT_DAYS = 7
 MASTERY_DAYS = 90
 MASTERY_HALF_LIFE_DAYS = 30.0
 COMPLETION_VERBS = frozenset({"completed"})
-ASSESSMENT_VERBS = frozenset({"passed", "failed", "attempted"})
+# Scored assessments; answered and scored come from xAPI statements (docs/XAPI.md).
+ASSESSMENT_VERBS = frozenset({"passed", "failed", "attempted", "answered", "scored"})
 SESSION_VERB = "session"
 
 # How far back each type looks (analytics.window_days), and how far back its inputs are read.
