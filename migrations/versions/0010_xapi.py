@@ -59,7 +59,6 @@ CREATE TABLE xapi_statements (
     voids uuid,
     ref uuid,
     tokens text[] NOT NULL DEFAULT '{{}}',
-    sent_hash bytea NOT NULL,
     content_hash bytea,
     actor_keys text[] NOT NULL DEFAULT '{{}}',
     event jsonb,

@@ -18,7 +18,6 @@ class NewStatement(NamedTuple):
     statement_id: UUID
     statement: str  # JSON text as stored
     tokens: Sequence[str]
-    sent_hash: bytes
     content_hash: bytes | None
     voids: UUID | None
     ref: UUID | None
@@ -30,20 +29,20 @@ class NewStatement(NamedTuple):
 
 class Existing(NamedTuple):
     statement_id: UUID
-    sent_hash: bytes
+    statement: dict[str, Any] | None  # only when asked for (comparing a statement sent again)
     is_voiding: bool
 
 
-def existing(conn: psycopg.Connection, ids: Sequence[UUID]) -> dict[UUID, Existing]:
+def existing(conn: psycopg.Connection, ids: Sequence[UUID], *, with_statement: bool = False) -> dict[UUID, Existing]:
     """The statements already stored under these ids."""
     if not ids:
         return {}
     rows = conn.execute(
-        "SELECT statement_id, sent_hash, voids IS NOT NULL FROM xapi_statements "
+        "SELECT statement_id, CASE WHEN %s THEN statement END, voids IS NOT NULL FROM xapi_statements "
         "WHERE organization_id = app.current_org_id() AND statement_id = ANY (%s)",
-        (list(ids),),
+        (with_statement, list(ids)),
     ).fetchall()
-    return {r[0]: Existing(r[0], bytes(r[1]), r[2]) for r in rows}
+    return {r[0]: Existing(r[0], r[1], r[2]) for r in rows}
 
 
 def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[bytes, UUID]:
@@ -60,27 +59,29 @@ def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[b
 
 _INSERT = """
 INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, tokens,
-                             sent_hash, content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
-SELECT app.current_org_id(), x.id, x.st::jsonb, %s, app.current_xapi_key(), string_to_array(x.tokens, E'\\x1f'),
-       x.sent, x.content, x.voids, x.ref, string_to_array(x.keys, E'\\x1f'), x.event::jsonb, x.user_id, x.at
-FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::bytea[], %b::bytea[], %b::uuid[], %b::uuid[], %b::text[],
+                             content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
+SELECT %s, x.id, x.st::jsonb, %s, %s, string_to_array(x.tokens, E'\\x1f'),
+       x.content, x.voids, x.ref, string_to_array(x.keys, E'\\x1f'), x.event::jsonb, x.user_id, x.at
+FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::bytea[], %b::uuid[], %b::uuid[], %b::text[],
             %b::text[], %b::uuid[], %b::timestamptz[])
-     AS x(id, st, tokens, sent, content, voids, ref, keys, event, user_id, at)
+     AS x(id, st, tokens, content, voids, ref, keys, event, user_id, at)
 ORDER BY x.id
 ON CONFLICT DO NOTHING
 RETURNING statement_id
 """
 
 
-def insert(conn: psycopg.Connection, stored: datetime, rows: Sequence[NewStatement]) -> set[UUID]:
+def insert(
+    conn: psycopg.Connection, organization_id: UUID, key: str, stored: datetime, rows: Sequence[NewStatement]
+) -> set[UUID]:
     """Store the statements (one statement); returns the ids stored now (a concurrent request may
     have stored one of them first)."""
     if not rows:
         return set()
-    ids, sts, tokens, sent, content, voids, refs, keys, events, users, ats = zip(*rows, strict=True)
+    ids, sts, tokens, content, voids, refs, keys, events, users, ats = zip(*rows, strict=True)
     join = SEP.join
     cur = conn.execute(_INSERT, (
-        stored, list(ids), list(sts), [join(t) for t in tokens], list(sent), list(content), list(voids),
+        organization_id, stored, key, list(ids), list(sts), [join(t) for t in tokens], list(content), list(voids),
         list(refs), [join(k) for k in keys], list(events), list(users), list(ats),
     ))
     return {r[0] for r in cur.fetchall()}

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
 
 from ms8.errors import BadRequest, Conflict, NotFound
@@ -62,13 +63,7 @@ def validate_batch(body: Any, parts: dict[str, multipart.Part] | None = None) ->
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _sent_hash(st: dict[str, Any]) -> bytes:
-    """Two statements with one id are the same when everything but what the LRS sets is equal."""
-    basis = {k: v for k, v in st.items() if k not in ("id", "stored", "authority", "version")}
-    return hashlib.sha256(json.dumps(basis, sort_keys=True, separators=(",", ":")).encode()).digest()
+    return orjson.dumps(value).decode()
 
 
 def store(
@@ -92,7 +87,6 @@ def store(
            for i, st in enumerate(items)]
     # 2. which to store: an id repeated in the batch is refused (unless merged above); an id
     # stored before is the same statement (nothing changes) or a conflict (409).
-    sent = [_sent_hash(st) for st in items]
     seen: set[UUID] = set()
     fresh: list[int] = []
     for i, sid in enumerate(ids):
@@ -103,11 +97,11 @@ def store(
         seen.add(sid)
         if hashes[i] is None or hashes[i] not in known:
             fresh.append(i)
-    stored_before = repo.existing(conn, [ids[i] for i in fresh if has_id[i]])
+    stored_before = repo.existing(conn, [ids[i] for i in fresh if has_id[i]], with_statement=True)
     for i in list(fresh):
         old = stored_before.get(ids[i])
         if old is not None:
-            if old.sent_hash != sent[i]:
+            if old.statement is None or not statements.same(items[i], old.statement):
                 raise Conflict(f"statement {ids[i]} is stored with other content", code="STATEMENT_CONFLICT")
             fresh.remove(i)
     # 3. voiding: targets must not be voiding statements.
@@ -119,10 +113,10 @@ def store(
             if (t in target_rows and target_rows[t].is_voiding) or t in batch_voiding:
                 raise BadRequest(f"statement {t} is a voiding statement and cannot be voided", code="VOIDING_VOIDED")
     # 4. the rows: as stored, filter tokens, mapping.
-    rows, mapped = _rows(conn, caller, [(ids[i], items[i], sent[i], hashes[i]) for i in fresh], stored_text, now)
+    rows, mapped = _rows(conn, caller, [(ids[i], items[i], hashes[i]) for i in fresh], stored_text, now)
     removed = repo.void(conn, targets)
     repo.store_attachments(conn, [(sha2, p.content_type, p.content) for sha2, p in (parts or {}).items()])
-    inserted = repo.insert(conn, stored_at, rows)
+    inserted = repo.insert(conn, caller.organization_id, caller.key, stored_at, rows)
     events = [e for e in mapped if e.event_id in inserted]
     if events or removed:
         ingest.store_rows(conn, caller.organization_id, events, now, also_touched={e.user_id for e in removed})
@@ -130,7 +124,7 @@ def store(
 
 
 def _rows(
-    conn: psycopg.Connection, caller: XapiCaller, todo: Sequence[tuple[UUID, dict[str, Any], bytes, bytes | None]],
+    conn: psycopg.Connection, caller: XapiCaller, todo: Sequence[tuple[UUID, dict[str, Any], bytes | None]],
     stored_text: str, now: datetime,
 ) -> tuple[list[repo.NewStatement], list[events_repo.NewEvent]]:
     """The rows to store and the learning events of those whose actor is a user. A statement that
@@ -138,7 +132,7 @@ def _rows(
     oldest, newest = now - ingest.MAX_AGE, now + ingest.MAX_AHEAD
     prepared = []
     wanted: set[str] = set()
-    for sid, st, sent, content in todo:
+    for sid, st, content in todo:
         done = statements.complete(st, str(sid), stored_text, caller.authority)
         mapped = mapping.map_statement(done)
         at = statements.parse_instant(done["timestamp"])
@@ -146,10 +140,10 @@ def _rows(
             mapped = None  # outside what analytics keeps: stored, never counted
         keys = mapping.actor_keys(done["actor"], caller.home_page) if mapped else ()
         wanted.update(keys)
-        prepared.append((sid, done, sent, content, mapped, at, keys))
+        prepared.append((sid, done, content, mapped, at, keys))
     users = resolve_actors(conn, wanted)
     rows, events = [], []
-    for sid, done, sent, content, mapped, at, keys in prepared:
+    for sid, done, content, mapped, at, keys in prepared:
         user = next((users[k] for k in keys if k in users), None)
         ref = UUID(done["object"]["id"]) if done["object"].get("objectType") == "StatementRef" else None
         voids = ref if statements.is_voiding(done) else None
@@ -161,7 +155,7 @@ def _rows(
         elif mapped is not None:
             pending = _dumps(mapping.event_json(mapped, at))
         rows.append(repo.NewStatement(
-            sid, _dumps(done), statements.tokens(done), sent, content, voids, ref, keys, pending, user,
+            sid, _dumps(done), statements.tokens(done), content, voids, ref, keys, pending, user,
             at if mapped else None,
         ))
     return rows, events

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+import orjson
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -69,8 +70,8 @@ def request_body(app: APIGatewayHttpResolver) -> tuple[Any, dict[str, multipart.
     if kind != "application/json":
         raise BadRequest("the body must be application/json or multipart/mixed", code="UNSUPPORTED_CONTENT_TYPE")
     try:
-        return json.loads(data), {}
-    except ValueError:
+        return orjson.loads(data), {}
+    except orjson.JSONDecodeError:
         raise BadRequest("the body is not valid JSON", code="INVALID_JSON") from None
 
 

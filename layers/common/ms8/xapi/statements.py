@@ -149,6 +149,27 @@ def complete(st: dict[str, Any], statement_id: str, stored: str, authority: dict
     return done
 
 
+LRS_SET = frozenset({"id", "stored", "authority", "version"})
+
+
+def same(sent: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Whether a statement sent again under a stored statement's id is that statement: equal but
+    for what the LRS sets (id, stored, authority, version; the timestamp when none was sent) and
+    context activities sent as single objects."""
+    def comparable(st: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in st.items() if k not in LRS_SET}
+        if "context" in out:
+            out["context"] = _arrays(out["context"])
+        obj = out["object"]
+        if obj.get("objectType") == "SubStatement" and "context" in obj:
+            out["object"] = {**obj, "context": _arrays(obj["context"])}
+        if "timestamp" not in sent:
+            out.pop("timestamp", None)
+        return out
+
+    return comparable(sent) == comparable(stored)
+
+
 def is_voiding(st: dict[str, Any]) -> bool:
     return bool(st["verb"]["id"] == VOIDED)
 
