@@ -24,6 +24,7 @@ from ms8.errors import (
     Conflict,
     DatabaseUnavailable,
     Forbidden,
+    Unauthorized,
     Unavailable,
     Unprocessable,
 )
@@ -48,7 +49,8 @@ class Caller:
         return self.client_id is not None
 
 
-# SQLSTATEs raised by app.begin_request / app.begin_service_request (migration 0002).
+# SQLSTATEs raised by app.begin_request / app.begin_service_request (migration 0002) and
+# app.begin_xapi_request (0010).
 _CONTEXT_ERRORS: dict[str, tuple[type[AppError], str]] = {
     "MS400": (BadRequest, "ROLE_REQUIRED"),
     "MS401": (Forbidden, "UNKNOWN_USER"),
@@ -56,6 +58,7 @@ _CONTEXT_ERRORS: dict[str, tuple[type[AppError], str]] = {
     "MS403": (Forbidden, "ROLE_NOT_HELD"),
     "MS404": (Forbidden, "SCOPE_NOT_GRANTED"),
     "MS405": (BadRequest, "ORGANIZATION_REQUIRED"),
+    "MS406": (Unauthorized, "UNKNOWN_CREDENTIAL"),
 }
 
 
@@ -213,6 +216,17 @@ def as_service(
             conn, "SELECT app.begin_service_request(%s, %s, %s)", (client_id, scope, organization_id)
         )
         return Caller(None, row[0], (scope,), scope, client_id=client_id)
+
+    return begin
+
+
+def as_xapi(key: str) -> Callable[[psycopg.Connection], tuple[UUID, str, str | None]]:
+    """Begin an xAPI request with a credential's key: (organization id, secret hash, homePage).
+    The caller still verifies the secret against the hash before doing anything."""
+
+    def begin(conn: psycopg.Connection) -> tuple[UUID, str, str | None]:
+        row = _begin_with(conn, "SELECT * FROM app.begin_xapi_request(%s)", (key,))
+        return row[0], row[1], row[2]
 
     return begin
 

@@ -114,9 +114,10 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def make_app() -> APIGatewayHttpResolver:
-    """An HTTP API resolver with validation on and the service's error mapping."""
-    app = APIGatewayHttpResolver(enable_validation=True, serializer=_dumps, json_body_deserializer=_loads)
+def make_app(*, validation: bool = True) -> APIGatewayHttpResolver:
+    """An HTTP API resolver with validation on (off for functions that read their raw body, as
+    Powertools' validation parses every body as JSON) and the service's error mapping."""
+    app = APIGatewayHttpResolver(enable_validation=validation, serializer=_dumps, json_body_deserializer=_loads)
 
     @app.exception_handler(AppError)  # type: ignore[untyped-decorator]
     def _app_error(exc: AppError) -> Response[str]:
@@ -153,10 +154,11 @@ def tracing_enabled() -> bool:
 
 
 def handler(
-    app: APIGatewayHttpResolver, *, max_body_bytes: int = DEFAULT_MAX_BODY
+    app: APIGatewayHttpResolver, *, max_body_bytes: int = DEFAULT_MAX_BODY, json_objects_only: bool = True
 ) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
     """The Lambda entry point of an API function: logging context, metrics, size limit, routing,
-    and Powertools Tracer subsegments when tracing is enabled for the function."""
+    and Powertools Tracer subsegments when tracing is enabled for the function. A function that
+    reads its body itself (xAPI: arrays, its own errors) turns `json_objects_only` off."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
@@ -167,7 +169,7 @@ def handler(
             return error_body(
                 413, "PAYLOAD_TOO_LARGE", f"the request body exceeds {max_body_bytes} bytes", rid
             )
-        refused = _refuse_controls(event) or (_refuse_body(event) if body else None)
+        refused = _refuse_controls(event) or (_refuse_body(event) if body and json_objects_only else None)
         if refused is not None:
             rid = (event.get("requestContext") or {}).get("requestId", "")
             return error_body(*refused, rid)

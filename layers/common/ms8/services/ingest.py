@@ -10,9 +10,10 @@ Who may send what:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from pydantic import ValidationError
@@ -81,12 +82,22 @@ def _store_and_update(
     """Events inserted, users updated, snapshots written, points awarded. What it builds is freed
     when it returns, before the garbage collector resumes."""
     assert caller.organization_id is not None
-    rows = resolve(caller, batch, now)
+    return store_rows(conn, caller.organization_id, resolve(caller, batch, now), now)
+
+
+def store_rows(
+    conn: psycopg.Connection, organization_id: UUID, rows: Sequence[repo.NewEvent], now: datetime,
+    also_touched: Iterable[UUID] = (),
+) -> tuple[int, int, int, int]:
+    """Store resolved events and bring their users (and `also_touched`, e.g. users whose events
+    were removed) up to date: events inserted, users updated, snapshots written, points awarded."""
     try:
-        inserted = repo.insert_batch(conn, caller.organization_id, rows)
+        inserted = repo.insert_batch(conn, organization_id, rows)
     except psycopg.errors.ForeignKeyViolation as exc:
         raise NotFound("one or more users are not users of this organization") from exc
-    touched = sorted({e.user_id for e in inserted})
+    touched = sorted({e.user_id for e in inserted} | set(also_touched))
+    if not touched:
+        return 0, 0, 0, 0
     repo.lock_users(conn, touched)  # concurrent batches of one user: one after the other
     computed = analytics_refresh.compute(conn, touched, now)
     written = analytics_refresh.write(conn, computed, now)
