@@ -25,7 +25,7 @@ import os
 import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -205,6 +205,29 @@ def user_tx(
 
     `roles` limits the route to those active roles (403 otherwise).
     """
+    user_id, role = _user(app)
+    with db.runtime.transaction(db.as_user(user_id, role)) as (conn, caller):
+        _check_role(caller, roles)
+        yield conn, caller
+
+
+def user_read(
+    app: APIGatewayHttpResolver, function: LiteralString, args: tuple[object, ...] = (),
+    roles: Collection[str] | None = None, database: db.Database | None = None,
+) -> tuple[db.Caller, list[tuple[Any, ...]]]:
+    """A read as the verified user in one statement and one round trip (ms8.db.read_as_user):
+    the caller and the rows of the read function `function` (migration 0011).
+
+    `database` is the writer unless the route tolerates replica lag (ms8.db.reader()).
+    """
+    user_id, role = _user(app)
+    caller, rows = db.read_as_user(database or db.runtime, user_id, role, function, args)
+    _check_role(caller, roles)
+    return caller, rows
+
+
+def _user(app: APIGatewayHttpResolver) -> tuple[UUID, str | None]:
+    """The verified user id and the active role they ask for (X-Active-Role)."""
     claims = _claims(app)
     if _scopes(claims) & set(SERVICE_SCOPES):
         raise Forbidden("this route is for users, not platform services", code="USERS_ONLY")
@@ -212,12 +235,12 @@ def user_tx(
         user_id = UUID(str(claims["sub"]))
     except ValueError:
         raise Unauthorized("the token's subject is not a user id") from None
-    with db.runtime.transaction(db.as_user(user_id, _header(app, "x-active-role"))) as (conn, caller):
-        if roles is not None and caller.active_role not in roles:
-            raise Forbidden(
-                f"this route needs one of the roles: {', '.join(sorted(roles))}", code="ROLE_NOT_ALLOWED"
-            )
-        yield conn, caller
+    return user_id, _header(app, "x-active-role")
+
+
+def _check_role(caller: db.Caller, roles: Collection[str] | None) -> None:
+    if roles is not None and caller.active_role not in roles:
+        raise Forbidden(f"this route needs one of the roles: {', '.join(sorted(roles))}", code="ROLE_NOT_ALLOWED")
 
 
 @contextmanager

@@ -77,5 +77,14 @@ class WrittenAnalytics(ApiModel):
 
 
 class AnalyticsWriteResult(ApiModel):
-    written: int
-    items: list[WrittenAnalytics]
+    """What a batch wrote: counts, and the rows themselves only when asked for
+    (`?return=rows` or `Prefer: return=representation`)."""
+
+    written: int = Field(description="Rows inserted or replaced")
+    inserted: int = Field(description="Rows that did not exist before")
+    updated: int = Field(description="Existing rows replaced (their version went up by one)")
+    items: list[WrittenAnalytics] | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="The written rows; only with ?return=rows or Prefer: return=representation",
+    )
+

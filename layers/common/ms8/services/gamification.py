@@ -78,10 +78,9 @@ def _completions(c: Computed) -> int:
     return int(velocity["completions"]) + int(velocity["previous_completions"])
 
 
-def view(conn: psycopg.Connection, caller: Caller, now: datetime) -> GamificationView:
-    """The caller's own learner gamification, the streak as of today in their time zone."""
-    assert caller.user_id is not None
-    found = repo.own(conn, caller.user_id)
+def view(found: tuple[rules.State, datetime] | None, caller: Caller, now: datetime) -> GamificationView:
+    """The caller's own learner gamification (their row, ms8.repositories.gamification.own_of),
+    the streak as of today in their time zone."""
     state, updated_at = found if found else (rules.State(0, 1, [], rules.Streak()), None)
     today = now.astimezone(zone(caller.timezone)).date()
     streak = state.streak
@@ -96,9 +95,8 @@ def view(conn: psycopg.Connection, caller: Caller, now: datetime) -> Gamificatio
     )
 
 
-def leaderboard(conn: psycopg.Connection, limit: int) -> Leaderboard:
+def leaderboard(rows: Sequence[repo.BoardRow], limit: int) -> Leaderboard:
     """The organization's top `limit` learners and the caller's own place."""
-    rows = repo.leaderboard(conn, limit)
     entries = [
         LeaderboardEntry(rank=r.rank, display_name=r.display_name, points=r.points, level=r.level, is_you=r.is_caller)
         for r in rows
