@@ -199,14 +199,15 @@ def _header(app: APIGatewayHttpResolver, name: str) -> str | None:
 
 @contextmanager
 def user_tx(
-    app: APIGatewayHttpResolver, roles: Collection[str] | None = None
+    app: APIGatewayHttpResolver, roles: Collection[str] | None = None, database: db.Database | None = None
 ) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
     """The request's transaction as the verified user in the role they asked for (if held).
 
-    `roles` limits the route to those active roles (403 otherwise).
+    `roles` limits the route to those active roles (403 otherwise). `database` is the writer
+    unless the route only reads and tolerates replica lag (ms8.db.reader()).
     """
     user_id, role = _user(app)
-    with db.runtime.transaction(db.as_user(user_id, role)) as (conn, caller):
+    with (database or db.runtime).transaction(db.as_user(user_id, role)) as (conn, caller):
         _check_role(caller, roles)
         yield conn, caller
 
