@@ -34,14 +34,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import _common
 import bench_upsert
@@ -270,7 +268,7 @@ def _cleanup(owner: psycopg.Connection, table: str, new: list[tuple[uuid.UUID, s
     with owner.transaction():
         owner.execute("SELECT app.begin_maintenance()")
         owner.execute(
-            f"DELETE FROM {table} a USING unnest(%s::uuid[], %s::text[]) AS k(u, t) "  # noqa: S608
+            f"DELETE FROM {table} a USING unnest(%s::uuid[], %s::text[]) AS k(u, t) "
             "WHERE a.user_id = k.u AND a.role = 'learner' AND a.analytics_type = k.t",
             ([u for u, _ in new], [t for _, t in new]),
         )

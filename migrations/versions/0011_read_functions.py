@@ -19,14 +19,14 @@ comparison) keep their own confinement. Every function only reads and calls set_
 of them work on a read-only standby.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06
 """
 
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

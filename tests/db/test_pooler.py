@@ -58,7 +58,8 @@ def test_two_users_interleaved_on_one_server_connection(factory: Factory, pooled
                         "DO UPDATE SET data = EXCLUDED.data",
                         (user, org, f'{{"round": {round_}}}'),
                     )
-                    assert conn.execute("SELECT count(*) FROM analytics WHERE user_id = %s", (other,)).fetchone() == (0,)
+                    hidden = conn.execute("SELECT count(*) FROM analytics WHERE user_id = %s", (other,))
+                    assert hidden.fetchone() == (0,)
                     assert users.get(conn, other) is None
                 # What the next client of the server connection finds: no context at all.
                 pid, *left = probe.execute(SETTINGS).fetchone()  # type: ignore[misc]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ms8.domain.risk import RiskThresholds
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -59,6 +61,20 @@ def has_reader() -> bool:
     """Whether a read replica is configured."""
     cfg = settings()
     return bool(cfg.reader_database_url or cfg.reader_db_secret_arn)
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@lru_cache(maxsize=1)
+def risk_thresholds() -> RiskThresholds:
+    """The at-risk rule's thresholds (RISK_INACTIVE_DAYS, RISK_VELOCITY_DROP, RISK_TARGET_MARGIN)."""
+    return RiskThresholds(
+        inactive_days=_int("RISK_INACTIVE_DAYS", 7),
+        velocity_drop_ratio=_float("RISK_VELOCITY_DROP", 0.5),
+        target_margin=_float("RISK_TARGET_MARGIN", 0.1),
+    )
 
 
 def connection_params(kind: str = "runtime") -> dict[str, Any]:
