@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
-from operator import attrgetter
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -12,12 +11,10 @@ import psycopg
 
 from ms8.db import Caller
 from ms8.domain import gamification as rules
-from ms8.domain.metrics import READ_WINDOW
+from ms8.domain.metrics import streak_window
 from ms8.models.gamification import Badge, GamificationView, Leaderboard, LeaderboardEntry, StreakView
 from ms8.repositories import gamification as repo
 from ms8.services.analytics_refresh import Computed, zone
-
-_AT = attrgetter("at")
 
 
 class StoredEvent(rules.Source, Protocol):
@@ -53,16 +50,14 @@ def award_and_refresh(
     ]
     written = repo.award(conn, granted, now)
     previous = repo.states(conn, user_ids)
-    since = now - READ_WINDOW
     rows = []
     for u in user_ids:
         c = computed[u]
-        today = now.astimezone(c.tz).date()
-        window_start = since.astimezone(c.tz).date() + timedelta(days=1)
+        window_start, today = streak_window(now, c.tz)
         rows.append((u, c.organization_id, rules.next_state(
             previous.get(u),
             points=ledger.total.get(u, 0) + written.get(u, 0),
-            days=rules.active_days_at(map(_AT, c.events), c.tz, window_start, today),
+            days=c.active_days,
             completed=u in completed or _completions(c) > 0,
             skill_mastery=c.data["mastery"]["skills"],
             today=today,

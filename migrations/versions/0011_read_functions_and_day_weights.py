@@ -1,4 +1,7 @@
-"""Hot reads as PL/pgSQL functions: plans cached by the server, the context call in the same statement.
+"""Hot reads as PL/pgSQL functions (the context call in the same statement); learner days the
+analytics snapshots are derived from.
+
+Part 1, the reads:
 
 Each request of the API is a short transaction on a connection a pooler (RDS Proxy) may hand to
 another client between transactions, so the client cannot keep prepared statements (the proxy
@@ -17,6 +20,12 @@ read functions are SECURITY INVOKER: the runtime role's RLS policies confine eve
 return, exactly as for a plain SELECT. The SECURITY DEFINER helpers they call (leaderboard, peer
 comparison) keep their own confinement. Every function only reads and calls set_config, so all
 of them work on a read-only standby.
+
+Part 2, learner_daily_activity gains what the snapshots need beyond its counts, so that ingest
+and the stale job derive them from a learner's few day rows instead of their raw events
+(ms8.repositories.days describes each column): `quarters` (active quarter-hours, UTC),
+`weighted_scores`, `weights` and `weighted_skills` (score sums with the recency weight factored
+per day), and app.add_weight_sums to merge the per-skill pairs. Back-filled from the events.
 
 Revision ID: 0011
 Revises: 0008
@@ -138,7 +147,67 @@ END $$;
 }
 
 
+# Frozen at this revision: the assessment verbs and the mastery half-life (30 days) of the time.
+ASSESSMENT_VERBS = "ARRAY['passed','failed','attempted']"
+HALF_LIFE_S = 30 * 86400.0
+INTO_DAY = "(date_part('epoch', e.occurred_at) - floor(date_part('epoch', e.occurred_at) / 86400) * 86400)"
+FACTOR = f"power(2::float8, {INTO_DAY} / {HALF_LIFE_S})"
+SCORED = f"e.score IS NOT NULL AND e.verb = ANY ({ASSESSMENT_VERBS})"
+
+DAYS = f"""
+ALTER TABLE learner_daily_activity
+    ADD COLUMN quarters bit(96) NOT NULL DEFAULT repeat('0', 96)::bit(96),
+    ADD COLUMN weighted_scores float8 NOT NULL DEFAULT 0 CHECK (weighted_scores >= 0),
+    ADD COLUMN weights float8 NOT NULL DEFAULT 0 CHECK (weights >= 0),
+    ADD COLUMN weighted_skills jsonb NOT NULL DEFAULT '{{}}' CHECK (jsonb_typeof(weighted_skills) = 'object');
+COMMENT ON COLUMN learner_daily_activity.quarters IS 'Quarter-hours (UTC) with activity: bit q is [q*15, (q+1)*15) minutes.';
+COMMENT ON COLUMN learner_daily_activity.weighted_scores IS
+    'sum(score * 2^(seconds into the day / mastery half-life)) over scored assessments';
+COMMENT ON COLUMN learner_daily_activity.weights IS 'sum(2^(seconds into the day / mastery half-life)), same events';
+COMMENT ON COLUMN learner_daily_activity.weighted_skills IS '{{skill: [weighted score sum, weight sum]}}';
+
+CREATE FUNCTION app.add_weight_sums(a jsonb, b jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(s, w)), '{{}}'::jsonb)
+    FROM (SELECT k, sum((v ->> 0)::float8) AS s, sum((v ->> 1)::float8) AS w
+          FROM (SELECT * FROM jsonb_each(a) UNION ALL SELECT * FROM jsonb_each(b)) AS x(k, v)
+          GROUP BY k) t
+$$;
+REVOKE ALL ON FUNCTION app.add_weight_sums(jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.add_weight_sums(jsonb, jsonb) TO {RUNTIME};
+
+SELECT app.begin_maintenance();
+WITH per_day AS (
+    SELECT e.user_id, (e.occurred_at AT TIME ZONE 'UTC')::date AS day,
+           bit_or(set_bit(repeat('0', 96)::bit(96), floor({INTO_DAY} / 900)::integer, 1)) AS quarters,
+           coalesce(sum(e.score::float8 * {FACTOR}) FILTER (WHERE {SCORED}), 0) AS weighted_scores,
+           coalesce(sum({FACTOR}) FILTER (WHERE {SCORED}), 0) AS weights
+    FROM learning_events e GROUP BY 1, 2
+),
+per_skill AS (
+    SELECT user_id, day, jsonb_object_agg(skill, jsonb_build_array(ws, w)) AS weighted_skills
+    FROM (SELECT e.user_id, (e.occurred_at AT TIME ZONE 'UTC')::date AS day, k.skill,
+                 sum(e.score::float8 * {FACTOR}) AS ws, sum({FACTOR}) AS w
+          FROM learning_events e CROSS JOIN LATERAL unnest(e.skills) AS k(skill)
+          WHERE {SCORED} GROUP BY 1, 2, 3) s
+    GROUP BY 1, 2
+)
+UPDATE learner_daily_activity d
+SET quarters = p.quarters, weighted_scores = p.weighted_scores, weights = p.weights,
+    weighted_skills = coalesce(k.weighted_skills, '{{}}')
+FROM per_day p LEFT JOIN per_skill k ON k.user_id = p.user_id AND k.day = p.day
+WHERE d.user_id = p.user_id AND d.day = p.day;
+"""
+
+DAYS_DOWN = """
+ALTER TABLE learner_daily_activity DROP COLUMN quarters, DROP COLUMN weighted_scores, DROP COLUMN weights,
+    DROP COLUMN weighted_skills;
+DROP FUNCTION app.add_weight_sums(jsonb, jsonb);
+"""
+
+
 def upgrade() -> None:
+    op.execute(DAYS)
     for signature, body in FUNCTIONS.items():
         op.execute(body)
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
@@ -151,3 +220,4 @@ def downgrade() -> None:
     op.execute("ALTER FUNCTION app.begin_request(uuid, text) ROWS 1000")
     for signature in reversed(list(FUNCTIONS)):
         op.execute(f"DROP FUNCTION {signature}")
+    op.execute(DAYS_DOWN)
