@@ -50,7 +50,7 @@ def org(factory: Factory) -> Org:
     - idle: last event 10 days ago: inactive;
     - dropper: 8 objects 30-50 days ago, 1 two days ago: velocity 0.25 against 2: velocity_drop;
     - below: active yesterday, sql 0.5 (0.3 under the target): below_target;
-    - never: no event at all: inactive and below_target (never assessed counts as 0).
+    - never: no event at all: inactive only (a skill never assessed is in the gap, no risk reason).
     """
     o = factory.org("Acme", steady=["learner"], idle=["learner"], dropper=["learner"], below=["learner"],
                     never=["learner"], tom=["trainer"], una=["trainer"], ada=["org_admin"])
@@ -108,7 +108,7 @@ def test_an_org_admin_lists_the_organization_a_cohort_and_those_at_risk(org: Org
     assert list(everyone) == ["below", "dropper", "idle", "never", "steady"]  # learners only, no trainers
     assert codes(everyone["below"]) == ["below_target"]
     assert "sql (0.3 below)" in everyone["below"]["riskReasons"][0]["message"]
-    assert codes(everyone["never"]) == ["inactive", "below_target"]
+    assert codes(everyone["never"]) == ["inactive"]
     assert everyone["never"]["lastActivityAt"] is None and everyone["never"]["metrics"]["skillGap"] == 0.8
 
     at_risk = call("GET", "/v1/learners", sub=org.users["ada"], query={"atRisk": "true"}).body
@@ -130,7 +130,7 @@ def test_thresholds_come_from_the_environment(org: Org, monkeypatch: pytest.Monk
     finally:
         config.risk_thresholds.cache_clear()
     assert codes(rows["idle"]) == [] and codes(rows["below"]) == []  # 10 days < 11; 0.3 <= 0.35
-    assert codes(rows["never"]) == ["inactive", "below_target"]  # never active; 0.8 > 0.35
+    assert codes(rows["never"]) == ["inactive"]  # never active
 
 
 def test_who_may_list_whom(org: Org, other: Org) -> None:

@@ -19,10 +19,13 @@ def codes(figures_: risk.LearnerFigures, thresholds: risk.RiskThresholds = DEFAU
     return [r.code for r in risk.reasons(figures_, NOW, thresholds)]
 
 
+TARGETS = {"sql": 0.8, "python": 0.75, "excel": 0.7}
+
+
 def learner(days_idle: float | None = 1, velocity: float = 2, previous: float = 2,
-            gaps: dict[str, float] | None = None) -> risk.LearnerFigures:
+            mastery: dict[str, float] | None = None) -> risk.LearnerFigures:
     last = None if days_idle is None else NOW - timedelta(days=days_idle)
-    return risk.LearnerFigures(last, velocity, previous, gaps or {})
+    return risk.LearnerFigures(last, velocity, previous, mastery or {}, TARGETS)
 
 
 def test_inactive_from_seven_days_and_for_someone_never_active() -> None:
@@ -42,14 +45,17 @@ def test_velocity_drop_at_half_or_less_of_a_previous_velocity_above_zero() -> No
 
 
 def test_below_target_by_more_than_the_margin_naming_the_skills() -> None:
-    assert codes(learner(gaps={"sql": 0.1})) == []  # exactly the margin: not more
-    (reason,) = risk.reasons(learner(gaps={"sql": 0.3, "python": 0.05, "excel": 0.15}), NOW, DEFAULT)
+    assert codes(learner(mastery={"sql": 0.7})) == []  # exactly the margin below: not more
+    assert codes(learner(mastery={"sql": 0.6999})) == ["below_target"]
+    assert codes(learner(mastery={"r": 0.1})) == []  # a skill the organization does not target
+    assert codes(learner(mastery={})) == []  # never assessed: the skill gap shows it, no risk
+    (reason,) = risk.reasons(learner(mastery={"sql": 0.5, "python": 0.7, "excel": 0.55}), NOW, DEFAULT)
     assert reason.code == "below_target"
     assert reason.message.endswith("in excel (0.15 below), sql (0.3 below)")
 
 
 def test_reasons_come_in_a_fixed_order_and_thresholds_change_them() -> None:
-    everything = learner(days_idle=30, velocity=0, previous=1, gaps={"sql": 0.8})
+    everything = learner(days_idle=30, velocity=0, previous=1, mastery={"sql": 0.0})
     assert codes(everything) == ["inactive", "velocity_drop", "below_target"]
     lenient = risk.RiskThresholds(inactive_days=31, velocity_drop_ratio=0.0, target_margin=0.8)
     assert codes(everything, lenient) == ["velocity_drop"]  # 0 <= 0 * 1
