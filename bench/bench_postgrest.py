@@ -30,7 +30,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ import bench_upsert
 import psycopg
 from psycopg import sql
 
-from scripts import local, localdb, tokens
+from scripts import localdb, tokens
 
 ROOT = _common.ROOT
 DB = bench_upsert.DB
@@ -123,58 +122,10 @@ def prepare_postgrest_side() -> None:
         conn.execute(f"VACUUM (ANALYZE) {SCHEMA}.analytics")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    host, port = url.removeprefix("http://").split(":")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        with suppress(OSError), socket.create_connection((host, int(port)), timeout=1):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not start in time")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@contextmanager
-def gateway(workers: int, database_url: str | None = None) -> Iterator[str]:
-    """The local gateway through its command line on a free port, on the bench database."""
-    env = {**os.environ, **local.function_env(None, db=DB),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "common")])}
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts.gateway", "serve", "--port", str(port), "--workers", str(workers), "--quiet"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_http(url, proc, 120)
-        yield url
-    finally:
-        _stop(proc)
-
-
 @contextmanager
 def postgrest(pool: int) -> Iterator[str]:
     """PostgREST on a free port over postgrest_bench, verifying the local tokens (JWKS)."""
-    port = _free_port()
+    port = _common._free_port()
     info = psycopg.conninfo.conninfo_to_dict(localdb.admin_url())
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -188,10 +139,10 @@ def postgrest(pool: int) -> Iterator[str]:
                             stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_http(url, proc)
+        _common.wait_listening(url, proc, 60)
         yield url
     finally:
-        _stop(proc)
+        _common.stop(proc)
 
 
 def backend_pids(user: str) -> list[int]:
@@ -362,7 +313,8 @@ def main() -> None:
         "postgrest": tokens.user_token(bench_upsert.CLIENT, role=WEB_ROLE, org_id=str(keys.org), app_role="ingest"),
     }
     with _pooler_or_none(args.pooler, args.workers) as pooled, \
-            gateway(args.workers, pooled) as gw_url, postgrest(args.workers) as pr_url:
+            _common.gateway(DB, args.workers, pooled) as gw, postgrest(args.workers) as pr_url:
+        gw_url = gw.url
         sides = [
             Side("gateway", gw_url, "/v1/analytics", tokens.user_token(learner), localdb.RUNTIME_ROLE),
             Side("PostgREST", pr_url, f"/analytics?user_id=eq.{learner}&role=eq.learner&order=updated_at.desc&limit=10",
