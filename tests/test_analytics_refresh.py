@@ -16,7 +16,7 @@ import pytest
 from ms8 import db
 from ms8.domain import metrics
 from ms8.models.base import ANALYTICS_TYPES
-from ms8.repositories import days
+from ms8.repositories import days as days_repo
 from ms8.repositories import events as events_repo
 from ms8.services.analytics_refresh import recompute_users
 from scripts import apigw
@@ -125,7 +125,7 @@ def test_stale_job_recomputes_with_this_function() -> None:
             (user, org, NOW - timedelta(days=1)))
         with psycopg.connect(url) as conn:  # written past ingest: its learner days built here
             conn.execute("SELECT app.begin_maintenance()")
-            days.rebuild(conn, org)
+            days_repo.rebuild(conn, org)
         result = runner.run(stale.JOB, {"scheduledTime": NOW.isoformat()})
         assert (result.status, result.rows_written, result.details["users"]) == ("ok", 4, 1)
         with psycopg.connect(url) as conn:
