@@ -30,6 +30,15 @@ class Factory:
             cur = self.conn.execute(statement, params)  # type: ignore[arg-type]
             return cur.fetchall() if cur.description else []
 
+    def rebuild_days(self, org_id: UUID) -> int:
+        """The organization's learner days built again from its learning events (after a test
+        wrote events directly, bypassing ingest, which keeps the days itself)."""
+        from ms8.repositories import days
+
+        with self.conn.transaction():
+            self.conn.execute("SELECT app.begin_maintenance()")
+            return days.rebuild(self.conn, org_id)
+
     def org(self, name: str = "Org", **users: Iterable[str]) -> Org:
         """An organization with users named by keyword: `factory.org(alice=["learner"])`."""
         org = Org(uuid.uuid4())

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
+from ms8 import db
 from ms8.errors import NotFound
 from ms8.http import handler, make_app, user_tx
 from ms8.models.learners import LearnerDetail
@@ -17,7 +18,8 @@ app = make_app()
 
 @app.get("/v1/learners/<userId>", summary="One learner's drill-down (trainer, org admin)", tags=["analytics"])
 def get_learner(user_id: Annotated[UUID, Path(alias="userId")]) -> LearnerDetail:
-    with user_tx(app, roles=("trainer", "org_admin")) as (conn, caller):
+    # Cohort views tolerate a replica's lag (seconds against days of activity).
+    with user_tx(app, roles=("trainer", "org_admin"), database=db.reader()) as (conn, caller):
         assert caller.organization_id is not None
         cohort = caller.user_id if caller.active_role == "trainer" else None
         detail = learners.learner_detail(conn, caller.organization_id, user_id, datetime.now(UTC), trainer_id=cohort)

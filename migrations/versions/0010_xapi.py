@@ -18,14 +18,14 @@ updates follow the ingest policies), with the credential's key in `app.xapi_key`
 request reads or writes xapi_statements, and only its organization's.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-06
 """
 
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
@@ -98,6 +98,7 @@ DECLARE
     v_hash text;
     v_home text;
 BEGIN
+    PERFORM app.apply_request_limits();  -- migration 0009: the limits of every request
     PERFORM set_config('app.maintenance', 'on', true);
     SELECT c.organization_id, c.secret_hash, c.home_page INTO v_org, v_hash, v_home
     FROM public.xapi_credentials c WHERE c.key = p_key AND c.revoked_at IS NULL;

@@ -10,14 +10,14 @@ before count where the old rule counted them: the hour they were awarded in (als
 a row written without one: the strict reading).
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-06
 """
 
 from alembic import op
 
 revision = "0012"
-down_revision = "0008"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -26,7 +26,7 @@ import re
 import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -243,12 +243,36 @@ def _header(app: APIGatewayHttpResolver, name: str) -> str | None:
 
 @contextmanager
 def user_tx(
-    app: APIGatewayHttpResolver, roles: Collection[str] | None = None
+    app: APIGatewayHttpResolver, roles: Collection[str] | None = None, database: db.Database | None = None
 ) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
     """The request's transaction as the verified user in the role they asked for (if held).
 
-    `roles` limits the route to those active roles (403 otherwise).
+    `roles` limits the route to those active roles (403 otherwise). `database` is the writer
+    unless the route only reads and tolerates replica lag (ms8.db.reader()).
     """
+    user_id, role = _user(app)
+    with (database or db.runtime).transaction(db.as_user(user_id, role)) as (conn, caller):
+        _check_role(caller, roles)
+        yield conn, caller
+
+
+def user_read(
+    app: APIGatewayHttpResolver, function: LiteralString, args: tuple[object, ...] = (),
+    roles: Collection[str] | None = None, database: db.Database | None = None,
+) -> tuple[db.Caller, list[tuple[Any, ...]]]:
+    """A read as the verified user in one statement and one round trip (ms8.db.read_as_user):
+    the caller and the rows of the read function `function` (migration 0011).
+
+    `database` is the writer unless the route tolerates replica lag (ms8.db.reader()).
+    """
+    user_id, role = _user(app)
+    caller, rows = db.read_as_user(database or db.runtime, user_id, role, function, args)
+    _check_role(caller, roles)
+    return caller, rows
+
+
+def _user(app: APIGatewayHttpResolver) -> tuple[UUID, str | None]:
+    """The verified user id and the active role they ask for (X-Active-Role)."""
     claims = _claims(app)
     if _scopes(claims) & set(SERVICE_SCOPES):
         raise Forbidden("this route is for users, not platform services", code="USERS_ONLY")
@@ -256,12 +280,12 @@ def user_tx(
         user_id = UUID(str(claims["sub"]))
     except ValueError:
         raise Unauthorized("the token's subject is not a user id") from None
-    with db.runtime.transaction(db.as_user(user_id, _header(app, "x-active-role"))) as (conn, caller):
-        if roles is not None and caller.active_role not in roles:
-            raise Forbidden(
-                f"this route needs one of the roles: {', '.join(sorted(roles))}", code="ROLE_NOT_ALLOWED"
-            )
-        yield conn, caller
+    return user_id, _header(app, "x-active-role")
+
+
+def _check_role(caller: db.Caller, roles: Collection[str] | None) -> None:
+    if roles is not None and caller.active_role not in roles:
+        raise Forbidden(f"this route needs one of the roles: {', '.join(sorted(roles))}", code="ROLE_NOT_ALLOWED")
 
 
 @contextmanager

@@ -34,6 +34,11 @@ class AnalyticsBatch(ApiModel):
 
     items: list[AnalyticsItem] = Field(min_length=1, max_length=MAX_BATCH)
 
+    def __repr__(self) -> str:
+        # Short: the HTTP layer formats its arguments for debug logs even when they are off
+        # (500 items cost ~10 ms to print).
+        return f"AnalyticsBatch(<{len(self.items)} items>)"
+
     @model_validator(mode="after")
     def _valid_items(self) -> AnalyticsBatch:
         # One validator for the batch rather than one per item: a call out of pydantic-core per
@@ -87,5 +92,14 @@ class WrittenAnalytics(ApiModel):
 
 
 class AnalyticsWriteResult(ApiModel):
-    written: int
-    items: list[WrittenAnalytics]
+    """What a batch wrote: counts, and the rows themselves only when asked for
+    (`?return=rows` or `Prefer: return=representation`)."""
+
+    written: int = Field(description="Rows inserted or replaced")
+    inserted: int = Field(description="Rows that did not exist before")
+    updated: int = Field(description="Existing rows replaced (their version went up by one)")
+    items: list[WrittenAnalytics] | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="The written rows; only with ?return=rows or Prefer: return=representation",
+    )
+

@@ -1,25 +1,34 @@
-"""Peer groups: read through app.peer_comparison (the caller's organization and role, k >= 10
-only), and released by the refresh job from the comparison view (migration 0009)."""
+"""Peer comparison through app.read_comparison (migration 0011): the caller's own snapshots beside
+the peer groups of app.peer_comparison (the caller's organization and role, k >= 10 only);
+and the refresh job's releases from the comparison view (migration 0009)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
 
+READ: LiteralString = "app.read_comparison(c.user_id, c.active_role, %s::text)"  # ms8.db.read_as_user
+_GROUP_KEYS = ("user_count", "average", "p25", "p50", "p75", "refreshed_at")
 
-def peer_groups(conn: psycopg.Connection, analytics_type: str | None) -> dict[str, dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT analytics_type, user_count, avg_value, p25, p50, p75, refreshed_at "
-        "FROM app.peer_comparison(%s)",
+
+def split(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Own snapshot data and peer group per analytics type, from READ's rows."""
+    own = {r[0]: r[1] for r in rows if r[1] is not None}
+    groups = {r[0]: dict(zip(_GROUP_KEYS, r[2:], strict=True)) for r in rows if r[2] is not None}
+    return own, groups
+
+
+def rows_in(conn: psycopg.Connection, analytics_type: str | None) -> list[tuple[Any, ...]]:
+    """READ's rows inside an open request transaction (report data gathering)."""
+    return conn.execute(
+        "SELECT * FROM app.read_comparison(app.current_user_id(), app.current_role(), %s::text)",
         (analytics_type,),
     ).fetchall()
-    keys = ("user_count", "average", "p25", "p50", "p75", "refreshed_at")
-    return {r[0]: dict(zip(keys, r[1:], strict=True)) for r in rows}
 
 
 # --- the refresh job's side (owner connection, maintenance transaction) ---

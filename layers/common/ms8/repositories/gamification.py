@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, LiteralString, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -140,14 +140,16 @@ def upsert_states(conn: psycopg.Connection, rows: Sequence[tuple[UUID, UUID, Sta
     return conn.execute(_UPSERT, (ROLE, payload)).rowcount
 
 
-def own(conn: psycopg.Connection, user_id: UUID) -> tuple[State, datetime] | None:
-    """A user's row and when it last changed."""
-    row = conn.execute(
-        "SELECT points, level, badges, streaks, updated_at FROM gamification WHERE user_id = %s AND role = %s",
-        (user_id, ROLE),
-    ).fetchone()
-    if row is None:
+# Calls of the read functions of migration 0011 for ms8.db.read_as_user.
+READ_OWN: LiteralString = "app.read_gamification(c.user_id, c.active_role)"
+READ_LEADERBOARD: LiteralString = "app.read_leaderboard(c.user_id, c.active_role, %s::integer)"
+
+
+def own_of(rows: Sequence[Sequence[Any]]) -> tuple[State, datetime] | None:
+    """The caller's row and when it last changed, from READ_OWN's rows."""
+    if not rows:
         return None
+    row = rows[0]
     return _state(*row[:4]), row[4]
 
 
@@ -160,10 +162,7 @@ class BoardRow(NamedTuple):
     participants: int
 
 
-def leaderboard(conn: psycopg.Connection, limit: int) -> list[BoardRow]:
-    """The top `limit` of the caller's organization, then the caller's own row if not among them
-    (app.leaderboard, migration 0005)."""
-    rows = conn.execute(
-        "SELECT rank, display_name, points, level, is_caller, participants FROM app.leaderboard(%s)", (limit,)
-    ).fetchall()
+def board_of(rows: Sequence[Sequence[Any]]) -> list[BoardRow]:
+    """READ_LEADERBOARD's rows: the top `limit` of the caller's organization, then the caller's
+    own row if not among them (app.leaderboard, migration 0005)."""
     return [BoardRow(*r) for r in rows]

@@ -4,6 +4,7 @@ about smaller groups; and the release of the groups by the refresh job."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,24 +15,22 @@ from ms8.db import Caller
 from ms8.domain import privacy
 from ms8.domain.vocabulary import ANALYTICS_TYPES, HEADLINE_METRIC
 from ms8.models.comparison import K_ANONYMITY, Comparison, ComparisonItem, PeerGroup
-from ms8.repositories import analytics, comparison
+from ms8.repositories import comparison
 
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def compare(conn: psycopg.Connection, caller: Caller, analytics_type: str | None) -> Comparison:
-    """The caller's value per type beside the peer group of their organization and active role."""
-    assert caller.user_id is not None
+def build(caller: Caller, analytics_type: str | None, rows: Sequence[Sequence[Any]]) -> Comparison:
+    """The caller's value per type beside the peer group of their organization and active role,
+    from the rows of ms8.repositories.comparison.READ."""
     types = [analytics_type] if analytics_type else list(ANALYTICS_TYPES)
-    snapshots = analytics.recent(conn, caller.user_id, caller.active_role, None, 10)
-    own: dict[str, dict[str, Any]] = {a.analytics_type: a.data for a in snapshots}
-    groups = comparison.peer_groups(conn, analytics_type)
+    own, groups = comparison.split(rows)
     items = []
     for t in types:
         metric = HEADLINE_METRIC[t]
-        mine = _number(own.get(t, {}).get(metric))
+        mine = _number((own.get(t) or {}).get(metric))
         group = groups.get(t)
         if group is None:
             items.append(ComparisonItem(
@@ -43,6 +42,11 @@ def compare(conn: psycopg.Connection, caller: Caller, analytics_type: str | None
             items.append(ComparisonItem(analytics_type=t, metric=metric, your_value=mine,  # type: ignore[arg-type]
                                         available=True, peers=PeerGroup(**group)))
     return Comparison(role=caller.active_role, items=items)
+
+
+def compare(conn: psycopg.Connection, caller: Caller, analytics_type: str | None) -> Comparison:
+    """build() inside an open request transaction (report data gathering)."""
+    return build(caller, analytics_type, comparison.rows_in(conn, analytics_type))
 
 
 @dataclass(slots=True)
