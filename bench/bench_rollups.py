@@ -53,13 +53,14 @@ FROM organizations o CROSS JOIN generate_series(1, {USERS_PER_ORG}) g;
 INSERT INTO users (organization_id, email, name, roles)
 SELECT o.id, o.name || '-trainer-' || t || '@bench.test', 'trainer ' || t, '{{trainer}}'
 FROM organizations o CROSS JOIN generate_series(1, {TRAINERS_PER_ORG}) t;
--- Learner n of an organization is in trainer ((n - 1) % 5 + 1)'s cohort.
+-- Learner n of an organization is in the cohort of its trainer number ((n - 1) % 5 + 1).
+WITH l AS (SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY email) AS n
+           FROM users WHERE roles = '{{learner}}'),
+t AS (SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY email) AS n
+      FROM users WHERE roles = '{{trainer}}')
 INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id)
 SELECT l.organization_id, t.id, l.id
-FROM (SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY email) AS n
-      FROM users WHERE roles = '{{learner}}') l
-JOIN users t ON t.organization_id = l.organization_id
-            AND t.email LIKE '%-trainer-' || ((l.n - 1) % {TRAINERS_PER_ORG} + 1) || '@bench.test';
+FROM l JOIN t ON t.organization_id = l.organization_id AND t.n = (l.n - 1) % {TRAINERS_PER_ORG} + 1;
 WITH active AS MATERIALIZED (
     SELECT id, organization_id FROM (
         SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY email) AS n
