@@ -1,18 +1,22 @@
 """Demo data for `make run`: two organizations, 90 days of learning activity and what the service
 derives from it, so every endpoint has something worth looking at.
 
-- ACME: 36 learners (learner-01..36), 3 trainers (trainer-01..03, 12 assigned learners each), an
-  org admin (admin), skill targets. 36 learners is enough for peer comparison (k >= 10) to show.
+- ACME: 36 learners (learner-01..36), 3 trainers with cohorts of different sizes (trainer-01: 15
+  learners, trainer-02: 12, trainer-03: 9), an org admin (admin), skill targets. 36 learners is
+  enough for peer comparison (k >= 10) to show.
 - GLOBEX: 5 learners and an admin: too few peers, so comparison says so plainly.
 - Service clients: demo-ingest-acme (ingest, ACME), demo-directory (directory, platform-wide),
   platform-bus (ingest and directory, platform-wide).
 - 90 days of learning events per learner (sessions, module progress and completions, practice
-  quizzes, graded assessments with scores per skill), with a persona per learner (how active, how
-  able per skill, improving or slipping) so the figures differ believably.
-- Derived from those events by the service's own code: analytics snapshots and gamification
-  (`ms8.services.analytics_refresh` and `ms8.services.gamification`, as ingesting the events
-  would), the organization history (the rollup job `ms8.jobs.rollups`, as a 90-day backfill) and
-  the peer-comparison view.
+  quizzes, graded assessments with scores per skill), each learner with a persona (PERSONAS):
+  improving, steady, declining (much less active in the last 4 weeks: a velocity drop),
+  dropped out (nothing for the last 9 to 30 days: inactive) or struggling (scores well under the
+  skill targets: below target), and an activity level of their own, so trends, the at-risk list
+  and the leaderboard differ as they would in a real organization.
+- Derived from those events by the service's own code: the learners' days, analytics snapshots
+  and gamification (`ms8.repositories.days`, `ms8.services.analytics_refresh`,
+  `ms8.services.gamification`, as ingesting the events would), the population rollups (the
+  rollup job `ms8.jobs.rollups`, as a 90-day backfill) and the peer-comparison view.
 
 Deterministic: one `random.Random(SEED)` and ids from local.demo_ids, with dates relative to the
 day it is loaded. Everything is written as the owner in one maintenance transaction (all or
@@ -35,15 +39,20 @@ import psycopg
 from local import demo_ids
 from ms8.jobs.rollups import roll_up
 from ms8.jobs.runner import JobInput
+from ms8.repositories import days
 from ms8.repositories.events import InsertedEvent
 from ms8.services import analytics_refresh, gamification
 
 SEED = 20261126
 DAYS = 90
 
-ACME_LEARNERS = 36
-ACME_TRAINERS = 3
+COHORT_SIZES = (15, 12, 9)  # ACME's trainers, in order
+ACME_LEARNERS = sum(COHORT_SIZES)
+ACME_TRAINERS = len(COHORT_SIZES)
 GLOBEX_LEARNERS = 5
+# Who the learners are: ACME's 36 shuffled, GLOBEX's 5 one of each.
+PERSONAS = ("improving", "steady", "declining", "dropped_out", "struggling")
+ACME_PERSONAS = ["steady"] * 12 + ["improving"] * 9 + ["declining"] * 5 + ["dropped_out"] * 5 + ["struggling"] * 5
 SKILL_TARGETS = {
     demo_ids.ACME: {"sql": 0.8, "python": 0.75, "statistics": 0.7, "communication": 0.7},
     demo_ids.GLOBEX: {"sql": 0.7, "communication": 0.65},
@@ -121,6 +130,7 @@ class Demo:
     users: list[User] = field(default_factory=list)
     assignments: list[tuple[User, User]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    personas: dict[uuid.UUID, str] = field(default_factory=dict)
 
     def learners(self) -> list[User]:
         return [u for u in self.users if "learner" in u.roles]
@@ -140,16 +150,37 @@ def _users(rng: random.Random) -> tuple[list[User], list[tuple[User, User]]]:
     users = [*acme_learners, *trainers, user(demo_ids.ACME, "admin", ("org_admin",))]
     users += [user(demo_ids.GLOBEX, f"learner-{n:02d}", ("learner",)) for n in range(1, GLOBEX_LEARNERS + 1)]
     users.append(user(demo_ids.GLOBEX, "admin", ("org_admin",)))
-    per_trainer = ACME_LEARNERS // ACME_TRAINERS
-    assignments = [(t, acme_learners[i * per_trainer + j]) for i, t in enumerate(trainers) for j in range(per_trainer)]
+    starts = [sum(COHORT_SIZES[:i]) for i in range(len(COHORT_SIZES))]
+    assignments = [(t, acme_learners[starts[i] + j]) for i, t in enumerate(trainers) for j in range(COHORT_SIZES[i])]
     return users, assignments
 
 
-def _activity(rng: random.Random, learner: User, today: date) -> list[Event]:
-    """90 days of one learner's activity, from a persona drawn for them."""
-    active = rng.uniform(0.25, 0.9)  # chance of learning on a working day
-    drift = rng.uniform(-0.5, 0.6)  # slipping (-) or picking up (+) over the period
-    ability = {s: rng.uniform(0.45, 0.9) for s in SKILLS}
+def _personas(rng: random.Random, learners: list[User]) -> dict[uuid.UUID, str]:
+    acme = [u for u in learners if u.org == demo_ids.ACME]
+    drawn = rng.sample(ACME_PERSONAS, len(ACME_PERSONAS))
+    out = {u.id: drawn[i] for i, u in enumerate(acme)}
+    others = [u for u in learners if u.org != demo_ids.ACME]
+    out |= {u.id: PERSONAS[i % len(PERSONAS)] for i, u in enumerate(others)}
+    return out
+
+
+def _pace(persona: str, progress: float, days_left: int, stop: int) -> float:
+    """How much of their usual activity a persona keeps on a day (`days_left` days before today)."""
+    if persona == "improving":
+        return 0.35 + 1.1 * progress
+    if persona == "declining":
+        return 1.0 if days_left > 28 else 0.12
+    if persona == "dropped_out":
+        return 1.0 if days_left > stop else 0.0
+    return 1.0
+
+
+def _activity(rng: random.Random, learner: User, today: date, persona: str) -> list[Event]:
+    """90 days of one learner's activity, from their persona and a level of activity of their own."""
+    active = rng.uniform(0.3, 0.95)  # chance of learning on a working day
+    stop = rng.randint(9, 30)  # a dropped-out learner's last active day, in days before today
+    low, high = (0.35, 0.55) if persona == "struggling" else (0.8, 0.97)
+    ability = {s: rng.uniform(low, high) for s in SKILLS}
     growth = rng.uniform(0.0, 0.15)  # how much scores improve over the 90 days
     courses = rng.sample(CATALOG, len(CATALOG))
     course, module, attempts_left = 0, 0, 0
@@ -167,7 +198,7 @@ def _activity(rng: random.Random, learner: User, today: date) -> list[Event]:
     for d in range(DAYS):
         day = start + timedelta(days=d)
         progress = d / (DAYS - 1)
-        chance = active * (1 + drift * (progress - 0.5)) * (0.3 if day.weekday() >= 5 else 1.0)
+        chance = active * _pace(persona, progress, DAYS - d, stop) * (0.3 if day.weekday() >= 5 else 1.0)
         if rng.random() >= min(0.97, max(0.03, chance)):
             continue
         at = datetime.combine(day, time(hour=rng.randint(7, 19), minute=rng.randint(0, 59)), UTC)
@@ -217,8 +248,9 @@ def generate(today: date, seed: int = SEED) -> Demo:
     rng = random.Random(seed)
     users, assignments = _users(rng)
     demo = Demo(today, users, assignments)
+    demo.personas = _personas(rng, demo.learners())
     for learner in demo.learners():
-        demo.events.extend(_activity(rng, learner, today))
+        demo.events.extend(_activity(rng, learner, today, demo.personas[learner.id]))
     return demo
 
 
@@ -267,9 +299,13 @@ def load(conn: psycopg.Connection, now: datetime | None = None, seed: int = SEED
         _derive(conn, demo, now)
         rollup_rows = _roll_up(conn, demo.today)
         conn.execute("REFRESH MATERIALIZED VIEW comparison_aggregates")
-        groups = conn.execute("SELECT count(*) FROM comparison_aggregates").fetchone()
+        groups = conn.execute("SELECT count(*) FROM comparison_aggregates WHERE user_count >= 10").fetchone()
+        from ms8.repositories.maintenance import transaction_now
+        from ms8.services.comparison import release_groups
+
+        release_groups(conn, transaction_now(conn))  # what the refresh job publishes: the noisy peer groups
     return {"users": len(demo.users), "learning_events": len(demo.events),
-            "analytics": 4 * len(demo.learners()), "aggregated_analytics": rollup_rows,
+            "analytics": 4 * len(demo.learners()), "population_rollups": rollup_rows,
             "comparison_groups": int(groups[0]) if groups else 0}
 
 
@@ -300,16 +336,18 @@ def _write_directory(conn: psycopg.Connection, demo: Demo) -> None:
 
 
 def _derive(conn: psycopg.Connection, demo: Demo, now: datetime) -> None:
-    """Analytics snapshots and gamification of every learner, by the service's own code (what
-    ingesting these events through POST /v1/events does)."""
+    """The learners' days, analytics snapshots and gamification from their events, by the
+    service's own code (what ingesting these events through POST /v1/events does)."""
+    for slug in ORGANIZATIONS:
+        days.rebuild(conn, demo_ids.org_id(slug))
     computed = analytics_refresh.compute(conn, [u.id for u in demo.learners()], now)
     analytics_refresh.write(conn, computed, now)
     inserted = [InsertedEvent(e.event_id, e.user.id, e.verb, e.object_id, e.occurred_at) for e in demo.events]
-    gamification.award_and_refresh(conn, computed, inserted, now)
+    gamification.award_and_refresh(conn, computed, inserted, now, basis="occurred")  # platform history
 
 
 def _roll_up(conn: psycopg.Connection, today: date) -> int:
-    """The organization history of the 90 days, by the rollup job itself (as a backfill run)."""
+    """The population rollups of the 90 days, by the rollup job itself (as a backfill run)."""
     midnight = datetime.combine(today, time(), UTC)
     outcome = roll_up(conn, JobInput(today, midnight, days=DAYS, replay=True))
     return outcome.rows_written

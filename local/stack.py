@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from local import demo, localdb, s3, template, tokens
+from local import demo, localdb, s3, template, tokens, xapi_credential
 from local.paths import ROOT
 
 DB = localdb.DEFAULT_DB
@@ -45,6 +45,7 @@ def prepare_database(reset_demo: bool = False, db: str = DB) -> bool:
             counts = demo.load(conn)
             log(f"demo data: loaded in {time.perf_counter() - t0:.1f} s ("
                 + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) + ")")
+        xapi_credential.ensure_demo(conn)
     return started
 
 

@@ -43,7 +43,7 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(owner_url: str, database: str) -> Iterator[Served]:
+def served(owner_url: str, database: str, gateway_database_url: str) -> Iterator[Served]:
     with psycopg.connect(owner_url, autocommit=True) as conn:
         factory = Factory(conn)
         org = factory.org("Gateway Org", learner=["learner"], trainer=["trainer"], admin=["org_admin"],
@@ -51,7 +51,8 @@ def served(owner_url: str, database: str) -> Iterator[Served]:
         factory.assign(org.id, org.users["trainer"], org.users["learner"])
         factory.analytics(org.id, org.users["learner"], "learner", "mastery", {"mastery": 0.8})
         factory.analytics(org.id, org.users["learner"], "learner", "engagement", {"engagement": 0.5})
-    with gateway_process(stack.function_env(None, db=database), workers=2) as running:
+    env = {**stack.function_env(None, db=database), "DATABASE_URL": gateway_database_url}
+    with gateway_process(env, workers=2) as running:
         yield Served(running, org)
 
 
