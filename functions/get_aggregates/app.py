@@ -52,7 +52,6 @@ def get_aggregates(
             assert trainer_id is not None
             items = population.cohort_rollups(conn, org, trainer_id, granularity, start, end)
         elif caller.active_role == "trainer":  # sees only their cohort's learners individually
-            assert caller.user_id is not None
             items = population.protected_organization_rollups(conn, org, caller.user_id, granularity, start, end)
         else:
             items = population.organization_rollups(conn, org, granularity, start, end)

@@ -20,7 +20,6 @@ app = make_app()
 def get_learner(user_id: Annotated[UUID, Path(alias="userId")]) -> LearnerDetail:
     # Cohort views tolerate a replica's lag (seconds against days of activity).
     with user_tx(app, roles=("trainer", "org_admin"), database=db.reader()) as (conn, caller):
-        assert caller.organization_id is not None
         cohort = caller.user_id if caller.active_role == "trainer" else None
         detail = learners.learner_detail(conn, caller.organization_id, user_id, datetime.now(UTC), trainer_id=cohort)
     if detail is None:

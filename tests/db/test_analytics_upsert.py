@@ -26,9 +26,8 @@ from tests.support.factories import Factory, Org
 TYPES = ("learning_velocity", "engagement", "mastery", "skill_gap")
 
 
-def _writes(caller: db.Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
+def _writes(caller: db.UserCaller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
     """The caller's own rows for a validated batch (what the PUT handler writes for a user)."""
-    assert caller.user_id is not None and caller.organization_id is not None
     return [
         SnapshotWrite(caller.user_id, caller.organization_id, caller.active_role, i.analytics_type, i.data)
         for i in batch.items

@@ -28,7 +28,7 @@ def test_request_context_round_trip(factory: Factory) -> None:
     with db.runtime.transaction(db.as_user(org.users["alice"], None)) as (conn, caller):
         assert caller.organization_id == org.id
         assert caller.active_role == "learner"
-        rows = repo.recent(conn, caller.user_id, "learner", None, 10)  # type: ignore[arg-type]
+        rows = repo.recent(conn, caller.user_id, "learner", None, 10)
         assert [r.analytics_type for r in rows] == ["mastery"]
     with pytest.raises(BadRequest) as err:
         with db.runtime.transaction(db.as_user(org.users["bob"], None)):

@@ -256,7 +256,7 @@ def _header(app: APIGatewayHttpResolver, name: str) -> str | None:
 @contextmanager
 def user_tx(
     app: APIGatewayHttpResolver, roles: Collection[str] | None = None, database: db.Database | None = None
-) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
+) -> Iterator[tuple[psycopg.Connection, db.UserCaller]]:
     """The request's transaction as the verified user in the role they asked for (if held).
 
     `roles` limits the route to those active roles (403 otherwise). `database` is the writer
@@ -271,7 +271,7 @@ def user_tx(
 def user_read(
     app: APIGatewayHttpResolver, function: LiteralString, args: tuple[object, ...] = (),
     roles: Collection[str] | None = None, database: db.Database | None = None,
-) -> tuple[db.Caller, list[tuple[Any, ...]]]:
+) -> tuple[db.UserCaller, list[tuple[Any, ...]]]:
     """A read as the verified user in one statement and one round trip (ms8.db.read_as_user):
     the caller and the rows of the read function `function` (migration 0011).
 
@@ -295,7 +295,7 @@ def _user(app: APIGatewayHttpResolver) -> tuple[UUID, str | None]:
     return user_id, _header(app, "x-active-role")
 
 
-def _check_role(caller: db.Caller, roles: Collection[str] | None) -> None:
+def _check_role(caller: db.UserCaller, roles: Collection[str] | None) -> None:
     if roles is not None and caller.active_role not in roles:
         raise Forbidden(f"this route needs one of the roles: {', '.join(sorted(roles))}", code="ROLE_NOT_ALLOWED")
 
@@ -304,16 +304,25 @@ def _check_role(caller: db.Caller, roles: Collection[str] | None) -> None:
 def principal_tx(
     app: APIGatewayHttpResolver, scope: str, roles: Collection[str] | None = None
 ) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
-    """A route open to users and to platform services holding `scope`.
+    """A route open to users and to platform services holding `scope`."""
+    if scope in _scopes(_claims(app)):
+        with service_tx(app, scope) as (conn, service):
+            yield conn, service
+    else:
+        with user_tx(app, roles) as (conn, user):
+            yield conn, user
+
+
+@contextmanager
+def service_tx(app: APIGatewayHttpResolver, scope: str) -> Iterator[tuple[psycopg.Connection, db.ServiceCaller]]:
+    """A route for platform services holding `scope` (e.g. the directory).
 
     A platform-wide service names the organization in `X-Organization-Id`; a service bound to an
     organization acts only there.
     """
     claims = _claims(app)
     if scope not in _scopes(claims):
-        with user_tx(app, roles) as pair:
-            yield pair
-        return
+        raise Forbidden(f"this route needs a platform token with the {scope} scope", code="SCOPE_REQUIRED")
     client_id = str(claims.get("client_id") or claims["sub"])
     org_header = _header(app, "x-organization-id")
     try:
@@ -321,14 +330,4 @@ def principal_tx(
     except ValueError:
         raise BadRequest("X-Organization-Id is not a UUID") from None
     with db.runtime.transaction(db.as_service(client_id, scope, org_id)) as pair:
-        yield pair
-
-
-@contextmanager
-def service_tx(app: APIGatewayHttpResolver, scope: str) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
-    """A route for platform services only (e.g. the directory)."""
-    claims = _claims(app)
-    if scope not in _scopes(claims):
-        raise Forbidden(f"this route needs a platform token with the {scope} scope", code="SCOPE_REQUIRED")
-    with principal_tx(app, scope) as pair:
         yield pair

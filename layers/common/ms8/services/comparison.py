@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from ms8.db import Caller
+from ms8.db import UserCaller
 from ms8.domain import privacy
 from ms8.domain.vocabulary import ANALYTICS_TYPES, HEADLINE_METRIC
 from ms8.models.comparison import K_ANONYMITY, Comparison, ComparisonItem, PeerGroup
@@ -22,7 +22,7 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def build(caller: Caller, analytics_type: str | None, rows: Sequence[Sequence[Any]]) -> Comparison:
+def build(caller: UserCaller, analytics_type: str | None, rows: Sequence[Sequence[Any]]) -> Comparison:
     """The caller's value per type beside the peer group of their organization and active role,
     from the rows of ms8.repositories.comparison.READ."""
     types = [analytics_type] if analytics_type else list(ANALYTICS_TYPES)
@@ -44,7 +44,7 @@ def build(caller: Caller, analytics_type: str | None, rows: Sequence[Sequence[An
     return Comparison(role=caller.active_role, items=items)
 
 
-def compare(conn: psycopg.Connection, caller: Caller, analytics_type: str | None) -> Comparison:
+def compare(conn: psycopg.Connection, caller: UserCaller, analytics_type: str | None) -> Comparison:
     """build() inside an open request transaction (report data gathering)."""
     return build(caller, analytics_type, comparison.rows_in(conn, analytics_type))
 
