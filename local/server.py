@@ -2,7 +2,8 @@
 request at a time, as a Lambda container does, with their own database connection; gunicorn's
 arbiter replaces a worker that dies and stops them together. Sync workers close the connection
 after each response (no keep-alive); docs/PERFORMANCE.md has what that costs beside the old
-hand-written server.
+hand-written server. The worker class (local/gunicorn_worker.py) answers what gunicorn itself
+refuses as API Gateway does, `{"message": ...}`.
 
     python -m local.server [--host 127.0.0.1] [--port 3050] [--workers N] [--quiet]
 
@@ -77,7 +78,7 @@ class Server:
         fd = self.sock.fileno()
         os.set_inheritable(fd, True)
         cmd = [sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--workers", str(self.workers),
-               "--worker-class", "sync",
+               "--worker-class", "local.gunicorn_worker.ApiGatewayWorker",
                "--timeout", str(REQUEST_TIMEOUT), "--graceful-timeout", "5", *_heartbeat_dir(),
                # API Gateway takes request lines up to its 10 KB head limit; gunicorn's default is 4 KB.
                "--limit-request-line", "0", "--log-level", "warning", "local.gateway:create_app()"]

@@ -115,7 +115,9 @@ def test_control_characters_in_headers_are_400_on_every_route(gateway: RunningGa
         for header in ("X-Active-Role", "X-Organization-Id", "X-Anything"):
             status, body = _send(gateway, route.method, _path(route), token, headers={header: value})
             _assert_clean_4xx(status, body, (400,), f"{route.method} {route.path} {header}")
-            assert body["error"]["code"] == "CONTROL_CHARACTER", body
+            # The function's own answer, or (a control character is not a valid header value) the
+            # gateway's before any function runs, as API Gateway refuses a malformed request.
+            assert body.get("error", {}).get("code") == "CONTROL_CHARACTER" or body == {"message": "Bad Request"}, body
 
 
 def test_control_characters_in_query_parameters_are_400(gateway: RunningGateway, org: Org) -> None:
