@@ -37,8 +37,8 @@ BINS = 20                             # histogram bins over the release range (0
 EPSILON_MEAN = Fraction(1)            # privacy loss of the noisy sum, per release
 EPSILON_HISTOGRAM = Fraction(1)       # privacy loss of the noisy histogram, per release
 EPSILON_RELEASE = EPSILON_MEAN + EPSILON_HISTOGRAM
-BUDGET_WINDOW = timedelta(days=7)
-BUDGET = 7 * EPSILON_RELEASE          # per group and rolling window: one fresh release a day
+BUDGET_WINDOW = timedelta(days=1)
+BUDGET = EPSILON_RELEASE              # per group and rolling day: one fresh release (refreshes are hourly)
 DECIMALS = 4
 
 
@@ -247,6 +247,11 @@ def protect_rollup(cell: CappedSums, days: int, randbelow: RandBelow) -> Protect
     )
 
 
-def may_release(spent: float) -> bool:
-    """Whether a group that spent `spent` in the current window can afford one more release."""
-    return spent + float(EPSILON_RELEASE) <= float(BUDGET) + 1e-9
+def may_release(spent: float, member_left: bool = False) -> bool:
+    """Whether a group that spent `spent` in the current window gets a fresh release.
+
+    A group someone left (an erasure, a value aging out) is always released again: an erased
+    person's value must leave the published figures at the next refresh. That release is still
+    charged, and it is one more release of the same size, so the guarantee per release holds.
+    """
+    return member_left or spent + float(EPSILON_RELEASE) <= float(BUDGET) + 1e-9

@@ -65,7 +65,8 @@ def release_groups(conn: psycopg.Connection, now: datetime,
     """Turn the refreshed comparison view into releases (owner connection, maintenance).
 
     Per group: below k, no release; state unchanged since the current release, the release stands
-    (no fresh noise to average); otherwise a fresh noisy release if the group's budget allows.
+    (no fresh noise to average); otherwise a fresh noisy release if the group's budget allows (or
+    someone left it: an erasure shows at the next refresh).
     A group whose statistics fail (whatever the reason) is skipped and reported; every other group
     is still released. Values out of their documented range were left out by the view; they are
     counted and reported here.
@@ -84,10 +85,11 @@ def release_groups(conn: psycopg.Connection, now: datetime,
             run.below_k += 1
             continue
         keep.append(group.key)
-        if current.get(group.key) == group.digest:
+        digest, count = current.get(group.key, (None, 0))
+        if digest == group.digest:
             run.unchanged += 1
             continue
-        if not privacy.may_release(spent.get(group.key, 0.0)):
+        if not privacy.may_release(spent.get(group.key, 0.0), member_left=group.user_count < count):
             run.budget_exhausted += 1
             continue
         try:
