@@ -13,7 +13,6 @@ from datetime import date, timedelta
 
 import psycopg
 
-from ms8.domain import privacy
 from ms8.domain.vocabulary import LEARNER, Granularity
 
 # date_trunc unit and period length per granularity; date_trunc('week') starts on ISO Mondays.
@@ -248,6 +247,8 @@ def rollup(conn: psycopg.Connection, granularity: Granularity, start: date, end:
     cohort; write only those that changed. `start` and `end` must be period boundaries."""
     if end <= start:
         return RollupCounts(0, 0, 0)
+    from ms8.domain import privacy  # the job's side only: readers of this module need not load it
+
     unit, step = UNITS[granularity]
     row = conn.execute(_STATEMENT, {
         "granularity": granularity, "unit": unit, "step": step, "start": start, "end": end,

@@ -3,18 +3,19 @@ about smaller groups; and the release of the groups by the refresh job."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from ms8.db import Caller
-from ms8.domain import privacy
 from ms8.domain.vocabulary import ANALYTICS_TYPES, HEADLINE_METRIC
 from ms8.models.comparison import K_ANONYMITY, Comparison, ComparisonItem, PeerGroup
 from ms8.repositories import analytics, comparison
+
+if TYPE_CHECKING:  # the release side is the job's; GET /v1/comparison does not import it
+    from ms8.domain.privacy import RandBelow
 
 
 def _number(value: Any) -> float | None:
@@ -60,8 +61,7 @@ class ReleaseRun:
     problems: list[dict[str, Any]] = field(default_factory=list)
 
 
-def release_groups(conn: psycopg.Connection, now: datetime,
-                   randbelow: privacy.RandBelow = secrets.randbelow) -> ReleaseRun:
+def release_groups(conn: psycopg.Connection, now: datetime, randbelow: RandBelow | None = None) -> ReleaseRun:
     """Turn the refreshed comparison view into releases (owner connection, maintenance).
 
     Per group: below k, no release; state unchanged since the current release, the release stands
@@ -71,6 +71,9 @@ def release_groups(conn: psycopg.Connection, now: datetime,
     is still released. Values out of their documented range were left out by the view; they are
     counted and reported here.
     """
+    from ms8.domain import privacy
+
+    draw = randbelow or privacy.system_randbelow
     run = ReleaseRun()
     current = comparison.release_digests(conn)
     spent = comparison.spent_since(conn, now - privacy.BUDGET_WINDOW)
@@ -95,7 +98,7 @@ def release_groups(conn: psycopg.Connection, now: datetime,
         try:
             stats = privacy.GroupStats(group.user_count, group.sum_units,
                                        privacy.dense_histogram(group.bins, group.counts), group.low, group.high)
-            out = privacy.release(stats, randbelow)
+            out = privacy.release(stats, draw)
         except (ValueError, IndexError, ArithmeticError) as exc:
             run.failed += 1
             run.problems.append({"group": _label(group.key), "error": str(exc)[:200]})
