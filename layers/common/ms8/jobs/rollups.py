@@ -27,7 +27,7 @@ import psycopg
 
 from ms8.domain.vocabulary import Granularity
 from ms8.jobs.partitions import add_months
-from ms8.jobs.runner import Job, JobInput, Outcome
+from ms8.jobs.runner import Job, JobInput, Outcome, logger
 from ms8.repositories import rollups as repo
 
 
@@ -74,7 +74,13 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
             "from": start.isoformat(), "to": end.isoformat(),
             "inserted": counts.inserted, "updated": counts.updated, "deleted": counts.deleted,
         }
-    return Outcome(rows_written=written, details=details)
+    first, last = min(s for s, _ in spans.values()), max(e for _, e in spans.values())
+    invalid = repo.invalid_days(conn, first, last)
+    if invalid:  # left out of every rollup; the other days and organizations are rolled up as usual
+        logger.warning("rollup_analytics: learner days out of range left out", extra={"invalidDays": invalid})
+        details["invalidDays"] = invalid
+    return Outcome(rows_written=written, details=details,
+                   reported={"OutOfRangeDays": sum(invalid.values())})
 
 
 JOB = Job("rollup_analytics", roll_up)

@@ -66,13 +66,13 @@ per_user AS (
            count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
            sum(d.score_micros) AS score_micros, sum(d.duration_seconds) AS duration_seconds
     FROM learner_daily_activity d
-    WHERE d.day >= %(start)s AND d.day < %(end)s
+    WHERE d.day >= %(start)s AND d.day < %(end)s AND {valid_day}
     GROUP BY 1, 2
 ),
 per_user_objects AS (
     SELECT d.user_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start, count(DISTINCT o) AS completions
     FROM learner_daily_activity d CROSS JOIN LATERAL unnest(d.completed_objects) AS o
-    WHERE d.day >= %(start)s AND d.day < %(end)s AND d.completions > 0
+    WHERE d.day >= %(start)s AND d.day < %(end)s AND d.completions > 0 AND {valid_day}
     GROUP BY 1, 2
 ),
 active AS (
@@ -199,10 +199,17 @@ def _q3(p25: str, median: str, p75: str, empty: str) -> str:
     ).join(("jsonb_build_object(", ")"))
 
 
+# A learner day whose figures cannot come from its events (written by hand, or by a bug): every
+# sum a rollup takes is bounded by the day's events, so no organization's data can overflow the
+# statement that rolls up every organization. Such days are left out and reported (invalid_days).
+_VALID_DAY = ("(d.completions <= d.events AND d.assessments <= d.events AND d.scored <= d.assessments "
+              "AND d.score_micros <= d.scored::bigint * 1000000 AND d.duration_seconds <= d.events::bigint * 86400)")
+
+
 def _statement() -> str:
     import re
 
-    out = _ROLLUP
+    out = _ROLLUP.replace("{valid_day}", _VALID_DAY)
     for metric in ("completions", "active_days", "minutes"):
         out = out.replace(f"app_zq({metric})", _zero_padded_quartiles(metric))
     return re.sub(r"app_q3\(([^,]+), ([^,]+), ([^,]+), (\w+)\)",
@@ -277,3 +284,13 @@ def pending_spans(conn: psycopg.Connection) -> tuple[date, date] | None:
         "SELECT min(first_day), max(last_day) FROM taken"
     ).fetchone()
     return (row[0], row[1]) if row and row[0] is not None else None
+
+
+def invalid_days(conn: psycopg.Connection, start: date, end: date) -> dict[str, int]:
+    """Learner days in [start, end) that the rollups leave out (see _VALID_DAY), per organization."""
+    rows = conn.execute(
+        f"SELECT d.organization_id::text, count(*) FROM learner_daily_activity d "
+        f"WHERE d.day >= %s AND d.day < %s AND NOT {_VALID_DAY} GROUP BY 1 ORDER BY 1",
+        (start, end),
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
