@@ -209,7 +209,7 @@ def _unpadded(metric: str) -> str:
         pos = f"({q} * (s.learners - 1))"
         values.append(f"CASE WHEN {pos} <= {zeros} - 1 THEN 0 WHEN {pos} < {zeros} "
                       f"THEN ({pos} - ({zeros} - 1)) * s.{metric}_min ELSE s.{metric}_q[{n}] END")
-    return _q3(*values, "0")
+    return _q3(values[0], values[1], values[2], "0")
 
 
 def _q3(p25: str, median: str, p75: str, empty: str) -> str:
