@@ -7,9 +7,10 @@ installed by this bench into a throwaway virtual environment (not a project depe
 served by uvicorn with one worker. When it cannot be installed the bench
 says so and compares with 5,800 statements/s, Ralph's pace measured on this kind of machine.
 
-Both get the same statements (Moodle-like shapes: account or mbox actors, ADL and TinCan verbs,
-scores, durations, context activities, each with its own id), one batch at a time over one
-keep-alive connection, from one client, to one server worker. The bench database (`ms8_bench_xapi`):
+Both get the same kind of statements (Moodle-like shapes: account or mbox actors, ADL and TinCan
+verbs, scores, durations, context activities, each with its own id), one batch at a time over one
+keep-alive connection each, to one server worker each, taking turns batch by batch so that the
+load of a shared machine weighs on both alike. statements/s = 1,000 / the mean batch time. The bench database (`ms8_bench_xapi`):
 one organization, `--learners` learners (every batch touches all of them), a credential.
 
     .venv/bin/python bench/bench_xapi.py [--batches 15] [--learners 50] [--workers 1] [--no-ralph]
@@ -24,6 +25,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,21 +101,22 @@ class Client:
         return resp.status, resp.read()
 
 
-def run(url: str, auth: tuple[str, str], bodies: list[bytes]) -> tuple[float, list[float]]:
-    """Send the batches one after the other; (elapsed seconds, per-batch milliseconds)."""
-    client = Client(url, auth)
-    status, text = client.post(bodies[0])  # warm-up: imports, connections, caches
-    if status != 200:
-        raise SystemExit(f"warm-up batch answered {status}: {text[:300]!r}")
-    latencies = []
-    started = time.perf_counter()
-    for body in bodies[1:]:
-        t0 = time.perf_counter()
-        status, text = client.post(body)
-        latencies.append((time.perf_counter() - t0) * 1000)
+def run(targets: list[tuple[Client, list[bytes]]]) -> list[list[float]]:
+    """Send each target's batches, taking turns batch by batch (so a change in the machine's load
+    falls on both alike); per target the milliseconds of each batch after its warm-up batch."""
+    for client, bodies in targets:  # warm-up: imports, connections, caches
+        status, text = client.post(bodies[0])
         if status != 200:
-            raise SystemExit(f"batch answered {status}: {text[:300]!r}")
-    return time.perf_counter() - started, latencies
+            raise SystemExit(f"warm-up batch answered {status}: {text[:300]!r}")
+    latencies: list[list[float]] = [[] for _ in targets]
+    for i in range(1, len(targets[0][1])):
+        for n, (client, bodies) in enumerate(targets):
+            t0 = time.perf_counter()
+            status, text = client.post(bodies[i])
+            latencies[n].append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                raise SystemExit(f"batch answered {status}: {text[:300]!r}")
+    return latencies
 
 
 def prepare(learners: int) -> tuple[tuple[str, str], list[tuple[uuid.UUID, str]], str]:
@@ -189,8 +192,11 @@ def install_ralph(where: Path) -> Path | None:
 
 
 @contextmanager
-def ralph_server(venv: Path, where: Path) -> Iterator[tuple[str, tuple[str, str]]]:
-    """Ralph's LRS with the fs backend and one Basic-auth user, on a free port."""
+def ralph_server(venv: Path | None, where: Path) -> Iterator[tuple[str, tuple[str, str]] | None]:
+    """Ralph's LRS with the fs backend and one Basic-auth user, on a free port (None: no Ralph)."""
+    if venv is None:
+        yield None
+        return
     auth = ("bench", "bench-secret")
     ralph = str(venv / "bin" / "ralph")
     auth_file = where / "auth.json"
@@ -245,30 +251,27 @@ def main() -> int:
     args = parser.parse_args()
 
     cred, users, org = prepare(args.learners)
-    bodies = [json.dumps(statements(users, BATCH, seed)).encode() for seed in range(args.batches + 1)]
+    ours_bodies = [json.dumps(statements(users, BATCH, seed)).encode() for seed in range(args.batches + 1)]
+    ralph_bodies = [json.dumps(statements(users, BATCH, seed)).encode() for seed in range(args.batches + 1)]
     started = datetime.now(UTC)
-    with ms8_gateway(args.workers) as url:
-        elapsed, latencies = run(url, cred, bodies)
+    where = Path(tempfile.mkdtemp(prefix="bench-ralph-"))
+    venv = None if args.no_ralph else (args.ralph_venv or install_ralph(where))
+    try:
+        with ms8_gateway(args.workers) as url, ralph_server(venv, where) as ralph:
+            targets = [(Client(url, cred), ours_bodies)]
+            if ralph is not None:
+                targets.append((Client(ralph[0], ralph[1]), ralph_bodies))
+            latencies = run(targets)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
     stored, events, snapshots = durable(org, started)
-    ours = args.batches * BATCH / elapsed
-
-    ralph_rate: float | None = None
-    ralph_lat: list[float] = []
-    if not args.no_ralph:
-        where = Path(tempfile.mkdtemp(prefix="bench-ralph-"))
-        try:
-            venv = args.ralph_venv or install_ralph(where)
-            if venv is not None:
-                ralph_bodies = [json.dumps(statements(users, BATCH, seed)).encode() for seed in range(args.batches + 1)]
-                with ralph_server(venv, where) as (rurl, rauth):
-                    r_elapsed, ralph_lat = run(rurl, rauth, ralph_bodies)
-                ralph_rate = args.batches * BATCH / r_elapsed
-        finally:
-            shutil.rmtree(where, ignore_errors=True)
+    ours = BATCH * 1000 / statistics.mean(latencies[0])
+    ralph_lat = latencies[1] if len(latencies) > 1 else []
+    ralph_rate = BATCH * 1000 / statistics.mean(ralph_lat) if ralph_lat else None
     baseline = ralph_rate if ralph_rate is not None else RALPH_FALLBACK
 
     rows = [["server", "batches", "statements/s", "batch p50 ms", "batch p95 ms"]]
-    p50, p95 = median_p95(latencies)
+    p50, p95 = median_p95(latencies[0])
     rows.append([f"ms8 /xapi (gateway, {args.workers} worker, PostgreSQL, analytics)", str(args.batches),
                  f"{ours:.0f}", f"{p50:.0f}", f"{p95:.0f}"])
     if ralph_rate is not None:

@@ -4,7 +4,8 @@
   declares the account `homePage` its actors use on its credential. Revoked rows stay (revoked_at)
   so a key is never reused. The table is read only through app.begin_xapi_request(), which also
   refuses a revoked key, so revocation takes effect on the next request.
-- xapi_statements: every stored statement as it will be returned (JSONB), its stored time, the
+- xapi_statements: every stored statement as it will be returned (json: as produced, no binary
+  conversion on the hot path), its stored time, the
   voided flag, the statement a StatementRef object targets (a query also returns the statements
   that target a statement it matches), the tokens the GET filters use (one GIN index), the content hash that keeps
   statements re-sent without an id from being stored twice, and the learning event it was mapped
@@ -52,7 +53,9 @@ CREATE TABLE xapi_statements (
     organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     statement_id uuid NOT NULL,
     seq bigint GENERATED ALWAYS AS IDENTITY,
-    statement jsonb NOT NULL CHECK (jsonb_typeof(statement) = 'object'),
+    -- json, not jsonb: kept as produced (key order too) and not converted on the hot path; the
+    -- filters never look inside it (they use tokens).
+    statement json NOT NULL,
     stored timestamptz NOT NULL,
     credential_key text NOT NULL,
     voided boolean NOT NULL DEFAULT false,

@@ -60,7 +60,7 @@ def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[b
 _INSERT = """
 INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, tokens,
                              content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
-SELECT %s, x.id, x.st::jsonb, %s, %s, string_to_array(x.tokens, E'\\x1f'),
+SELECT %s, x.id, x.st::json, %s, %s, string_to_array(x.tokens, E'\\x1f'),
        x.content, x.voids, x.ref, string_to_array(x.keys, E'\\x1f'), x.event::jsonb, x.user_id, x.at
 FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::bytea[], %b::uuid[], %b::uuid[], %b::text[],
             %b::text[], %b::uuid[], %b::timestamptz[])

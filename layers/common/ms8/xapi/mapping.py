@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 MAX_DURATION_S = 24 * 3600
@@ -48,6 +49,7 @@ class Mapped(NamedTuple):
     duration_seconds: int | None
 
 
+@lru_cache(maxsize=4096)
 def verb_of(verb_id: str) -> str:
     for prefix in VERB_PREFIXES:
         if verb_id.startswith(prefix):
@@ -113,8 +115,12 @@ def object_id_of(activity_id: str) -> str:
 
 def object_type_of(activity: dict[str, Any]) -> str:
     kind = (activity.get("definition") or {}).get("type")
-    if not kind:
-        return "activity"
+    return _type_name(kind) if kind else "activity"
+
+
+@lru_cache(maxsize=4096)
+def _type_name(kind: str) -> str:
+    """The last segment of an activity type IRI (`.../activities/assessment` -> assessment)."""
     name = kind.rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
     return (name or "activity")[:50]
 

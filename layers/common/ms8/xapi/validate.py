@@ -62,13 +62,15 @@ class Invalid(ValueError):
 
 
 def _obj(value: Any, where: str, allowed: frozenset[str], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    if not isinstance(value, dict):
+    # Set operations in C: this runs for every object of every statement.
+    if type(value) is not dict:
         raise Invalid(where, "must be a JSON object")
-    for key, item in value.items():
-        if key not in allowed:
-            raise Invalid(where, f"unknown property {key!r}")
-        if item is None:
-            raise Invalid(f"{where}.{key}", "must not be null")
+    if not allowed.issuperset(value):
+        extra = sorted(set(value) - allowed)
+        raise Invalid(where, f"unknown property {extra[0]!r}")
+    if None in value.values():
+        key = next(k for k, v in value.items() if v is None)
+        raise Invalid(f"{where}.{key}", "must not be null")
     for key in required:
         if key not in value:
             raise Invalid(where, f"{key!r} is required")
@@ -92,9 +94,25 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
+# The same IRIs and language tags come back in statement after statement (verbs, activities,
+# extension keys): each distinct string is matched once per process (bounded).
+_KNOWN_IRIS: set[str] = set()
+_KNOWN_TAGS: set[str] = set()
+_KNOWN_MAX = 50_000
+
+
+def _remember(known: set[str], value: str) -> None:
+    if len(known) >= _KNOWN_MAX:
+        known.clear()
+    known.add(value)
+
+
 def iri(value: Any, where: str) -> str:
+    if value in _KNOWN_IRIS:
+        return str(value)
     if not isinstance(value, str) or not IRI_RE.match(value):
         raise Invalid(where, "must be an absolute IRI (with a scheme)")
+    _remember(_KNOWN_IRIS, value)
     return value
 
 
@@ -124,12 +142,14 @@ def duration(value: Any, where: str) -> str:
 
 
 def language_map(value: Any, where: str) -> None:
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise Invalid(where, "must be a language map (an object)")
     for tag, text in value.items():
-        if not LANG_RE.match(tag):
-            raise Invalid(where, f"{tag!r} is not a language tag")
-        if not isinstance(text, str):
+        if tag not in _KNOWN_TAGS:
+            if not LANG_RE.match(tag):
+                raise Invalid(where, f"{tag!r} is not a language tag")
+            _remember(_KNOWN_TAGS, tag)
+        if type(text) is not str:
             raise Invalid(f"{where}.{tag}", "must be a string")
 
 
