@@ -12,7 +12,6 @@ actor's keys, and is counted when the user appears (map_pending).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid as uuidlib
 from collections.abc import Sequence

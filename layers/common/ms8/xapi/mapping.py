@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 MAX_DURATION_S = 24 * 3600
+_NO_SEPARATORS = str.maketrans("\x1e\x1f", "  ")  # keys travel joined by these (repositories.xapi)
 MAX_SKILLS = 20
 MAX_OBJECT_ID = 200
 
@@ -152,7 +153,7 @@ def actor_keys(actor: dict[str, Any], home_page: str | None) -> tuple[str, ...]:
         return ("sha1:" + actor["mbox_sha1sum"].lower(),)
     account = actor.get("account")
     if account and home_page is not None and account["homePage"].rstrip("/") == home_page.rstrip("/"):
-        name = account["name"].strip()
+        name = account["name"].strip().translate(_NO_SEPARATORS)
         if "@" in name:
             return ("email:" + name.lower(),)
         return ("id:" + name.lower(),)

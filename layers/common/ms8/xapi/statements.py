@@ -26,6 +26,11 @@ def to_millis(at: datetime) -> datetime:
 
 def parse_instant(text: str) -> datetime:
     """An ISO 8601 timestamp (already validated) as an aware datetime; no offset means UTC."""
+    try:  # the C parser takes the usual forms; the rest (a comma, more than 6 decimals, ...) below
+        at = datetime.fromisoformat(text)
+        return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    except ValueError:
+        pass
     found = TIMESTAMP_RE.match(text)
     if found is None:
         raise Invalid("", f"{text!r} is not an ISO 8601 date-time")
@@ -43,6 +48,9 @@ def parse_instant(text: str) -> datetime:
         raise Invalid("", f"{text!r} is not a valid date-time") from None
 
 
+_NO_SEPARATORS = str.maketrans("\x1e\x1f", "  ")  # the row and field separators of the insert
+
+
 def agent_key(agent: dict[str, Any]) -> str | None:
     """The inverse functional identifier of an Agent or identified Group, as one string."""
     for key in IFIS:
@@ -50,7 +58,7 @@ def agent_key(agent: dict[str, Any]) -> str | None:
         if value is None:
             continue
         if key == "account":
-            return f"account:{value['homePage']} {value['name']}"
+            return f"account:{value['homePage']} {value['name'].translate(_NO_SEPARATORS)}"
         if key == "mbox_sha1sum":
             return f"mbox_sha1sum:{value.lower()}"
         return f"{key}:{value}"
