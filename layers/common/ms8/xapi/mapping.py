@@ -61,8 +61,11 @@ def verb_of(verb_id: str) -> str:
 
 def duration_seconds(text: str | None) -> int | None:
     """An ISO 8601 duration in whole seconds, capped at a day (months as 30 days, years as 365)."""
-    if not text:
-        return None
+    return _duration(text) if text else None
+
+
+@lru_cache(maxsize=4096)
+def _duration(text: str) -> int | None:
     found = _DURATION.match(text)
     if found is None:
         return None
@@ -101,10 +104,16 @@ def skills_of(context: dict[str, Any] | None) -> tuple[str, ...]:
     for activity in category if isinstance(category, list) else [category]:
         if (activity.get("definition") or {}).get("type") == SOURCE_CATEGORY:
             continue
-        skill = "".join(ch for ch in _name(activity) if ch >= " " and ch != "\x7f").strip()[:100]
+        skill = _skill(_name(activity))
         if skill:
             found[skill] = None
     return tuple(found)[:MAX_SKILLS]
+
+
+@lru_cache(maxsize=4096)
+def _skill(name: str) -> str:
+    """A skill as learning events hold it: no control characters, at most 100 characters."""
+    return "".join(ch for ch in name if ch >= " " and ch != "\x7f").strip()[:100]
 
 
 def object_id_of(activity_id: str) -> str:

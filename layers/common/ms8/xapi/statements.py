@@ -65,35 +65,39 @@ def agent_key(agent: dict[str, Any]) -> str | None:
     return None
 
 
-def _agents(value: dict[str, Any] | None) -> Iterator[str]:
-    """The keys of an Agent or Group and of a Group's members."""
+def _agents(value: dict[str, Any] | None, out: list[str]) -> None:
+    """Add the keys of an Agent or Group and of a Group's members."""
     if not value:
         return
     key = agent_key(value)
     if key:
-        yield key
+        out.append(key)
     for member in value.get("member") or ():
         key = agent_key(member)
         if key:
-            yield key
+            out.append(key)
 
 
-def _context_activities(context: dict[str, Any] | None) -> Iterator[str]:
+def _context_activities(context: dict[str, Any] | None, prefix: str, out: set[str]) -> None:
     for items in ((context or {}).get("contextActivities") or {}).values():
-        for item in items if isinstance(items, list) else [items]:
-            yield item["id"]
+        if type(items) is list:
+            for item in items:
+                out.add(prefix + item["id"])
+        else:
+            out.add(prefix + items["id"])
 
 
 def tokens(st: dict[str, Any]) -> list[str]:
     """What the GET filters match: `a:` actor or object agent, `A:` any related agent, `v:` verb,
     `o:` the object activity, `O:` any related activity, `r:` registration (one GIN index)."""
     found: set[str] = set()
+    related: list[str] = []
     obj = st["object"]
     kind = obj.get("objectType", "Activity")
-    actor_keys = list(_agents(st["actor"]))
     own = agent_key(st["actor"])
     if own:
         found.add("a:" + own)
+    _agents(st["actor"], related)
     found.add("v:" + st["verb"]["id"])
     if kind == "Activity":
         found.add("o:" + obj["id"])
@@ -102,27 +106,29 @@ def tokens(st: dict[str, Any]) -> list[str]:
         key = agent_key(obj)
         if key:
             found.add("a:" + key)
-        actor_keys += _agents(obj)
+        _agents(obj, related)
     elif kind == "SubStatement":
-        actor_keys += _agents(obj["actor"])
+        _agents(obj["actor"], related)
         sub_obj = obj["object"]
         if sub_obj.get("objectType", "Activity") == "Activity":
             found.add("O:" + sub_obj["id"])
         elif sub_obj.get("objectType") in ("Agent", "Group"):
-            actor_keys += _agents(sub_obj)
-        found.update("O:" + a for a in _context_activities(obj.get("context")))
-        ctx = obj.get("context") or {}
-        actor_keys += _agents(ctx.get("instructor"))
-        actor_keys += _agents(ctx.get("team"))
-    ctx = st.get("context") or {}
-    actor_keys += _agents(ctx.get("instructor"))
-    actor_keys += _agents(ctx.get("team"))
-    actor_keys += _agents(st.get("authority"))
-    found.update("A:" + k for k in actor_keys)
-    found.update("O:" + a for a in _context_activities(ctx))
-    if "registration" in ctx:
-        found.add("r:" + ctx["registration"].lower())
-    return sorted(found)
+            _agents(sub_obj, related)
+        sub_ctx = obj.get("context") or {}
+        _context_activities(sub_ctx, "O:", found)
+        _agents(sub_ctx.get("instructor"), related)
+        _agents(sub_ctx.get("team"), related)
+    ctx = st.get("context")
+    if ctx:
+        _agents(ctx.get("instructor"), related)
+        _agents(ctx.get("team"), related)
+        _context_activities(ctx, "O:", found)
+        if "registration" in ctx:
+            found.add("r:" + ctx["registration"].lower())
+    _agents(st.get("authority"), related)
+    for key in related:
+        found.add("A:" + key)
+    return list(found)
 
 
 def content_hash(st: dict[str, Any]) -> bytes:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$")
 IRI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
 MBOX_RE = re.compile(r"^mailto:[^@\s]+@[^@\s]+$")
@@ -187,7 +189,37 @@ def _ifis(value: dict[str, Any], where: str) -> int:
     return count
 
 
+_VALID: set[bytes] = set()
+
+
+def _seen_valid(value: Any) -> bytes | None:
+    """A statement batch repeats the same verbs, actors and activities (a course, a quiz, the
+    platform's category) many times: each distinct one (as its JSON) is checked once per process
+    (bounded). Returns the key to remember once the value has passed, or None when already known."""
+    try:
+        key = orjson.dumps(value)
+    except TypeError:  # not JSON (only from Python callers): checked every time
+        return b""
+    return None if key in _VALID else key
+
+
+def _passed(key: bytes) -> None:
+    if not key:
+        return
+    if len(_VALID) >= _KNOWN_MAX:
+        _VALID.clear()
+    _VALID.add(key)
+
+
 def agent(value: Any, where: str) -> None:
+    key = _seen_valid(value) if type(value) is dict else b""
+    if key is None:
+        return
+    _agent(value, where)
+    _passed(key)
+
+
+def _agent(value: Any, where: str) -> None:
     _obj(value, where, AGENT_KEYS)
     if value.get("objectType", "Agent") != "Agent":
         raise Invalid(f"{where}.objectType", "must be Agent")
@@ -226,10 +258,14 @@ def actor(value: Any, where: str) -> None:
 
 
 def verb(value: Any, where: str) -> None:
+    key = _seen_valid(value) if type(value) is dict else b""
+    if key is None:
+        return
     _obj(value, where, frozenset({"id", "display"}), ("id",))
     iri(value["id"], f"{where}.id")
     if "display" in value:
         language_map(value["display"], f"{where}.display")
+    _passed(key)
 
 
 def _components(value: Any, where: str) -> None:
@@ -276,12 +312,16 @@ def definition(value: Any, where: str) -> None:
 
 
 def activity(value: Any, where: str) -> None:
+    key = _seen_valid(value) if type(value) is dict else b""
+    if key is None:
+        return
     _obj(value, where, ACTIVITY_KEYS, ("id",))
     if value.get("objectType", "Activity") != "Activity":
         raise Invalid(f"{where}.objectType", "must be Activity")
     iri(value["id"], f"{where}.id")
     if "definition" in value:
         definition(value["definition"], f"{where}.definition")
+    _passed(key)
 
 
 def statement_ref(value: Any, where: str) -> None:
