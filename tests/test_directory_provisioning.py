@@ -198,6 +198,8 @@ def test_deleted_through_the_bus_loses_every_row_and_report_file(factory: Factor
     factory.sql("INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, "
                 "occurred_at) VALUES (%s, %s, %s, 'completed', 'course-1', 'course', now())",
                 (uuid.uuid4(), alice, org.id))
+    factory.sql("INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, "
+                "user_id) VALUES (%s, %s, '{\"actor\": {}}', now(), 'xkerasure', %s)", (org.id, uuid.uuid4(), alice))
     keys = {}
     for uid in (alice, bob):
         rid = uuid.uuid4()

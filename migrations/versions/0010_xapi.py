@@ -67,8 +67,12 @@ CREATE TABLE xapi_statements (
     event jsonb,
     user_id uuid,
     event_occurred_at timestamptz,
-    PRIMARY KEY (organization_id, statement_id)
+    PRIMARY KEY (organization_id, statement_id),
+    -- Erasing a user erases the statements that were counted as theirs (by cascade, as every
+    -- other row of the user); a statement waiting for its user has none yet.
+    FOREIGN KEY (organization_id, user_id) REFERENCES users (organization_id, id) ON DELETE CASCADE
 );
+CREATE INDEX xapi_statements_user_idx ON xapi_statements (user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX xapi_statements_seq_idx ON xapi_statements (organization_id, seq);
 CREATE INDEX xapi_statements_ref_idx ON xapi_statements (organization_id, ref) WHERE ref IS NOT NULL;
 CREATE INDEX xapi_statements_tokens_idx ON xapi_statements USING gin (tokens);
