@@ -234,8 +234,11 @@ def _discard(key: str) -> bool:
 class ReportCreation:
     """POST /v1/reports around the request transaction:
 
-        with ReportCreation(request) as creation, user_tx(app) as (conn, caller):
-            creation.run(conn, caller)
+        with ReportCreation(request) as creation:
+            with user_tx(app, database=db.reader()) as (conn, caller):
+                creation.gather(conn, caller)      # optional: on the replica
+            with user_tx(app) as (conn, caller):
+                creation.run(conn, caller)
         return creation.result()
 
     `run` leaves the row ready (file stored) or failed (S3 refused: nothing stored); either
@@ -245,6 +248,8 @@ class ReportCreation:
 
     def __init__(self, request: ReportRequest) -> None:
         self.request = request
+        self.report_id = uuid4()
+        self.data: ReportData | None = None
         self.report: Report | None = None
         self._uploaded: str | None = None
         self._failed = False
@@ -258,17 +263,22 @@ class ReportCreation:
         if exc_type is not None and self._uploaded is not None:
             _discard(self._uploaded)
 
+    def gather(self, conn: psycopg.Connection, caller: Caller) -> None:
+        """Read what the report shows as the caller (a transaction of its own, e.g. on the
+        replica); run() gathers in its own transaction when this was not called."""
+        self.data = gather(conn, caller, self.report_id, self.request, datetime.now(UTC))
+
     def run(self, conn: psycopg.Connection, caller: Caller) -> None:
         assert caller.user_id is not None and caller.organization_id is not None
         fmt = self.request.format
-        report_id = uuid4()
+        report_id = self.report_id
         key = object_key(caller.organization_id, caller.user_id, report_id, fmt)
         start, end = self.request.period
         kind = report_kind(caller)
         params = {"kind": kind, "from": start.isoformat(), "to": end.isoformat(), "types": list(self.request.types)}
         repo.insert_pending(conn, report_id, caller.user_id, caller.organization_id, caller.active_role, fmt,
                             params, key)
-        data = gather(conn, caller, report_id, self.request, datetime.now(UTC))
+        data = self.data or gather(conn, caller, report_id, self.request, datetime.now(UTC))
         body = renderers.render(data, fmt)
         digest = hashlib.sha256(body)
         try:
