@@ -247,7 +247,8 @@ First call, the learner's analytics:
 
 More: curl -s -H "Authorization: Bearer $TRAINER_TOKEN" {url}/v1/users/{demo_ids.LEARNER}/analytics
       curl -s -H "Authorization: Bearer $LEARNER_TOKEN" {url}/v1/comparison
-      curl -s -H "Authorization: Bearer $ADMIN_TOKEN" '{url}/v1/aggregates?granularity=weekly&type=engagement'
+      curl -s -H "Authorization: Bearer $TRAINER_TOKEN" '{url}/v1/learners?atRisk=true'
+      curl -s -H "Authorization: Bearer $ADMIN_TOKEN" '{url}/v1/aggregates?granularity=weekly'
 {invoke_example()}
 
 Ctrl-C stops everything this command started.

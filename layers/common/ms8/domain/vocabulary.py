@@ -13,6 +13,7 @@ from typing import Literal, get_args
 Role = Literal["learner", "trainer", "org_admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 LEARNER: Role = "learner"
+TRAINER: Role = "trainer"
 
 AnalyticsType = Literal["learning_velocity", "engagement", "mastery", "skill_gap"]
 ANALYTICS_TYPES: tuple[AnalyticsType, ...] = get_args(AnalyticsType)
