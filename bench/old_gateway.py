@@ -6,7 +6,7 @@ local.template; its HTTP/1.1 server and worker supervision are as they were.
 A local stand-in for the HTTP API (API Gateway v2) in front of the functions of template.yaml.
 
 What it does per request, as API Gateway does:
-- routes by the template's `HttpApi` events (scripts.template.routes(): no second list of routes);
+- routes by the template's `HttpApi` events (local.template.routes(): no second list of routes);
   an unknown route or method answers 404 `{"message":"Not Found"}`;
 - answers CORS preflights from the template's CorsConfiguration and adds the CORS headers;
 - runs the JWT authorizer (local.tokens.Verifier): a missing, malformed, expired or wrongly
