@@ -64,8 +64,8 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MS8Bench")
 
 from local import apigw, localdb, runtime, template
 from ms8 import db
-from ms8.models.events import EventBatch
 from ms8.repositories import days
+from ms8.schemas.events import EventBatch
 from ms8.services.analytics_refresh import recompute_users
 
 DB = "ms8_bench_ingest"

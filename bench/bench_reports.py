@@ -1,6 +1,6 @@
 """Reports for a year of daily data: each format, rendered alone and generated end to end.
 
-- render: `ms8.reports.render` of 365 days: a personal report with all four analytics types
+- render: `ms8.renderers.render` of 365 days: a personal report with all four analytics types
   (series built from a year of per-day event sums, snapshots, peer comparison), a cohort report
   (50 learners' rows, the at-risk list, 12 monthly rollups with charts) and an organization
   report (12 monthly rollups, 10 cohorts, 100 learners at risk); names in Latin extended, so the
@@ -71,8 +71,8 @@ KINDS = (("personal", "LEARNER"), ("cohort", "TRAINER"), ("organization", "ADMIN
 
 def year_of_reports() -> dict[str, Any]:
     """A personal and an organization ReportData of 365 days (synthetic, fixed seed)."""
-    from ms8.reports.model import PeerComparison, ReportData, Snapshot
-    from ms8.reports.series import DaySums, SkillDay, personal_series
+    from ms8.renderers.document import PeerComparison, ReportData, Snapshot
+    from ms8.renderers.series import DaySums, SkillDay, personal_series
 
     rnd = random.Random(6)
     sums, skills = [], []
@@ -99,10 +99,10 @@ def year_of_reports() -> dict[str, Any]:
 def population_reports(now: datetime, rnd: random.Random) -> tuple[Any, Any]:
     """A year's cohort report (50 learners) and organization report (10 cohorts, 100 learners at
     risk), from the same models the API answers; the year's rollups are monthly."""
-    from ms8.models.aggregates import Rollup
-    from ms8.models.learners import CohortSummary, LearnerMetrics, LearnerRow, LearnerTrend, RiskReason
-    from ms8.reports import population as tables
-    from ms8.reports.model import ReportData
+    from ms8.renderers import population as tables
+    from ms8.renderers.document import ReportData
+    from ms8.schemas.aggregates import Rollup
+    from ms8.schemas.learners import CohortSummary, LearnerMetrics, LearnerRow, LearnerTrend, RiskReason
 
     def learner(i: int) -> LearnerRow:
         reasons = [RiskReason(code="inactive", message=f"no activity for {i % 20} days")] if i % 3 == 0 else []
@@ -272,7 +272,7 @@ def main() -> None:
         child(args.child, args.endpoint)
         return
 
-    from ms8.reports import render
+    from ms8.renderers import render
 
     reports = year_of_reports()
     rendered: dict[tuple[str, str], tuple[list[float], int]] = {}

@@ -12,7 +12,7 @@ import os
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
 from ms8.bus import BusWork, bus_handler
-from ms8.models.directory import Applied
+from ms8.schemas.directory import Applied
 from ms8.services.directory import apply_one, parse_event
 
 CLIENT_ID = os.environ.get("DIRECTORY_CLIENT_ID", "platform-bus")

@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from ms8 import db
 from ms8.errors import NotFound, Unprocessable
 from ms8.http import handler, make_app, user_tx
-from ms8.models.aggregates import Granularity, RollupList, RollupScope
 from ms8.repositories import learners
+from ms8.schemas.aggregates import Granularity, RollupList, RollupScope
 from ms8.services import population
 
 app = make_app()

@@ -1,8 +1,8 @@
 """GET /v1/me: who the caller is (user id, organization, roles, active role)."""
 
 from ms8.http import handler, make_app, user_read
-from ms8.models.users import Me
 from ms8.repositories import users
+from ms8.schemas.users import Me
 
 app = make_app()
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
 from ms8.bus import BusWork, bus_handler
-from ms8.models.events import EventBatch, IngestResult
+from ms8.schemas.events import EventBatch, IngestResult
 from ms8.services.ingest import ingest, parse_bus_detail
 
 CLIENT_ID = os.environ.get("BUS_CLIENT_ID", "platform-bus")

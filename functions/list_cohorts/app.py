@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from ms8 import db
 from ms8.http import handler, make_app, user_tx
-from ms8.models.learners import CohortList
+from ms8.schemas.learners import CohortList
 from ms8.services import learners
 
 app = make_app()

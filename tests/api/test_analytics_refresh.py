@@ -16,9 +16,9 @@ import pytest
 from local import apigw
 from ms8 import db
 from ms8.domain import metrics
-from ms8.models.base import ANALYTICS_TYPES
 from ms8.repositories import days as days_repo
 from ms8.repositories import events as events_repo
+from ms8.schemas.base import ANALYTICS_TYPES
 from ms8.services.analytics_refresh import recompute_users
 from tests.support.api import call
 from tests.support.factories import Factory, Org

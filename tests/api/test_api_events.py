@@ -15,7 +15,7 @@ import pytest
 from local import apigw, paths, runtime, template
 from ms8.domain.metrics import DEFINITION_VERSION, WINDOW_DAYS
 from ms8.errors import NotFound
-from ms8.models.base import HEADLINE_METRIC
+from ms8.schemas.base import HEADLINE_METRIC
 from tests.support.api import call
 from tests.support.factories import Factory, Org
 from tests.support.jobs import lambda_context
@@ -423,7 +423,7 @@ def test_concurrent_batches_of_one_user_both_count(factory: Factory, org: Org) -
     import time
 
     from ms8.db import Database, as_user
-    from ms8.models.events import EventBatch
+    from ms8.schemas.events import EventBatch
     from ms8.services.ingest import ingest
 
     alice = org.users["alice"]

@@ -31,10 +31,10 @@ from psycopg.types.json import Jsonb
 from ms8 import config, db, storage
 from ms8.jobs.rollups import roll_up
 from ms8.jobs.runner import JobInput
-from ms8.models.events import EventBatch
-from ms8.reports.json_format import SCHEMA
-from ms8.reports.model import format_value
-from ms8.reports.population import TREND_COLUMNS
+from ms8.renderers.document import format_value
+from ms8.renderers.json_format import SCHEMA
+from ms8.renderers.population import TREND_COLUMNS
+from ms8.schemas.events import EventBatch
 from ms8.services import ingest
 from tests.support.api import Reply, call
 from tests.support.factories import Factory, Org

@@ -16,7 +16,7 @@ import pytest
 from local import apigw, runtime, template
 from ms8 import db, storage
 from ms8.errors import Conflict, Unprocessable
-from ms8.models.directory import OrganizationUpserted, UserDeleted, UserUpserted
+from ms8.schemas.directory import OrganizationUpserted, UserDeleted, UserUpserted
 from ms8.services import directory
 from tests.support.api import call
 from tests.support.factories import Factory

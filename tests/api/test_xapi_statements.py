@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from ms8 import db
-from ms8.models.directory import UserUpserted
+from ms8.schemas.directory import UserUpserted
 from ms8.services import directory
 from tests.support.api import call
 from tests.support.factories import Factory, Org

@@ -18,9 +18,9 @@ import pytest
 
 from ms8 import db
 from ms8.errors import Forbidden, Unavailable, Unprocessable
-from ms8.models.analytics import AnalyticsBatch
 from ms8.repositories import analytics as repo
 from ms8.repositories.analytics import SnapshotWrite
+from ms8.schemas.analytics import AnalyticsBatch
 from tests.support.factories import Factory, Org
 
 TYPES = ("learning_velocity", "engagement", "mastery", "skill_gap")

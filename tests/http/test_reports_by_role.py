@@ -24,8 +24,8 @@ from local import s3 as local_s3
 from local import stack, tokens
 from ms8.jobs.rollups import roll_up
 from ms8.jobs.runner import JobInput
-from ms8.reports.model import format_value
-from ms8.reports.population import TREND_COLUMNS
+from ms8.renderers.document import format_value
+from ms8.renderers.population import TREND_COLUMNS
 from tests.support.factories import Factory, Org
 from tests.support.gateway import gateway_process
 

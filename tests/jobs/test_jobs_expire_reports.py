@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ms8.jobs.reports import GRACE_DAYS
+from ms8.jobs.expire_reports import GRACE_DAYS
 from tests.support.factories import Factory
 from tests.support.jobs import invoke, load_handler, sample_event
 

@@ -22,8 +22,8 @@ from local.paths import ROOT
 from ms8 import db
 from ms8.jobs.partitions import add_months
 from ms8.jobs.rollups import windows
-from ms8.models.events import EventBatch
 from ms8.repositories import rollups as repo
+from ms8.schemas.events import EventBatch
 from ms8.services import ingest
 from tests.support.jobs import (
     PerThreadDatabase,

@@ -10,7 +10,7 @@ import pytest
 
 from ms8.domain import metrics
 from ms8.domain.metrics import EventRecord, compute_all, engagement, learning_velocity, mastery, skill_gap
-from ms8.models.base import ANALYTICS_TYPES, HEADLINE_METRIC
+from ms8.schemas.base import ANALYTICS_TYPES, HEADLINE_METRIC
 
 # Monday 2 March 2026, noon UTC: 1 and 2 days after the end of February (28 days in 2026).
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -14,10 +14,9 @@ import openpyxl
 import pypdf
 import pytest
 
-from ms8.reports import render
-from ms8.reports.csv_format import safe_text
-from ms8.reports.json_format import SCHEMA
-from ms8.reports.model import (
+from ms8.renderers import render
+from ms8.renderers.csv_format import safe_text
+from ms8.renderers.document import (
     SCHEMA_VERSION,
     Metric,
     PeerComparison,
@@ -31,7 +30,8 @@ from ms8.reports.model import (
     period_days,
     table_granularity,
 )
-from ms8.reports.series import DaySums, SkillDay, organization_series, personal_series
+from ms8.renderers.json_format import SCHEMA
+from ms8.renderers.series import DaySums, SkillDay, organization_series, personal_series
 
 TYPES = ["learning_velocity", "engagement", "mastery", "skill_gap"]
 START, END = date(2026, 3, 1), date(2026, 3, 14)

@@ -12,8 +12,8 @@ import psycopg
 
 from ms8.db import UserCaller
 from ms8.domain.vocabulary import ANALYTICS_TYPES, HEADLINE_METRIC
-from ms8.models.comparison import K_ANONYMITY, Comparison, ComparisonItem, PeerGroup
 from ms8.repositories import comparison
+from ms8.schemas.comparison import K_ANONYMITY, Comparison, ComparisonItem, PeerGroup
 
 if TYPE_CHECKING:  # the release side is the job's; GET /v1/comparison does not import it
     from ms8.domain.privacy import RandBelow

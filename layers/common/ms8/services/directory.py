@@ -24,7 +24,8 @@ from pydantic import ValidationError
 
 from ms8.db import UserCaller
 from ms8.errors import AppError, BadRequest, Conflict, NotFound, Unprocessable
-from ms8.models.directory import (
+from ms8.repositories import directory as repo
+from ms8.schemas.directory import (
     Applied,
     Assignment,
     DirectoryEvent,
@@ -37,7 +38,6 @@ from ms8.models.directory import (
     UserPage,
     UserUpserted,
 )
-from ms8.repositories import directory as repo
 from ms8.services import xapi
 from ms8.services.erasure import erase_user
 

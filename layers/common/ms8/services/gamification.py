@@ -12,8 +12,8 @@ import psycopg
 from ms8.db import UserCaller
 from ms8.domain import gamification as rules
 from ms8.domain.metrics import streak_window
-from ms8.models.gamification import Badge, GamificationView, Leaderboard, LeaderboardEntry, StreakView
 from ms8.repositories import gamification as repo
+from ms8.schemas.gamification import Badge, GamificationView, Leaderboard, LeaderboardEntry, StreakView
 from ms8.services.analytics_refresh import Computed, zone
 
 

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from ms8.db import Caller, ServiceCaller, organization_of
 from ms8.domain.gamification import cap_basis
 from ms8.errors import Forbidden, NotFound, Unprocessable
-from ms8.models.events import BusDetail, EventBatch, IngestResult
 from ms8.repositories import events as repo
+from ms8.schemas.events import BusDetail, EventBatch, IngestResult
 from ms8.services import analytics_refresh, gamification
 
 # Events are accepted from 13 months back (retention; the partitions exist) to 1 day ahead

@@ -12,7 +12,7 @@ role as ms8.domain.report_kinds decides):
   comparison (figures only for groups of k >= 10, through app.peer_comparison), and the history
   over the period computed from their own learning_events folded per day in their time zone
   (the analytics table keeps only the latest snapshot per type, so it has no history of its
-  own; see ms8.reports.series for the per-day definitions).
+  own; see ms8.renderers.series for the per-day definitions).
 
 Generation is synchronous: insert the row as pending (with the key its file will have), gather,
 render, upload (encrypted, with content type and download name), mark it ready with size and
@@ -36,16 +36,13 @@ from zoneinfo import ZoneInfo
 import psycopg
 from aws_lambda_powertools import Logger
 
-from ms8 import reports as renderers
-from ms8 import storage
+from ms8 import renderers, storage
 from ms8.config import settings
 from ms8.db import UserCaller
 from ms8.domain.report_kinds import KindChoice, choose_kind
 from ms8.errors import BadRequest, NotFound, Unavailable
-from ms8.models.base import HEADLINE_METRIC
-from ms8.models.reports import Download, Report, ReportPage, ReportRequest
-from ms8.reports import population as tables
-from ms8.reports.model import (
+from ms8.renderers import population as tables
+from ms8.renderers.document import (
     CONTENT_TYPES,
     EXTENSIONS,
     REPORT_KINDS,
@@ -56,10 +53,12 @@ from ms8.reports.model import (
     Snapshot,
     file_name,
 )
-from ms8.reports.series import personal_series
+from ms8.renderers.series import personal_series
 from ms8.repositories import analytics
 from ms8.repositories import learners as learners_repo
 from ms8.repositories import reports as repo
+from ms8.schemas.base import HEADLINE_METRIC
+from ms8.schemas.reports import Download, Report, ReportPage, ReportRequest
 from ms8.services import learners, population
 from ms8.services.comparison import compare
 

@@ -8,8 +8,8 @@ import psycopg
 
 from ms8.db import Caller, ServiceCaller, organization_of
 from ms8.errors import Forbidden, NotFound, Unprocessable
-from ms8.models.analytics import AnalyticsBatch, AnalyticsWriteResult
 from ms8.repositories.analytics import SnapshotWrite, upsert_batch, upsert_batch_summary
+from ms8.schemas.analytics import AnalyticsBatch, AnalyticsWriteResult
 
 
 def resolve(caller: Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:

@@ -4,25 +4,25 @@ renderer only when its format is asked for."""
 
 from __future__ import annotations
 
-from ms8.reports.model import ReportData, ReportFormat
+from ms8.renderers.document import ReportData, ReportFormat
 
 
 def render(data: ReportData, fmt: ReportFormat) -> bytes:
     """The file's bytes in `fmt`."""
     if fmt == "csv":
-        from ms8.reports import csv_format
+        from ms8.renderers import csv_format
 
         return csv_format.render(data)
     if fmt == "json":
-        from ms8.reports import json_format
+        from ms8.renderers import json_format
 
         return json_format.render(data)
     if fmt == "excel":
-        from ms8.reports import excel_format
+        from ms8.renderers import excel_format
 
         return excel_format.render(data)
     if fmt == "pdf":
-        from ms8.reports import pdf_format
+        from ms8.renderers import pdf_format
 
         return pdf_format.render(data)
     raise ValueError(f"unknown report format {fmt!r}")

@@ -8,8 +8,8 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from ms8.models.base import ANALYTICS_TYPES, AnalyticsType, ApiModel, Role
-from ms8.reports.model import MAX_PERIOD_DAYS, ReportFormat, ReportKind
+from ms8.renderers.document import MAX_PERIOD_DAYS, ReportFormat, ReportKind
+from ms8.schemas.base import ANALYTICS_TYPES, AnalyticsType, ApiModel, Role
 
 DEFAULT_PERIOD_DAYS = 30
 # Days a report may cover: far from date.min and date.max, so a period, its default and the

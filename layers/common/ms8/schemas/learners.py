@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import Field
 
 from ms8.domain.vocabulary import RiskCode
-from ms8.models.base import ApiModel
+from ms8.schemas.base import ApiModel
 
 
 class LearnerMetrics(ApiModel):

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ms8.domain.vocabulary import Granularity
-from ms8.models.aggregates import Rollup
-from ms8.models.learners import CohortSummary, LearnerRow
-from ms8.reports.model import Column, Table, table_granularity
+from ms8.renderers.document import Column, Table, table_granularity
+from ms8.schemas.aggregates import Rollup
+from ms8.schemas.learners import CohortSummary, LearnerRow
 
 ROLLUP_GRANULARITY: dict[str, Granularity] = {"day": "daily", "week": "weekly", "month": "monthly"}
 PERIOD_WORD: dict[str, str] = {"daily": "day", "weekly": "week", "monthly": "month"}

@@ -20,7 +20,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from ms8.reports.model import MetricKind, ReportData, Series, Table, summarize
+from ms8.renderers.document import MetricKind, ReportData, Series, Table, summarize
 
 NUMBER_FORMATS: dict[MetricKind, str] = {"count": "#,##0", "ratio": "0.0%", "number": "#,##0.00"}
 DATE_FORMAT = "yyyy-mm-dd"

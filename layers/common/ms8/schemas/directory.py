@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, StrictFloat, StrictInt
 
-from ms8.models.base import ApiModel, Role
+from ms8.schemas.base import ApiModel, Role
 
 ROLE_ORDER: tuple[Role, ...] = ("learner", "trainer", "org_admin")
 MAX_VERSION = 2**63 - 1  # bigint

@@ -27,8 +27,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from ms8.reports import fonts
-from ms8.reports.model import (
+from ms8.renderers import fonts
+from ms8.renderers.document import (
     Granularity,
     Metric,
     MetricKind,
@@ -41,7 +41,7 @@ from ms8.reports.model import (
     summarize,
     table_granularity,
 )
-from ms8.reports.model import Table as DataTable
+from ms8.renderers.document import Table as DataTable
 
 PAGE_W, PAGE_H = A4
 MARGIN = 16 * mm
@@ -54,7 +54,7 @@ MUTED = colors.HexColor("#555555")
 RULE = colors.HexColor("#888888")
 HEAD_BG = colors.HexColor("#e6e6e6")
 
-BODY_FONT = fonts.regular()  # embedded (subset) so every script renders; see ms8.reports.fonts
+BODY_FONT = fonts.regular()  # embedded (subset) so every script renders; see ms8.renderers.fonts
 _BASE = ParagraphStyle("base", fontName=BODY_FONT, fontSize=9, leading=11.5, textColor=INK)
 STYLES = {
     "title": ParagraphStyle("title", parent=_BASE, fontName=fonts.BOLD, fontSize=19, leading=23),

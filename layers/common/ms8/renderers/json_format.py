@@ -29,7 +29,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from ms8.reports.model import SCHEMA_VERSION, Cell, ReportData, Series, Table
+from ms8.renderers.document import SCHEMA_VERSION, Cell, ReportData, Series, Table
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _DATE = {"type": "string", "format": "date"}

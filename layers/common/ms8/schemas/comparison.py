@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ms8.domain.vocabulary import PEER_K
-from ms8.models.base import AnalyticsType, ApiModel
+from ms8.schemas.base import AnalyticsType, ApiModel
 
 K_ANONYMITY = PEER_K
 

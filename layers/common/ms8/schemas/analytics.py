@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import Field, model_validator
 
 from ms8.domain.bounds import data_errors
-from ms8.models.base import AnalyticsType, ApiModel, Role
+from ms8.schemas.base import AnalyticsType, ApiModel, Role
 
 MAX_BATCH = 500
 

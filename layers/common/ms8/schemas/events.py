@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator, model_validator
 
 from ms8.domain.vocabulary import Verb
-from ms8.models.base import ApiModel
+from ms8.schemas.base import ApiModel
 
 MAX_EVENTS = 1000
 MAX_SKILLS = 20

@@ -16,7 +16,7 @@ import csv
 import io
 from datetime import date, datetime
 
-from ms8.reports.model import Cell, ReportData, Value
+from ms8.renderers.document import Cell, ReportData, Value
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

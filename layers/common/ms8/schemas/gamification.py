@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import Field
 
-from ms8.models.base import ApiModel
+from ms8.schemas.base import ApiModel
 
 DEFAULT_LEADERBOARD = 10
 MAX_LEADERBOARD = 100

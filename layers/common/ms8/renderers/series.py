@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from ms8.reports.model import Metric, MetricKind, Series, Value
+from ms8.renderers.document import Metric, MetricKind, Series, Value
 
 VELOCITY_DAYS = 28
 ENGAGEMENT_DAYS = 30

@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from ms8.domain.vocabulary import Granularity, RollupScope
-from ms8.models.base import ApiModel
+from ms8.schemas.base import ApiModel
 
 __all__ = ["Distribution", "Granularity", "Quartiles", "Rollup", "RollupList", "RollupScope"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from ms8.models.base import ApiModel, Role
+from ms8.schemas.base import ApiModel, Role
 
 
 class Me(ApiModel):
