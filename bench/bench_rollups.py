@@ -23,17 +23,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
+import psycopg
+
+from local import localdb
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common"), str(ROOT / "bench")]
-
-import psycopg  # noqa: E402
-
-from local import localdb  # noqa: E402
 
 DB = "ms8_bench_rollups"
 ORGS = 100
