@@ -40,13 +40,12 @@ ROLLUP_VERSION = 2
 #   in the learner's velocity).
 # - Only active learners have rows: an organization of 2,500 learners of whom 100 learn does not
 #   make 2,500 rows per period. The distributions are over all the population's learners, so the
-#   inactive ones are Z = learners - active zeros placed before the active values. The quartile
-#   at position pos = p x (learners - 1) of those padded values is 0 when pos <= Z - 1, between 0
-#   and the smallest active value when Z - 1 < pos < Z, and otherwise the active values'
-#   percentile_cont at the fraction (pos - Z) / (active - 1): one ordered-set aggregate per
-#   metric, its fractions computed per population and period (grouped columns). This is
-#   percentile_cont over the padded values without the padding (tests hold them equal). Mean
-#   score is over learners with a scored assessment (all of them active).
+#   inactive ones are Z = learners - active zeros placed before the active values (sorted into
+#   an array per population and period): the value at padded index i is 0 below Z and else the
+#   array's element i - Z + 1, and a quartile interpolates at p x (learners - 1) between the
+#   values at its floor and ceiling. This is percentile_cont over the padded values without the
+#   padding (tests hold them equal). Mean score is over learners with a scored assessment (all
+#   of them active).
 # - Every population gets a row for every period, with zeros when nobody was active.
 # - Unchanged rows are filtered out before the INSERT (ON CONFLICT DO UPDATE would lock, and so
 #   write, every conflicting row even when its WHERE finds no change); rows of the window the
@@ -74,7 +73,9 @@ scope AS (
     SELECT * FROM unnest(%(pair_orgs)s::uuid[], %(pair_starts)s::date[]) AS s(organization_id, period_start)
 ),
 populations AS MATERIALIZED (
-    SELECT organization_id, scope_id, trainer_id, count(*) AS learners FROM members GROUP BY 1, 2, 3
+    -- With the padded positions of the quartiles: p x (learners - 1), its floor and ceiling.
+    SELECT n.*, app_positions
+    FROM (SELECT organization_id, scope_id, trainer_id, count(*) AS learners FROM members GROUP BY 1, 2, 3) n
 ),
 per_user AS (
     -- A day is its own period: its row as it is (its objects are already distinct).
@@ -105,20 +106,19 @@ per_user AS (
         GROUP BY 1, 2
     ) c ON c.user_id = a.user_id AND c.period_start = a.period_start
 ),
-active AS MATERIALIZED (
+active AS (
     SELECT m.organization_id, m.scope_id, a.period_start, a.active_days, a.completions,
-           a.assessments, a.scored, a.score_micros, a.duration_seconds, a.duration_seconds / 60.0 AS minutes
+           a.assessments, a.scored, a.score_micros, a.duration_seconds, a.duration_seconds::float8 / 60 AS minutes
     FROM per_user a
     JOIN members m ON m.user_id = a.user_id
 ),
-counted AS (
-    SELECT organization_id, scope_id, period_start, count(*) AS active_n FROM active GROUP BY 1, 2, 3
-),
 stats AS (
-    SELECT x.organization_id, x.scope_id, x.period_start, p.learners, c.active_n,
+    SELECT x.organization_id, x.scope_id, x.period_start, count(*) AS active_n,
            sum(x.completions) AS completions, sum(x.assessments) AS assessments, sum(x.scored) AS scored,
            sum(x.score_micros) AS score_micros, sum(x.duration_seconds) AS duration_seconds,
-           app_padded(completions), app_padded(active_days), app_padded(minutes),
+           array_agg(x.completions ORDER BY x.completions) AS completions_v,
+           array_agg(x.active_days ORDER BY x.active_days) AS active_days_v,
+           array_agg(x.minutes ORDER BY x.minutes) AS minutes_v,
            percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY x.score_micros::float8 / x.scored / 1e6)
                FILTER (WHERE x.scored > 0) AS score_q,
            -- Sums where each learner adds a bounded amount (capped per day of the period): what a
@@ -132,10 +132,7 @@ stats AS (
            count(*) FILTER (WHERE x.scored > 0) AS scored_learners,
            round(sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 0)) AS learner_score_micros
     FROM active x
-    JOIN counted c ON c.organization_id = x.organization_id AND c.scope_id = x.scope_id
-                  AND c.period_start = x.period_start
-    JOIN populations p ON p.organization_id = x.organization_id AND p.scope_id = x.scope_id
-    GROUP BY x.organization_id, x.scope_id, x.period_start, p.learners, c.active_n
+    GROUP BY x.organization_id, x.scope_id, x.period_start
 ),
 computed AS (
     SELECT p.organization_id, p.trainer_id, d.period_start, d.period_end, p.learners::integer,
@@ -205,25 +202,25 @@ SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written),
 QUARTILES = (0.25, 0.5, 0.75)
 
 
-def _padded(metric: str) -> str:
-    """In `stats`: the smallest active value and the active values' percentile_cont at the
-    fractions that the padded positions fall on (see above)."""
-    zeros = "(p.learners - c.active_n)"
-    fractions = ", ".join(
-        f"greatest(0, ({q} * (p.learners - 1) - {zeros})::float8 / greatest(c.active_n - 1, 1))" for q in QUARTILES
+def _positions() -> str:
+    """In `populations`: pos_n, lo_n, hi_n of each quartile n over the padded values."""
+    return ", ".join(
+        f"{q} * (n.learners - 1) AS pos_{i}, floor({q} * (n.learners - 1))::integer AS lo_{i}, "
+        f"ceil({q} * (n.learners - 1))::integer AS hi_{i}"
+        for i, q in enumerate(QUARTILES)
     )
-    return (f"min(x.{metric}) AS {metric}_min, "
-            f"percentile_cont(ARRAY[{fractions}]) WITHIN GROUP (ORDER BY x.{metric}) AS {metric}_q")
 
 
 def _unpadded(metric: str) -> str:
-    """In `computed`: {p25, median, p75} of the padded values from `_padded`'s aggregates."""
-    zeros = "(s.learners - s.active_n)"
-    values = []
-    for n, q in enumerate(QUARTILES, start=1):
-        pos = f"({q} * (s.learners - 1))"
-        values.append(f"CASE WHEN {pos} <= {zeros} - 1 THEN 0 WHEN {pos} < {zeros} "
-                      f"THEN ({pos} - ({zeros} - 1)) * s.{metric}_min ELSE s.{metric}_q[{n}] END")
+    """In `computed`: {p25, median, p75} of the metric over the population's learners, from the
+    sorted values of the active ones (`<metric>_v`) and zeros for the others (see above)."""
+    zeros = "(p.learners - coalesce(s.active_n, 0))"
+
+    def at(i: str) -> str:
+        return f"(CASE WHEN {i} < {zeros} THEN 0 ELSE s.{metric}_v[{i} - {zeros} + 1] END)"
+
+    values = [f"{at(f'p.lo_{i}')} + (p.pos_{i} - p.lo_{i}) * ({at(f'p.hi_{i}')} - {at(f'p.lo_{i}')})"
+              for i in range(len(QUARTILES))]
     return _q3(values[0], values[1], values[2], "0")
 
 
@@ -243,9 +240,9 @@ _VALID_DAY = ("(d.completions <= d.events AND d.assessments <= d.events AND d.sc
 
 
 def _statement() -> str:
-    out = _ROLLUP.replace("{valid_day}", _VALID_DAY)
+    out = _ROLLUP.replace("app_positions", _positions()).replace("{valid_day}", _VALID_DAY)
     for metric in ("completions", "active_days", "minutes"):
-        out = out.replace(f"app_padded({metric})", _padded(metric)).replace(f"app_unpad({metric})", _unpadded(metric))
+        out = out.replace(f"app_unpad({metric})", _unpadded(metric))
     return out.replace("app_q3(s.score_q[1], s.score_q[2], s.score_q[3], NULL)",
                        _q3("s.score_q[1]", "s.score_q[2]", "s.score_q[3]", "NULL"))
 
@@ -334,14 +331,15 @@ class Fingerprint:
 _CHANGED = _PERIODS_AND_MEMBERS + """
 member_prints AS (
     SELECT organization_id, count(*) AS n,
-           bit_xor(hashtextextended(scope_id::text || user_id::text, 0)) AS digest
+           bit_xor(uuid_hash_extended(user_id, 0) # uuid_hash_extended(scope_id, 1)) AS digest
     FROM members GROUP BY 1
 ),
 day_prints AS (
     SELECT d.organization_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start, count(*) AS n,
-           bit_xor(hashtextextended(row(d.user_id, d.day, d.events, d.completions, d.completed_objects,
-                                        d.assessments, d.scored, d.score_micros, d.duration_seconds)::text, 0))
-               AS digest
+           -- Days only grow (ingest adds events), so their counts and sums tell any change apart.
+           bit_xor(uuid_hash_extended(d.user_id, d.day - date '2000-01-01')
+                   # hashint8extended(d.events::bigint << 32 | d.completions, d.assessments::bigint << 32 | d.scored)
+                   # hashint8extended(d.score_micros, d.duration_seconds)) AS digest
     FROM learner_daily_activity d
     WHERE d.day >= %(start)s AND d.day < %(end)s
     GROUP BY 1, 2
