@@ -99,12 +99,18 @@ def test_writes_never_reach_the_reader(factory: Factory, reader_env: int, s3: An
 
 
 def test_replica_down_falls_back_to_the_writer(factory: Factory, reader_env: int) -> None:
-    _, learners = _peers(factory)
+    org, learners = _peers(factory)
     localdb.replica_caught_up(reader_env)
     assert call("GET", "/v1/comparison", sub=learners[0]).status == 200
     assert _on_replica()
+    admin = factory.user(org, ["org_admin"], name="admin")
+    localdb.replica_caught_up(reader_env)
+    assert call("GET", "/v1/aggregates", sub=admin).status == 200  # a transaction on the replica
     localdb.stop_replica()
     try:
+        # The reader's open connection is dead now: the transaction falls back to the writer.
+        r = call("GET", "/v1/aggregates", sub=admin)
+        assert r.status == 200, r.body
         for path in ("/v1/comparison", "/v1/leaderboard"):
             r = call("GET", path, sub=learners[0])
             assert r.status == 200, r.body  # answered by the writer

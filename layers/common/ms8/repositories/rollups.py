@@ -240,7 +240,7 @@ _VALID_DAY = ("(d.completions <= d.events AND d.assessments <= d.events AND d.sc
 
 
 def _statement() -> str:
-    out = _ROLLUP.replace("{valid_day}", _VALID_DAY).replace("app_positions", _positions())
+    out = _ROLLUP.replace("app_positions", _positions()).replace("{valid_day}", _VALID_DAY)
     for metric in ("completions", "active_days", "minutes"):
         out = out.replace(f"app_unpad({metric})", _unpadded(metric))
     return out.replace("app_q3(s.score_q[1], s.score_q[2], s.score_q[3], NULL)",
