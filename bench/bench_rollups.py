@@ -163,7 +163,7 @@ def bench_rollups(url: str, as_of: date, rounds: int) -> dict[str, tuple[float, 
         _clear(url, ["aggregated_analytics", "app.rollup_inputs"])
         runs["old first"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
         runs["old again"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
-        _clear(url, ["population_rollups"])
+        _clear(url, ["population_rollups", "app.population_rollup_inputs"])
         runs["new first"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
         runs["new again"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
     return {k: (statistics.median(t for t, _ in v), v[-1][1]) for k, v in runs.items()}
