@@ -1,0 +1,109 @@
+// Pieces more than one dashboard uses: metric tiles, the report button, the rollup charts.
+
+import { ApiError, makeReport, type Rollup } from "../api";
+import { lineChart } from "../charts";
+import { announce, errorText, fixed, h, mount, notice, percent } from "../dom";
+
+/** Colours with at least 4.5:1 contrast on white (WCAG AA), distinguishable in greyscale. */
+export const COLORS = { blue: "#0b5cad", green: "#1b7a3a", purple: "#6a3fa0", orange: "#a04b00" };
+
+export const fmtVelocity = (v: number | null) => (v === null ? "—" : `${fixed(v, 1)}/wk`);
+export const fmtPercent = (v: number | null) => percent(v);
+export const fmtNumber = (v: number | null) => fixed(v, 1);
+
+/** A metric tile: label, value (raw value in data-value for tests and tooling), and more below. */
+export function tile(metric: string, label: string, raw: number | null, text: string, ...below: (Node | string | null)[]): HTMLElement {
+  return h(
+    "div",
+    { class: "tile", "data-metric": metric, "data-value": raw === null ? "" : String(raw) },
+    h("div", { class: "tile-label" }, label),
+    h("div", { class: "tile-value" }, text),
+    ...below,
+  );
+}
+
+/** A section's content in place of a spinner, or the reason it is not there. */
+export async function fill(el: HTMLElement, load: () => Promise<(Node | string)[] | Node>): Promise<void> {
+  mount(el, notice("Loading…"));
+  el.setAttribute("aria-busy", "true");
+  try {
+    const content = await load();
+    mount(el, ...(Array.isArray(content) ? content : [content]));
+  } catch (error) {
+    mount(el, notice(error instanceof ApiError && error.status === 404 ? "Not available." : `Could not load this: ${errorText(error)}`, "error"));
+  } finally {
+    el.removeAttribute("aria-busy");
+  }
+}
+
+/** "Download ... report": creates the report, then starts the download and leaves a link. */
+export function reportButton(label: string, request: Record<string, unknown>): HTMLElement {
+  const status = h("p", { class: "report-status", "aria-live": "polite" });
+  const format = h(
+    "select",
+    { id: `fmt-${label.replace(/\W+/g, "-").toLowerCase()}`, name: "format" },
+    h("option", { value: "pdf" }, "PDF"),
+    h("option", { value: "csv" }, "CSV"),
+    h("option", { value: "excel" }, "Excel"),
+  );
+  const button = h("button", { type: "button", class: "primary", "data-action": "report" }, label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    mount(status, "Preparing the report…");
+    try {
+      const report = await makeReport({ ...request, format: format.value });
+      const link = h("a", { href: report.download!.url, id: "report-link", download: report.download!.fileName }, `Download ${report.download!.fileName}`);
+      mount(status, "Ready: ", link, " (the link works for a few minutes)");
+      announce("The report is ready; the download starts.");
+      link.click();
+    } catch (error) {
+      mount(status, notice(`The report failed: ${errorText(error)}`, "error"));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h(
+    "div",
+    { class: "report" },
+    h("div", { class: "row" }, h("label", { for: format.id }, "Format"), format, button),
+    status,
+  );
+}
+
+/** Active share, velocity and mean score over time from rollups; suppressed cells shaded, never 0. */
+export function rollupCharts(items: Rollup[], what: string): HTMLElement[] {
+  if (items.length === 0) return [notice(`No ${what} periods yet.`)];
+  const rows = [...items].sort((a, b) => a.periodStart.localeCompare(b.periodStart));
+  const periods = rows.map((r) => r.periodStart);
+  const suppressed = rows.map((r) => r.suppressed);
+  const chart = (title: string, label: string, values: (number | null)[], color: string, format: (v: number | null) => string, yRange?: [number, number]) =>
+    lineChart({ title, periods, suppressed, yRange, series: [{ label, values, color, format }] });
+  return [
+    h(
+      "div",
+      { class: "charts" },
+      chart("Active share (learners active in the period)", "Active share", rows.map((r) => r.activeShare), COLORS.blue, fmtPercent, [0, 1]),
+      chart("Velocity (completions per learner per week)", "Velocity", rows.map((r) => r.velocity), COLORS.green, fmtNumber),
+      chart("Mastery (mean assessment score)", "Mean score", rows.map((r) => r.meanScore), COLORS.purple, fmtPercent, [0, 1]),
+    ),
+  ];
+}
+
+/** The newest rollup's figures as tiles; a suppressed period says so instead of a number. */
+export function latestTiles(items: Rollup[]): HTMLElement {
+  const rows = [...items].sort((a, b) => a.periodStart.localeCompare(b.periodStart));
+  const last = rows[rows.length - 1];
+  if (!last) return notice("No periods yet.");
+  const show = (metric: string, label: string, raw: number | null, format: (v: number | null) => string) =>
+    last.suppressed
+      ? h("div", { class: "tile", "data-metric": metric, "data-suppressed": "true" }, h("div", { class: "tile-label" }, label), h("div", { class: "tile-value suppressed" }, "suppressed"))
+      : tile(metric, label, raw, format(raw));
+  return h(
+    "div",
+    { class: "tiles", "data-period": last.periodStart },
+    show("activeShare", `Active share, week of ${last.periodStart}`, last.activeShare, fmtPercent),
+    show("velocity", "Velocity", last.velocity, fmtVelocity),
+    show("meanScore", "Mastery (mean score)", last.meanScore, fmtPercent),
+    show("learners", "Learners", last.learners, (v) => fixed(v, 0)),
+  );
+}

@@ -1,0 +1,38 @@
+// The trainer's dashboard: "who needs me?" The cohort at a glance, the sortable cohort table with
+// each learner's metrics, last activity and at-risk reasons, the cohort's trends, a learner
+// drill-down and the cohort report.
+
+import { ANALYTICS_TYPES, get, query, type LearnerRow, type Me, type Rollup } from "../api";
+import { card, h } from "../dom";
+import { cohortTable, openLearner } from "./cohort";
+import { fill, latestTiles, reportButton, rollupCharts, tile } from "./shared";
+
+export function trainerDashboard(me: Me): HTMLElement {
+  const summary = h("div");
+  const table = h("div");
+  const trends = h("div");
+  const drill = h("section", { class: "card drill", id: "drilldown", "aria-labelledby": "drill-h", hidden: true });
+  const view = h(
+    "div",
+    { class: "dashboard", "data-dashboard": "trainer" },
+    h("h1", {}, `${me.name.split(" ")[0]}'s cohort`),
+    card("At a glance", "summary", summary),
+    card("Learners", "learners", table),
+    drill,
+    card("Cohort trends (weekly)", "trends", trends),
+    card("Cohort report", "report", h("p", {}, "Your learners' metrics over the last 30 days."), reportButton("Download the cohort report", { kind: "cohort", types: ANALYTICS_TYPES })),
+  );
+  const rows = get<{ items: LearnerRow[] }>("/v1/learners").then((r) => r.items);
+  const rollups = get<{ items: Rollup[] }>(`/v1/aggregates${query({ granularity: "weekly", scope: "cohort" })}`).then((r) => r.items);
+  void fill(summary, async () => {
+    const [items, periods] = await Promise.all([rows, rollups]);
+    const atRisk = items.filter((r) => r.atRisk).length;
+    return [
+      h("div", { class: "tiles" }, tile("learners", "Learners", items.length, String(items.length)), tile("atRisk", "At risk", atRisk, String(atRisk), h("div", { class: "small muted" }, "inactive 7+ days, velocity halved, or below target"))),
+      latestTiles(periods),
+    ];
+  });
+  void fill(table, async () => cohortTable(await rows, (r) => openLearner(drill, r), "Your learners"));
+  void fill(trends, async () => rollupCharts(await rollups, "cohort"));
+  return view;
+}
