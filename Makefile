@@ -8,7 +8,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test fuzz lint bench sam-validate sam-build db-start db-stop clean
+.PHONY: run test fuzz lint bench sam-validate sam-build db-start db-stop clean web
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,23 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+## make web: the web app (web/) built into web/dist with the locked npm packages (Node 20+, npm)
+WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json web/package.json -type f 2>/dev/null)
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run --silent build
+
+web: web/dist/index.html
+
 ## make run: embedded PostgreSQL, migrations, demo data, local S3 and the API on 127.0.0.1:3000
-run: $(STAMP)
+run: $(STAMP) web
 	$(BIN)/python -m scripts.local run $(RUN_ARGS)
 
 ## make test: installs, starts PostgreSQL (or uses DATABASE_URL), migrates a fresh database, runs pytest
-test: $(STAMP)
+test: $(STAMP) web
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make fuzz: the fuzz test (tests/test_fuzz.py) with 500 generated requests per operation and role
@@ -56,4 +67,4 @@ db-stop: $(STAMP)
 	$(BIN)/python -m scripts.localdb stop
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache web/dist web/node_modules

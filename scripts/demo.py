@@ -148,6 +148,11 @@ def _users(rng: random.Random) -> tuple[list[User], list[tuple[User, User]]]:
     return users, assignments
 
 
+def users(seed: int = SEED) -> list[User]:
+    """The demo's users (the same on every machine), without generating their activity."""
+    return _users(random.Random(seed))[0]
+
+
 def _activity(rng: random.Random, learner: User, today: date) -> list[Event]:
     """90 days of one learner's activity, from a persona drawn for them."""
     active = rng.uniform(0.25, 0.9)  # chance of learning on a working day

@@ -11,7 +11,8 @@ What it does per request, as API Gateway does:
   (payload format 2.0; a handler crash answers 500 `{"message":"Internal Server Error"}`).
 
 Locally only, it also serves Swagger UI at /docs (the committed OpenAPI document, Powertools'
-bundled assets, no CDN) and the issuer's keys at /.well-known/jwks.json.
+bundled assets, no CDN), the issuer's keys at /.well-known/jwks.json, and the web app at /app with
+its demo sign-in under /local (scripts.webapp).
 
 Concurrency mirrors Lambda: each worker process serves one request at a time (a Lambda container
 does), with its own database connection; `--workers` processes share one listening socket.
@@ -48,7 +49,7 @@ LAYER = ROOT / "layers" / "common"
 if str(LAYER) not in sys.path:  # the functions import the layer's `ms8` package, as on Lambda
     sys.path.insert(0, str(LAYER))
 
-from scripts import apigw, tokens  # noqa: E402
+from scripts import apigw, tokens, webapp  # noqa: E402
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 10 * 1024 * 1024  # the HTTP API's payload limit
@@ -114,12 +115,30 @@ class Cors:
 
 
 def _resolve(value: Any, template: dict[str, Any]) -> list[str]:
-    """A template value as a list, a `!Ref` to a parameter replaced by its default."""
+    """A template value as a list: a `!Ref` to a parameter replaced by its default; `!Split`,
+    `!Join` and `!Sub` of those evaluated; items naming a resource's attribute (known only once
+    deployed, e.g. the web app's CloudFront domain) left out."""
+    return [v for v in _evaluate(value, template) if "${" not in v]
+
+
+def _evaluate(value: Any, template: dict[str, Any]) -> list[str]:
     if isinstance(value, dict) and "Ref" in value:
         default = template.get("Parameters", {}).get(value["Ref"], {}).get("Default", "")
-        return [v.strip() for v in str(default).split(",") if v.strip()]
+        items = default if isinstance(default, list) else str(default).split(",")
+        return [str(v).strip() for v in items if str(v).strip()]
+    if isinstance(value, dict) and "Join" in value:
+        sep, parts = value["Join"]
+        return [sep.join(_evaluate(parts, template))]
+    if isinstance(value, dict) and "Split" in value:
+        sep, inner = value["Split"]
+        return [v.strip() for s in _evaluate(inner, template) for v in s.split(sep) if v.strip()]
+    if isinstance(value, dict) and "Sub" in value:
+        text, names = (value["Sub"], {}) if isinstance(value["Sub"], str) else value["Sub"]
+        for name, inner in names.items():
+            text = text.replace("${" + name + "}", ",".join(_evaluate(inner, template)))
+        return [text]
     if isinstance(value, list):
-        return [str(v) for v in value]
+        return [s for v in value for s in _evaluate(v, template)]
     return [str(value)]
 
 
@@ -193,7 +212,7 @@ class Gateway:
             return _message(413, "Request Entity Too Large")
         found = self.match(method, path)
         if found is None:
-            return self._local(method, path, raw_query) or _message(404, "Not Found")
+            return self._local(method, path, raw_query, body) or _message(404, "Not Found")
         target, params = found
         claims = None
         if target.authorized:
@@ -218,8 +237,12 @@ class Gateway:
         reply.headers += stamp
         return reply
 
-    def _local(self, method: str, path: str, raw_query: str) -> Reply | None:
-        """Local-only pages: Swagger UI and the issuer's public keys. Never part of the API on AWS."""
+    def _local(self, method: str, path: str, raw_query: str, body: bytes = b"") -> Reply | None:
+        """Local-only pages: Swagger UI, the issuer's public keys, the web app and its demo sign-in
+        (scripts.webapp). Never part of the API on AWS."""
+        web = webapp.reply(method, path, body)
+        if web is not None:
+            return Reply(web.status, web.headers, web.body)
         if method != "GET":
             return None
         if path == "/.well-known/jwks.json":

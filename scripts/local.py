@@ -231,6 +231,7 @@ def banner(url: str, s3_endpoint: str, bucket: str, workers: int, elapsed: float
 MS8 Learning Analytics is running locally (ready in {elapsed:.1f} s)
 
   API           {url}   ({workers} worker processes; routes from template.yaml)
+  Web app       {url}/app   (sign in as a demo user; local only)
   Swagger UI    {url}/docs
   S3 (moto)     {s3_endpoint}   bucket {bucket}
   PostgreSQL    {localdb.runtime_url(DB).replace(localdb.RUNTIME_PASSWORD, '***')}

@@ -38,6 +38,7 @@ export function signOut(): void {
 export interface DemoUser {
   userId: string;
   handle: string;
+  login: string; // organization:handle, unique across organizations
   organization: string;
   name: string;
   email: string;

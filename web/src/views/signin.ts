@@ -43,7 +43,7 @@ export function signInPage(cfg: AppConfig, done: () => void, problem?: string): 
                 h(
                   "li",
                   {},
-                  h("button", { type: "button", class: "user", "data-handle": `${org.toLowerCase()}:${u.handle}`, onclick: () => void pick(u) }, h("span", { class: "user-name" }, u.name), h("span", { class: "small muted" }, ` ${u.handle} · ${u.roles.map((r) => ROLE_LABEL[r] ?? r).join(", ")}`)),
+                  h("button", { type: "button", class: "user", "data-login": u.login, onclick: () => void pick(u) }, h("span", { class: "user-name" }, u.name), h("span", { class: "small muted" }, ` ${u.handle} · ${u.roles.map((r) => ROLE_LABEL[r] ?? r).join(", ")}`)),
                 ),
               ),
             ),
