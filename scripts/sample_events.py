@@ -39,7 +39,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "GET /v1/gamification": {"sub": demo_ids.LEARNER},
     "GET /v1/leaderboard": {"sub": demo_ids.LEARNER, "query": {"limit": "10"}},
-    "GET /v1/aggregates": {"sub": demo_ids.ORG_ADMIN, "query": {"granularity": "weekly", "type": "mastery"}},
+    "GET /v1/aggregates": {"sub": demo_ids.ORG_ADMIN, "query": {"granularity": "weekly", "scope": "organization"}},
+    "GET /v1/learners": {"sub": demo_ids.TRAINER, "role": "trainer", "query": {"atRisk": "true"}},
+    "GET /v1/learners/{userId}": {
+        "sub": demo_ids.TRAINER, "role": "trainer", "path": {"userId": str(demo_ids.LEARNER)},
+    },
+    "GET /v1/cohorts": {"sub": demo_ids.ORG_ADMIN},
     "POST /v1/reports": {
         "sub": demo_ids.LEARNER,
         "body": {"format": "pdf", "from": "2026-10-28", "to": "2026-11-26", "types": ["engagement", "mastery"]},

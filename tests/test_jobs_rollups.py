@@ -1,10 +1,14 @@
-"""The rollup job on a real PostgreSQL: hand-computed figures, idempotence, replays that see
-changes (and erasures), overlapping runs, and a period without a partition."""
+"""The population rollup job on a real PostgreSQL: every figure of an organization and of a
+trainer cohort on a data set worked out by hand, idempotence (an unchanged re-run writes
+nothing), replays that see new events, erasures, unassignments and a new definition version,
+overlapping runs; and the learners' days that ingest keeps, held equal to the raw events."""
 
 from __future__ import annotations
 
 import calendar
+import importlib.util
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,8 +21,11 @@ import pytest
 from ms8 import db
 from ms8.jobs.partitions import add_months
 from ms8.jobs.rollups import windows
+from ms8.models.events import EventBatch
 from ms8.repositories import rollups as repo
+from ms8.services import ingest
 from tests.jobs_support import (
+    ROOT,
     PerThreadDatabase,
     invoke,
     load_handler,
@@ -33,10 +40,10 @@ TODAY = datetime.now(UTC).date()
 # An ISO week inside one month, two months back (inside the events' 13-month retention).
 _FIRST = add_months(TODAY.replace(day=1), -2)
 MONDAY = _FIRST + timedelta(days=(7 - _FIRST.weekday()) % 7)
+MONTH = MONDAY.replace(day=1)
+NEXT_MONTH = add_months(MONTH, 1)
 MONTH_DAYS = calendar.monthrange(MONDAY.year, MONDAY.month)[1]
-# A run as of the next month's first day, 40 days back: every day, the week and the month.
-RUN = {"date": add_months(MONDAY.replace(day=1), 1).isoformat(), "days": 40}
-GRANULARITIES = ("daily", "weekly", "monthly")
+WEEK_END = MONDAY + timedelta(days=7)
 
 
 def at(day_offset: int, hour: int = 12, minute: int = 0, second: int = 0) -> datetime:
@@ -62,103 +69,135 @@ def scratch(template: str) -> Iterator[str]:
         yield url
 
 
-def add_events(url: str, rows: list[tuple[UUID, UUID, str, float | None, datetime]]) -> None:
-    sql(url, """
-        INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, score,
-                                     occurred_at)
-        SELECT gen_random_uuid(), u, o, v, 'course-1', 'course', s, t
-        FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::real[], %s::timestamptz[]) AS x(u, o, v, s, t)""",
-        ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-         [r[4] for r in rows]))
+def ev(user: UUID, verb: str, when: datetime, obj: str = "course-1", *, score: float | None = None,
+       seconds: int | None = None, skills: tuple[str, ...] = ()) -> dict[str, Any]:
+    result = {k: v for k, v in (("score", score), ("durationSeconds", seconds)) if v is not None}
+    return {"eventId": str(uuid.uuid4()), "userId": str(user), "verb": verb, "objectId": obj,
+            "objectType": "course", "skills": list(skills), "occurredAt": when.isoformat(),
+            **({"result": result} if result else {})}
+
+
+def send(org: UUID, events: list[dict[str, Any]]) -> int:
+    """Ingest as the platform bus client (ingest scope, every organization), as in production."""
+    with db.runtime.transaction(db.as_service("platform-bus", "ingest", org)) as (conn, caller):
+        return ingest.ingest(conn, caller, EventBatch.model_validate({"events": events}), datetime.now(UTC)).inserted
 
 
 def seed(url: str) -> Data:
-    """Org A: learners l1..l3 active, l4 idle, a trainer whose completions must not count;
-    org B: one learner. Every event inside the week starting MONDAY."""
+    """Org A: learners a, b, c (active) and d (idle); trainer t with the cohort {a, b}; trainer u
+    with no learners; trainer-only x whose completions must not count. Org B: learner e."""
     org_a, org_b = uuid.uuid4(), uuid.uuid4()
     sql(url, "INSERT INTO organizations (id, name) VALUES (%s, 'A'), (%s, 'B')", (org_a, org_b))
     users: dict[str, UUID] = {}
-    for key, org, roles in [("l1", org_a, ["learner"]), ("l2", org_a, ["learner", "trainer"]),
-                            ("l3", org_a, ["learner"]), ("l4", org_a, ["learner"]),
-                            ("t", org_a, ["trainer"]), ("b1", org_b, ["learner"])]:
+    for key, org, roles in [("a", org_a, ["learner"]), ("b", org_a, ["learner"]), ("c", org_a, ["learner"]),
+                            ("d", org_a, ["learner"]), ("t", org_a, ["trainer"]), ("u", org_a, ["trainer"]),
+                            ("x", org_a, ["trainer"]), ("e", org_b, ["learner"])]:
         users[key] = uuid.uuid4()
         sql(url, "INSERT INTO users (id, organization_id, email, name, roles) VALUES (%s, %s, %s, %s, %s)",
             (users[key], org, f"{key}-{users[key].hex}@example.test", key, roles))
-    l1, l2, l3, t, b1 = users["l1"], users["l2"], users["l3"], users["t"], users["b1"]
-    add_events(url, [
-        (l1, org_a, "completed", None, at(0, 9)), (l1, org_a, "completed", None, at(0, 10)),
-        (l1, org_a, "passed", 0.8, at(0, 11)),
-        (l1, org_a, "completed", None, at(2, 23, 59, 59)), (l1, org_a, "failed", 0.4, at(2, 23, 30)),
-        (l2, org_a, "session", None, at(0)), (l2, org_a, "attempted", 0.6, at(1)),
-        (l2, org_a, "progressed", None, at(1, 13)), (l2, org_a, "completed", None, at(4, 0, 0, 0)),
-        (l3, org_a, "completed", None, at(0)), (l3, org_a, "passed", 1.0, at(0, 14)),
-        (l3, org_a, "failed", None, at(0, 15)),  # no score: not a scored event
-        *[(t, org_a, "completed", None, at(0, h)) for h in range(5)],  # a trainer: not a learner
-        (b1, org_b, "completed", None, at(0)),
+    for learner in ("a", "b"):
+        sql(url, "INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id) VALUES (%s, %s, %s)",
+            (org_a, users["t"], users[learner]))
+    a, b, c, x = users["a"], users["b"], users["c"], users["x"]
+    send(org_a, [
+        ev(a, "completed", at(0, 9), "course-1", seconds=600), ev(a, "completed", at(0, 10), "course-1"),
+        ev(a, "completed", at(2, 12), "course-2", seconds=1200),
+        ev(a, "passed", at(2, 13), "quiz-1", score=0.8, skills=("sql",)),
+        ev(b, "session", at(1, 9), "session-1", seconds=1800),
+        ev(b, "failed", at(1, 10), "quiz-1", score=0.4, skills=("sql",)),
+        ev(b, "attempted", at(3), "quiz-2"),  # no score: an assessment, not a scored one
+        ev(c, "completed", at(6, 23, 59, 59), "course-3"),  # still day 6 in UTC
+        *[ev(x, "completed", at(0, h), f"course-x{h}") for h in range(5)],
     ])
+    send(org_b, [ev(users["e"], "completed", at(0), "course-1")])
     return Data(org_a, org_b, users)
 
 
-def stats(values: list[float], metric: str) -> dict[str, Any]:
-    """percentile_cont by hand: linear interpolation at p * (n - 1) in the sorted values."""
-    v = sorted(values)
-
-    def pct(p: float) -> float:
-        pos = p * (len(v) - 1)
-        lo = int(pos)
-        hi = min(lo + 1, len(v) - 1)
-        return v[lo] + (pos - lo) * (v[hi] - v[lo])
-
-    return {"metric": metric, "avg": sum(v) / len(v), "p25": pct(0.25), "p50": pct(0.5), "p75": pct(0.75),
-            "p90": pct(0.9), "min": v[0], "max": v[-1]}
+def q(p25: float | None, median: float | None, p75: float | None) -> dict[str, float | None]:
+    return {"p25": p25, "median": median, "p75": p75}
 
 
-def expected(data: Data) -> dict[tuple[UUID, str, str, date], tuple[date, int, dict[str, Any]]]:
-    """The figures worked out by hand from the data set above."""
-    a, b, m = data.org_a, data.org_b, MONDAY
-    out: dict[tuple[UUID, str, str, date], tuple[date, int, dict[str, Any]]] = {}
-
-    def put(org: UUID, gran: str, start: date, end: date, velocity: list[float], engagement: list[float],
-            mastery: list[float]) -> None:
-        for kind, metric, values in [("learning_velocity", "velocity", velocity),
-                                     ("engagement", "engagement", engagement), ("mastery", "mastery", mastery)]:
-            if values:
-                out[(org, gran, kind, start)] = (end, len(values), stats(values, metric))
-
-    day = timedelta(days=1)
-    # Daily: velocity = completions * 7 / 1 day; engagement 1 for anyone active that day.
-    put(a, "daily", m, m + day, [14, 0, 7], [1, 1, 1], [0.8, 1.0])             # l1, l2, l3
-    put(a, "daily", m + day, m + 2 * day, [0], [1], [0.6])                      # l2
-    put(a, "daily", m + 2 * day, m + 3 * day, [7], [1], [0.4])                  # l1
-    put(a, "daily", m + 4 * day, m + 5 * day, [7], [1], [])                     # l2
-    put(b, "daily", m, m + day, [7], [1], [])
-    # Weekly: l1 3 completions on 2 days, scores .8 .4; l2 1 on 3 days, .6; l3 1 on 1 day, 1.0.
-    week = timedelta(days=7)
-    put(a, "weekly", m, m + week, [3, 1, 1], [2 / 7, 3 / 7, 1 / 7], [0.6, 0.6, 1.0])
-    put(b, "weekly", m, m + week, [1], [1 / 7], [])
-    # Monthly: the same counts over the month's length.
-    first, n = m.replace(day=1), MONTH_DAYS
-    nxt = add_months(first, 1)
-    put(a, "monthly", first, nxt, [21 / n, 7 / n, 7 / n], [2 / n, 3 / n, 1 / n], [0.6, 0.6, 1.0])
-    put(b, "monthly", first, nxt, [7 / n], [1 / n], [])
+# (scope, granularity, period start) -> the stored row's columns, worked out by hand.
+def expected(data: Data) -> dict[tuple[UUID, UUID | None, str, date], dict[str, Any]]:
+    a, b, t = data.org_a, data.org_b, data.users["t"]
+    out: dict[tuple[UUID, UUID | None, str, date], dict[str, Any]] = {}
+    # The week of org A: completions per learner a 2 (course-1 twice counts once), b 0, c 1, d 0;
+    # active days a 2, b 2, c 1, d 0; minutes a 30, b 30; scores a .8, b .4.
+    week_a = dict(learners=4, active_learners=3, completions=3, assessments=3, scored=2, score_micros=1_200_000,
+                  duration_seconds=3600, distribution={
+                      "completions": q(0, 0.5, 1.25), "activeDays": q(0.75, 1.5, 2),
+                      "meanScore": q(0.5, 0.6, 0.7), "minutes": q(0, 15, 30)})
+    week_t = dict(learners=2, active_learners=2, completions=2, assessments=3, scored=2, score_micros=1_200_000,
+                  duration_seconds=3600, distribution={
+                      "completions": q(0.5, 1, 1.5), "activeDays": q(2, 2, 2),
+                      "meanScore": q(0.5, 0.6, 0.7), "minutes": q(30, 30, 30)})
+    week_b = dict(learners=1, active_learners=1, completions=1, assessments=0, scored=0, score_micros=0,
+                  duration_seconds=0, distribution={
+                      "completions": q(1, 1, 1), "activeDays": q(1, 1, 1),
+                      "meanScore": q(None, None, None), "minutes": q(0, 0, 0)})
+    for gran, start, end in (("weekly", MONDAY, WEEK_END), ("monthly", MONTH, NEXT_MONTH)):
+        out[(a, None, gran, start)] = {**week_a, "period_end": end}
+        out[(a, t, gran, start)] = {**week_t, "period_end": end}
+        out[(b, None, gran, start)] = {**week_b, "period_end": end}
+    none = {"completions": q(0, 0, 0), "activeDays": q(0, 0, 0), "meanScore": q(None, None, None),
+            "minutes": q(0, 0, 0)}
+    for i in range(7):
+        day = MONDAY + timedelta(days=i)
+        for key, n in (((a, None), 4), ((a, t), 2), ((b, None), 1)):
+            out[(*key, "daily", day)] = dict(learners=n, active_learners=0, completions=0, assessments=0, scored=0,
+                                            score_micros=0, duration_seconds=0, distribution=none,
+                                            period_end=day + timedelta(days=1))
+    d = MONDAY
+    out[(a, None, "daily", d)] |= dict(active_learners=1, completions=1, duration_seconds=600, distribution={
+        **none, "completions": q(0, 0, 0.25), "activeDays": q(0, 0, 0.25), "minutes": q(0, 0, 2.5)})
+    out[(a, t, "daily", d)] |= dict(active_learners=1, completions=1, duration_seconds=600, distribution={
+        **none, "completions": q(0.25, 0.5, 0.75), "activeDays": q(0.25, 0.5, 0.75), "minutes": q(2.5, 5, 7.5)})
+    out[(b, None, "daily", d)] |= dict(active_learners=1, completions=1, distribution={
+        **none, "completions": q(1, 1, 1), "activeDays": q(1, 1, 1)})
+    d1 = MONDAY + timedelta(days=1)  # b: a session of 30 minutes and a failed quiz at .4
+    for key, half in (((a, None), False), ((a, t), True)):
+        out[(*key, "daily", d1)] |= dict(active_learners=1, assessments=1, scored=1, score_micros=400_000,
+                                         duration_seconds=1800, distribution={
+            **none, "activeDays": q(0.25, 0.5, 0.75) if half else q(0, 0, 0.25), "meanScore": q(0.4, 0.4, 0.4),
+            "minutes": q(7.5, 15, 22.5) if half else q(0, 0, 7.5)})
+    d2 = MONDAY + timedelta(days=2)  # a: course-2 (20 minutes) and quiz-1 passed at .8
+    for key, half in (((a, None), False), ((a, t), True)):
+        out[(*key, "daily", d2)] |= dict(active_learners=1, completions=1, assessments=1, scored=1,
+                                         score_micros=800_000, duration_seconds=1200, distribution={
+            "completions": q(0.25, 0.5, 0.75) if half else q(0, 0, 0.25),
+            "activeDays": q(0.25, 0.5, 0.75) if half else q(0, 0, 0.25), "meanScore": q(0.8, 0.8, 0.8),
+            "minutes": q(5, 10, 15) if half else q(0, 0, 5)})
+    d3 = MONDAY + timedelta(days=3)  # b: an attempt without a score
+    for key, half in (((a, None), False), ((a, t), True)):
+        out[(*key, "daily", d3)] |= dict(active_learners=1, assessments=1, distribution={
+            **none, "activeDays": q(0.25, 0.5, 0.75) if half else q(0, 0, 0.25)})
+    d6 = MONDAY + timedelta(days=6)  # c, outside the cohort
+    out[(a, None, "daily", d6)] |= dict(active_learners=1, completions=1, distribution={
+        **none, "completions": q(0, 0, 0.25), "activeDays": q(0, 0, 0.25)})
     return out
 
 
-def stored(url: str, orgs: list[UUID]) -> dict[tuple[UUID, str, str, date], tuple[date, int, dict[str, Any]]]:
-    rows = sql(url, "SELECT organization_id, granularity, analytics_type, period_start, period_end, user_count, "
-                    "data, role FROM aggregated_analytics WHERE organization_id = ANY(%s)", (orgs,))
-    assert {r[7] for r in rows} <= {"learner"}
-    return {(r[0], r[1], r[2], r[3]): (r[4], r[5], r[6]) for r in rows}
+COLUMNS = ("period_end", "learners", "active_learners", "completions", "assessments", "scored", "score_micros",
+           "duration_seconds", "distribution")
 
 
-def assert_matches(actual: dict[Any, Any], wanted: dict[Any, Any]) -> None:
-    assert set(actual) == set(wanted)
-    for key, (end, count, figures) in wanted.items():
-        got_end, got_count, got = actual[key]
-        assert (got_end, got_count) == (end, count), key
-        assert got["metric"] == figures["metric"]
-        for name in ("avg", "p25", "p50", "p75", "p90", "min", "max"):
-            assert got[name] == pytest.approx(figures[name], abs=1.5e-6), (key, name)
+def stored(url: str, orgs: list[UUID], gran: str | None = None) -> dict[tuple[Any, ...], dict[str, Any]]:
+    rows = sql(url, f"SELECT organization_id, trainer_id, granularity, period_start, {', '.join(COLUMNS)} "
+                    "FROM population_rollups WHERE organization_id = ANY (%s) "
+                    "AND (%s::text IS NULL OR granularity = %s)",
+               (orgs, gran, gran))
+    return {tuple(r[:4]): dict(zip(COLUMNS, r[4:], strict=True)) for r in rows}
+
+
+def run(url: str, gran: str, start: date, end: date) -> repo.RollupCounts:
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT app.begin_maintenance()")
+        return repo.rollup(conn, gran, start, end)  # type: ignore[arg-type]
+
+
+def run_all(url: str) -> int:
+    return sum(run(url, g, s, e).written for g, s, e in
+               (("daily", MONDAY, WEEK_END), ("weekly", MONDAY, WEEK_END), ("monthly", MONTH, NEXT_MONTH)))
 
 
 def test_windows_cover_yesterday_last_iso_week_and_last_month() -> None:
@@ -172,130 +211,156 @@ def test_windows_cover_yesterday_last_iso_week_and_last_month() -> None:
     assert spans["daily"] == (date(2025, 12, 2), date(2026, 3, 2))
     assert spans["weekly"] == (date(2025, 12, 1), date(2026, 3, 2))
     assert spans["monthly"] == (date(2025, 12, 1), date(2026, 3, 1))
-    # 2026-12-28 (Monday) begins ISO week 53 of 2026, which ends in 2027.
     assert windows(date(2027, 1, 4))["weekly"] == (date(2026, 12, 28), date(2027, 1, 4))
 
 
-def test_rollup_equals_the_hand_computed_figures_and_a_rerun_writes_nothing(scratch: str) -> None:
+def test_every_figure_of_organizations_and_cohorts_equals_the_hand_computed_one(scratch: str) -> None:
     data = seed(scratch)
 
-    first = invoke(handler, RUN)
+    written = run_all(scratch)
 
-    assert first["status"] == "ok"
-    assert first["rowsWritten"] == 23
-    assert_matches(stored(scratch, [data.org_a, data.org_b]), expected(data))
-    before = sql(scratch, "SELECT id, updated_at, xmin::text FROM aggregated_analytics ORDER BY id")
+    wanted = expected(data)
+    assert written == len(wanted) == 21 + 3 + 3
+    got = stored(scratch, [data.org_a, data.org_b])
+    assert set(got) == set(wanted)  # trainer u (no learners) has no rows; trainer x's events count nowhere
+    for key, figures in wanted.items():
+        assert got[key] == figures, key
 
-    again = invoke(handler, RUN)
 
-    assert [first["details"][g]["periodsChanged"] for g in GRANULARITIES] == [5, 2, 2]
+def test_an_unchanged_rerun_writes_nothing_and_touches_no_row(scratch: str) -> None:
+    seed(scratch)
+    run_all(scratch)
+    before = sql(scratch, "SELECT organization_id, trainer_id, granularity, period_start, xmin::text, computed_at "
+                          "FROM population_rollups ORDER BY 1, 2, 3, 4")
+
+    assert run_all(scratch) == 0
+    assert sql(scratch, "SELECT organization_id, trainer_id, granularity, period_start, xmin::text, computed_at "
+                        "FROM population_rollups ORDER BY 1, 2, 3, 4") == before
+
+
+def test_the_job_rolls_up_its_windows_and_a_rerun_writes_nothing(scratch: str) -> None:
+    data = seed(scratch)
+    event = {"date": WEEK_END.isoformat(), "days": 7}
+
+    first = invoke(handler, event)
+    again = invoke(handler, event)
+
+    assert first["status"] == "ok" and first["rowsWritten"] > 0
     assert again["rowsWritten"] == 0
-    assert [again["details"][g]["periodsChanged"] for g in GRANULARITIES] == [0, 0, 0]
-    # Not even touched: same row versions (xmin), same updated_at.
-    assert sql(scratch, "SELECT id, updated_at, xmin::text FROM aggregated_analytics ORDER BY id") == before
+    weekly = stored(scratch, [data.org_a], "weekly")
+    assert weekly[(data.org_a, None, "weekly", MONDAY)] == expected(data)[(data.org_a, None, "weekly", MONDAY)]
 
 
-def test_a_replay_picks_up_new_events_and_erasures(scratch: str) -> None:
-    data = seed(scratch)
-    invoke(handler, RUN)
-    l3 = data.users["l3"]
-    add_events(scratch, [(l3, data.org_a, "completed", None, at(5))])
-
-    grown = invoke(handler, RUN)
-
-    # Day M+5 is new (velocity, engagement); week and month change for those two types only.
-    daily = grown["details"]["daily"]
-    assert (daily["inserted"], daily["updated"], daily["deleted"]) == (2, 0, 0)
-    assert [grown["details"][g]["periodsChanged"] for g in GRANULARITIES] == [1, 1, 1]  # only org A's
-    assert (grown["details"]["weekly"]["updated"], grown["details"]["monthly"]["updated"]) == (2, 2)
-    week = stored(scratch, [data.org_a])[(data.org_a, "weekly", "learning_velocity", MONDAY)]
-    assert week[2]["max"] == 3 and week[2]["avg"] == pytest.approx(6 / 3, abs=1e-6)  # l3 now 2/week
-
-    # l2 erased (events cascade): the days only l2 was active on have no row left.
-    sql(scratch, "DELETE FROM users WHERE id = %s", (data.users["l2"],))
-    shrunk = invoke(handler, RUN)
-
-    assert shrunk["details"]["daily"]["deleted"] == 5  # M+1 (3 types) and M+4 (2 types)
-    assert [shrunk["details"][g]["periodsChanged"] for g in GRANULARITIES] == [3, 1, 1]  # M, M+1, M+4
-    days = {k[3] for k in stored(scratch, [data.org_a]) if k[1] == "daily"}
-    assert days == {MONDAY, MONDAY + timedelta(days=2), MONDAY + timedelta(days=5)}
-    assert invoke(handler, RUN)["rowsWritten"] == 0
-
-
-def test_a_role_change_is_an_input_change(scratch: str) -> None:
-    data = seed(scratch)
-    invoke(handler, RUN)
-    sql(scratch, "UPDATE users SET roles = '{trainer}' WHERE id = %s", (data.users["l1"],))
-
-    result = invoke(handler, RUN)
-
-    # l1 was active on M and M+2: those days, the week and the month are recomputed without l1.
-    assert [result["details"][g]["periodsChanged"] for g in GRANULARITIES] == [2, 1, 1]
-    rows = stored(scratch, [data.org_a])
-    assert rows[(data.org_a, "daily", "learning_velocity", MONDAY)][1] == 2
-    assert (data.org_a, "daily", "engagement", MONDAY + timedelta(days=2)) not in rows
-    assert rows[(data.org_a, "weekly", "mastery", MONDAY)][2]["avg"] == pytest.approx(0.8)  # l2 .6, l3 1.0
-
-
-def test_periods_are_recomputed_when_their_bookkeeping_is_missing_or_outdated(
+def test_replays_see_new_events_erasures_unassignments_and_a_new_version(
     scratch: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = seed(scratch)
-    invoke(handler, RUN)
-    wanted = expected(data)
+    run_all(scratch)
+    a = data.org_a
 
-    sql(scratch, "DELETE FROM app.rollup_inputs")  # rows without fingerprints: recomputed, same figures
-    again = invoke(handler, RUN)
-    assert [again["details"][g]["periodsChanged"] for g in GRANULARITIES] == [5, 2, 2]
-    assert again["rowsWritten"] == 0
+    send(a, [ev(data.users["c"], "completed", at(5), "course-4")])
+    assert run(scratch, "daily", MONDAY, WEEK_END) == repo.RollupCounts(0, 1, 0)  # day 5 of org A (c: no cohort)
+    assert run(scratch, "weekly", MONDAY, WEEK_END) == repo.RollupCounts(0, 1, 0)
+    assert stored(scratch, [a], "weekly")[(a, None, "weekly", MONDAY)]["completions"] == 4
 
-    monkeypatch.setattr(repo, "ROLLUP_VERSION", repo.ROLLUP_VERSION + 1)  # a new definition
-    bumped = invoke(handler, RUN)
-    assert [bumped["details"][g]["periodsChanged"] for g in GRANULARITIES] == [5, 2, 2]
+    sql(scratch, "DELETE FROM users WHERE id = %s", (data.users["b"],))  # erasure: b's days go by cascade
+    assert sql(scratch, "SELECT count(*) FROM learner_daily_activity WHERE user_id = %s", (data.users["b"],)) == [(0,)]
+    assert run(scratch, "weekly", MONDAY, WEEK_END) == repo.RollupCounts(0, 2, 0)  # org A and cohort t
+    week = stored(scratch, [a], "weekly")
+    assert (week[(a, None, "weekly", MONDAY)]["learners"], week[(a, data.users["t"], "weekly", MONDAY)]["learners"]) \
+        == (3, 1)
 
-    sql(scratch, "DELETE FROM aggregated_analytics WHERE granularity = 'weekly' AND analytics_type = 'engagement' "
-                 "AND organization_id = %s", (data.org_b,))  # a fingerprint without its rows
-    restored = invoke(handler, RUN)
-    assert restored["details"]["weekly"] | {"from": 0, "to": 0} == {
-        "from": 0, "to": 0, "periodsChanged": 1, "inserted": 1, "updated": 0, "deleted": 0}
-    assert_matches(stored(scratch, [data.org_a, data.org_b]), wanted)
+    sql(scratch, "DELETE FROM trainer_assignments WHERE trainer_id = %s", (data.users["t"],))
+    assert run(scratch, "weekly", MONDAY, WEEK_END) == repo.RollupCounts(0, 0, 1)  # the cohort is gone
+
+    monkeypatch.setattr(repo, "ROLLUP_VERSION", repo.ROLLUP_VERSION + 1)
+    assert run(scratch, "weekly", MONDAY, WEEK_END) == repo.RollupCounts(0, 2, 0)  # org A and org B rewritten
 
 
 def test_two_overlapping_runs_end_as_one(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     data = seed(scratch)
     per_thread = PerThreadDatabase()
     monkeypatch.setattr(db, "owner", per_thread)
+    event = {"date": WEEK_END.isoformat(), "days": 7}
     try:
-        results = run_concurrently([lambda: invoke(handler, RUN)] * 2)
+        results = run_concurrently([lambda: invoke(handler, event)] * 2)
     finally:
         per_thread.reset()
     assert sorted(r["status"] for r in results) in (["ok", "ok"], ["ok", "skipped"])
-    assert sum(r["rowsWritten"] for r in results) == 23
-    assert_matches(stored(scratch, [data.org_a, data.org_b]), expected(data))
+    first = min(results, key=lambda r: -r["rowsWritten"])
+    assert sum(r["rowsWritten"] for r in results) == first["rowsWritten"]
+    weekly = stored(scratch, [data.org_a, data.org_b], "weekly")
+    assert weekly[(data.org_b, None, "weekly", MONDAY)] == expected(data)[(data.org_b, None, "weekly", MONDAY)]
 
 
-def test_a_period_without_a_partition_gets_one_and_the_bare_insert_fails_loudly(scratch: str) -> None:
+# --- the learners' days: kept by ingest, equal to the raw events --------------------------------
+
+
+def days_from_events(url: str) -> dict[tuple[UUID, date], dict[str, Any]]:
+    """learner_daily_activity recomputed in Python from the stored learning events."""
+    rows = sql(url, "SELECT user_id, verb, object_id, skills, score, duration_seconds, occurred_at "
+                    "FROM learning_events")
+    out: dict[tuple[UUID, date], dict[str, Any]] = {}
+    for user, verb, obj, skills, score, seconds, occurred in rows:
+        key = (user, occurred.astimezone(UTC).date())
+        d = out.setdefault(key, dict(events=0, completions=0, completed_objects=set(), assessments=0, scored=0,
+                                     score_micros=0, passed=0, duration_seconds=0, sessions=0,
+                                     skills=defaultdict(lambda: [0, 0]), last_at=occurred))
+        d["events"] += 1
+        d["last_at"] = max(d["last_at"], occurred)
+        d["duration_seconds"] += seconds or 0
+        d["sessions"] += verb == "session"
+        d["passed"] += verb == "passed"
+        if verb == "completed":
+            d["completions"] += 1
+            d["completed_objects"].add(obj)
+        if verb in ("passed", "failed", "attempted"):
+            d["assessments"] += 1
+            if score is not None:
+                d["scored"] += 1
+                d["score_micros"] += round(score * 1e6)
+                for s in skills:
+                    d["skills"][s][0] += 1
+                    d["skills"][s][1] += round(score * 1e6)
+    for d in out.values():
+        d["completed_objects"] = sorted(d["completed_objects"])
+        d["skills"] = {k: list(v) for k, v in d["skills"].items()}
+    return out
+
+
+def days_stored(url: str) -> dict[tuple[UUID, date], dict[str, Any]]:
+    cols = ("events", "completions", "completed_objects", "assessments", "scored", "score_micros", "passed",
+            "duration_seconds", "sessions", "skills", "last_at")
+    rows = sql(url, f"SELECT user_id, day, {', '.join(cols)} FROM learner_daily_activity")
+    return {(r[0], r[1]): dict(zip(cols, r[2:], strict=True)) for r in rows}
+
+
+def test_ingest_keeps_the_days_equal_to_the_raw_events_and_a_replay_adds_nothing(scratch: str) -> None:
     data = seed(scratch)
-    partition = f"aggregated_analytics_y{MONDAY.year}"
-    sql(scratch, f"DROP TABLE {partition}")
+    a, b = data.users["a"], data.users["b"]
+    more = [ev(a, "passed", at(2, 15), "quiz-3", score=0.55, skills=("sql", "python")),
+            ev(a, "completed", at(2, 16), "course-1"),  # an object already completed that day: once
+            ev(b, "attempted", at(1, 11), "quiz-2", score=0.25, skills=("python",))]
+    assert send(data.org_a, more) == 3
+    before = days_stored(scratch)
 
-    result = invoke(handler, RUN)
+    assert send(data.org_a, more) == 0  # the same batch again: nothing stored, nothing added
 
-    assert partition in result["details"]["partitionsCreated"]
-    assert result["partitionsCreated"] >= 1
-    assert_matches(stored(scratch, [data.org_a, data.org_b]), expected(data))
-
-    # Without the job's partition step the statement itself refuses the rows: nothing is lost quietly.
-    sql(scratch, f"DROP TABLE {partition}")
-    with psycopg.connect(scratch) as conn:
-        conn.execute("SELECT app.begin_maintenance()")
-        with pytest.raises(psycopg.errors.CheckViolation, match="no partition of relation"):
-            repo.rollup(conn, "weekly", MONDAY, MONDAY + timedelta(days=7))
+    assert days_stored(scratch) == before
+    assert before == days_from_events(scratch)
+    day2 = before[(a, MONDAY + timedelta(days=2))]
+    assert day2["skills"] == {"sql": [2, 1_350_000], "python": [1, 550_000]}
+    assert day2["completed_objects"] == ["course-1", "course-2"] and day2["completions"] == 2
 
 
-def test_a_rollup_older_than_the_events_retention_is_refused(scratch: str) -> None:
-    oldest = sql(scratch, "SELECT min(relname) FROM pg_class WHERE relname LIKE 'learning\\_events\\_m%' "
-                          "AND relkind = 'r'")[0][0]
-    sql(scratch, f"DROP TABLE {oldest}")  # as the partition job does once it is past retention
-    with pytest.raises(ValueError, match="no longer retained"):
-        invoke(handler, {"date": TODAY.isoformat(), "days": 400})
+def test_the_migration_back_fills_the_days_from_the_events(scratch: str) -> None:
+    seed(scratch)
+    wanted = days_from_events(scratch)
+    sql(scratch, "DELETE FROM learner_daily_activity")
+    spec = importlib.util.spec_from_file_location("m0008", ROOT / "migrations/versions/0008_learner_daily_activity.py")
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+
+    sql(scratch, migration.BACKFILL)
+    assert days_stored(scratch) == wanted

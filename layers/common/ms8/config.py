@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ms8.domain.risk import RiskThresholds
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -45,6 +47,20 @@ def settings() -> Settings:
         report_retention_days=_int("REPORT_RETENTION_DAYS", 30),
         s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
         service_name=os.environ.get("POWERTOOLS_SERVICE_NAME", "ms8-learning-analytics"),
+    )
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@lru_cache(maxsize=1)
+def risk_thresholds() -> RiskThresholds:
+    """The at-risk rule's thresholds (RISK_INACTIVE_DAYS, RISK_VELOCITY_DROP, RISK_TARGET_MARGIN)."""
+    return RiskThresholds(
+        inactive_days=_int("RISK_INACTIVE_DAYS", 7),
+        velocity_drop_ratio=_float("RISK_VELOCITY_DROP", 0.5),
+        target_margin=_float("RISK_TARGET_MARGIN", 0.1),
     )
 
 

@@ -20,6 +20,8 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from ms8.domain import vocabulary
+
 # Bumped whenever a definition below changes, so stored snapshots say which one they used.
 DEFINITION_VERSION = 1
 
@@ -28,9 +30,9 @@ ENGAGEMENT_DAYS = 30
 ENGAGEMENT_SHORT_DAYS = 7
 MASTERY_DAYS = 90
 MASTERY_HALF_LIFE_DAYS = 30.0
-COMPLETION_VERBS = frozenset({"completed"})
-ASSESSMENT_VERBS = frozenset({"passed", "failed", "attempted"})
-SESSION_VERB = "session"
+COMPLETION_VERBS = frozenset(vocabulary.COMPLETION_VERBS)
+ASSESSMENT_VERBS = frozenset(vocabulary.ASSESSMENT_VERBS)
+SESSION_VERB = vocabulary.SESSION_VERB
 
 # How far back each type looks (analytics.window_days), and how far back its inputs are read.
 WINDOW_DAYS: dict[str, int] = {

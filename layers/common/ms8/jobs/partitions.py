@@ -78,15 +78,17 @@ def maintain(conn: psycopg.Connection, params: JobInput) -> Outcome:
             dropped.append(part.name)
     # The rollups' input fingerprints of periods whose history is gone go with it.
     forgotten = rollups.forget_fingerprints_before(conn, aggregates_cutoff)
+    # Population rollups keep the same 7 years.
+    rollups_deleted = rollups.delete_before(conn, aggregates_cutoff)
     return Outcome(
-        rows_written=forgotten,
+        rows_written=forgotten + rollups_deleted,
         partitions_created=len(created),
         partitions_dropped=len(dropped),
         details={
             "created": created, "dropped": dropped,
             "aggregatesCutoff": aggregates_cutoff.isoformat(),
             "eventsCutoff": events_cutoff.isoformat(), "eventsRetentionMonths": events_months,
-            "fingerprintsForgotten": forgotten,
+            "fingerprintsForgotten": forgotten, "populationRollupsDeleted": rollups_deleted,
         },
     )
 

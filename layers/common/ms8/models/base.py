@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-Role = Literal["learner", "trainer", "org_admin"]
-AnalyticsType = Literal["learning_velocity", "engagement", "mastery", "skill_gap"]
-ANALYTICS_TYPES: tuple[AnalyticsType, ...] = ("learning_velocity", "engagement", "mastery", "skill_gap")
+# The vocabulary lives in ms8.domain.vocabulary; re-exported here for the models.
+from ms8.domain.vocabulary import ANALYTICS_TYPES, HEADLINE_METRIC, AnalyticsType, Role
+
+__all__ = ["ANALYTICS_TYPES", "HEADLINE_METRIC", "AnalyticsType", "ApiModel", "Role"]
 
 
 class ApiModel(BaseModel):
@@ -18,11 +17,3 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", serialize_by_alias=True
     )
-
-# The headline metric of each analytics type: the number peer comparison and reports lead with.
-HEADLINE_METRIC: dict[str, str] = {
-    "learning_velocity": "velocity",
-    "engagement": "engagement",
-    "mastery": "mastery",
-    "skill_gap": "gap",
-}

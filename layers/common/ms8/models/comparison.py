@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ms8.domain.vocabulary import PEER_K
 from ms8.models.base import AnalyticsType, ApiModel
 
-K_ANONYMITY = 10
+K_ANONYMITY = PEER_K
 
 
 class PeerGroup(ApiModel):

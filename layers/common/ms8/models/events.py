@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator, model_validator
 
+from ms8.domain.vocabulary import Verb
 from ms8.models.base import ApiModel
 
 MAX_EVENTS = 1000
 MAX_SKILLS = 20
 MAX_DURATION_S = 24 * 3600
 
-Verb = Literal["completed", "passed", "failed", "attempted", "progressed", "session"]
 # No control characters: the insert joins a row's skills with one (ms8.repositories.events).
 Skill = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
                                          pattern=r"^[^\x00-\x1f\x7f]+$")]

@@ -1,27 +1,42 @@
-"""Organization history (aggregated_analytics), as RLS lets the caller see it."""
+"""Population rollups (population_rollups) as RLS lets the caller see them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 from uuid import UUID
 
 import psycopg
 
-from ms8.models.aggregates import Aggregate
-
-_FIELDS = ("granularity", "role", "analytics_type", "period_start", "period_end", "user_count", "data")
+from ms8.domain.rollups import RollupSums
 
 
-def history(
-    conn: psycopg.Connection, organization_id: UUID, granularity: str, analytics_type: str | None, role: str | None,
-    start: date, end: date, limit: int,
-) -> list[Aggregate]:
-    """Rollup rows whose period starts in [start, end], oldest first."""
+@dataclass(frozen=True, slots=True)
+class StoredRollup:
+    trainer_id: UUID | None
+    granularity: str
+    period_start: date
+    period_end: date
+    sums: RollupSums
+    distribution: dict[str, Any]
+
+
+def rollups(
+    conn: psycopg.Connection, organization_id: UUID, trainer_id: UUID | None, granularity: str,
+    start: date, end: date,
+) -> list[StoredRollup]:
+    """The organization's (trainer_id None) or a cohort's rows whose period starts in
+    [start, end], oldest first."""
     rows = conn.execute(
-        f"SELECT {', '.join(_FIELDS)} FROM aggregated_analytics "
-        "WHERE organization_id = %s AND granularity = %s AND period_start BETWEEN %s AND %s "
-        "AND (%s::text IS NULL OR analytics_type = %s) AND (%s::text IS NULL OR role = %s) "
-        "ORDER BY period_start, analytics_type, role LIMIT %s",
-        (organization_id, granularity, start, end, analytics_type, analytics_type, role, role, limit),
+        "SELECT trainer_id, granularity, period_start, period_end, learners, active_learners, completions, "
+        "assessments, scored, score_micros, duration_seconds, distribution FROM population_rollups "
+        "WHERE organization_id = %s AND trainer_id IS NOT DISTINCT FROM %s AND granularity = %s "
+        "AND period_start BETWEEN %s AND %s ORDER BY period_start",
+        (organization_id, trainer_id, granularity, start, end),
     ).fetchall()
-    return [Aggregate.model_construct(**dict(zip(_FIELDS, r, strict=True))) for r in rows]
+    return [
+        StoredRollup(r[0], r[1], r[2], r[3],
+                     RollupSums((r[3] - r[2]).days, r[4], r[5], r[6], r[7], r[8], r[9], r[10]), r[11])
+        for r in rows
+    ]

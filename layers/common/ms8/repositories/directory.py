@@ -273,3 +273,12 @@ def upsert_skill_target(conn: psycopg.Connection, organization_id: UUID, skill: 
     assert row is not None
     # target_level is a real: round off the float noise of single precision.
     return SkillTarget(skill=row[0], target_level=round(row[1], 6), created=row[2], updated_at=row[3])
+
+
+def refresh_skill_gaps(conn: psycopg.Connection) -> int:
+    """Recompute the skill_gap snapshot of every learner of the caller's organization (org admin)
+    from their mastery snapshot and the current targets (app.refresh_skill_gaps, migration 0008);
+    returns the snapshots that changed."""
+    row = conn.execute("SELECT app.refresh_skill_gaps()").fetchone()
+    assert row is not None
+    return int(row[0])

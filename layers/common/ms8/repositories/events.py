@@ -11,6 +11,7 @@ from uuid import UUID
 import psycopg
 
 from ms8.domain.metrics import EventRecord, EventRow
+from ms8.repositories.days import DAYS_FROM_STORED, VERB_PARAMS
 
 
 class NewEvent(NamedTuple):
@@ -42,6 +43,8 @@ class InsertedEvent(NamedTuple):
 # string joined by SKILL_SEPARATOR (skills cannot contain control characters: see the model).
 # Rows are inserted in key order, so two batches that share event ids lock them in the same
 # order and cannot deadlock. A key already stored (a replay) is skipped, not updated.
+# The same statement adds the events it stored, and only those, to the learners' UTC days
+# (learner_daily_activity, migration 0008): a replayed batch stores nothing and so adds nothing.
 # The answer is one row: how many rows were stored and, only when that is fewer than were sent
 # (replays, or an event repeated in the batch), the ids of those stored. A batch of new events,
 # the usual case, sends nothing back per row.
@@ -50,17 +53,19 @@ _INSERT = """
 WITH stored AS (
     INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
                                  skills, score, success, duration_seconds, occurred_at)
-    SELECT x.event_id, x.user_id, %s, x.verb, x.object_id, x.object_type,
+    SELECT x.event_id, x.user_id, %(org)s, x.verb, x.object_id, x.object_type,
            string_to_array(x.skills, E'\\x1f'), x.score, x.success, x.duration_seconds, x.occurred_at
-    FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[], %b::real[],
-                %b::boolean[], %b::integer[], %b::timestamptz[])
+    FROM unnest(%(ids)b::uuid[], %(users)b::uuid[], %(verbs)b::text[], %(objects)b::text[], %(types)b::text[],
+                %(skills)b::text[], %(scores)b::real[], %(successes)b::boolean[], %(durations)b::integer[],
+                %(occurred)b::timestamptz[])
          AS x(event_id, user_id, verb, object_id, object_type, skills, score, success,
               duration_seconds, occurred_at)
     ORDER BY x.user_id, x.event_id, x.occurred_at
     ON CONFLICT (user_id, event_id, occurred_at) DO NOTHING
-    RETURNING event_id
-)
-SELECT count(*)::integer, CASE WHEN count(*) < %s THEN array_agg(event_id) END FROM stored
+    RETURNING event_id, user_id, verb, object_id, skills, score, duration_seconds, occurred_at
+),
+""" + DAYS_FROM_STORED + """
+SELECT count(*)::integer, CASE WHEN count(*) < %(sent)s THEN array_agg(event_id) END FROM stored
 """
 
 
@@ -77,10 +82,12 @@ def insert_batch(conn: psycopg.Connection, organization_id: UUID, rows: Sequence
         *rows, strict=True
     )
     join = SKILL_SEPARATOR.join
-    row = conn.execute(_INSERT, (
-        organization_id, list(event_ids), list(user_ids), list(verbs), list(object_ids), list(object_types),
-        [join(s) for s in skills], list(scores), list(successes), list(durations), list(occurred), len(rows),
-    )).fetchone()
+    row = conn.execute(_INSERT, {
+        "org": organization_id, "ids": list(event_ids), "users": list(user_ids), "verbs": list(verbs),
+        "objects": list(object_ids), "types": list(object_types), "skills": [join(s) for s in skills],
+        "scores": list(scores), "successes": list(successes), "durations": list(durations),
+        "occurred": list(occurred), "sent": len(rows), **VERB_PARAMS,
+    }).fetchone()
     assert row is not None
     count, stored_ids = row
     if count == len(rows):

@@ -1,146 +1,132 @@
-"""The organization history rollup: learning_events -> aggregated_analytics (owner connection,
-maintenance transaction).
+"""Population rollups: learner_daily_activity -> population_rollups (owner connection,
+maintenance transaction), and what the old organization history kept (its fingerprints).
 
-Two kinds of statement: `changed_periods` finds, in one pass over the window's events, the
-(organization, period) pairs whose learner events differ from what they were last rolled up
-from (app.rollup_inputs, migration 0004); `rollup` recomputes a granularity's periods (all of
-them, or only those pairs) in one statement for every organization at once.
+One statement per granularity computes, for every organization and every trainer cohort at
+once, each period's population figures from the learners' days, and writes only the rows that
+differ from what is stored (docs/ANALYTICS.md defines every figure).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
-from uuid import UUID
+from datetime import date, timedelta
 
 import psycopg
 
-from ms8.repositories import maintenance
+from ms8.domain.vocabulary import LEARNER, Granularity
 
-Granularity = Literal["daily", "weekly", "monthly"]
 # date_trunc unit and period length per granularity; date_trunc('week') starts on ISO Mondays.
 UNITS: dict[Granularity, tuple[str, str]] = {
     "daily": ("day", "1 day"),
     "weekly": ("week", "7 days"),
     "monthly": ("month", "1 month"),
 }
-# Stored with each period's input fingerprint: bump it when the figures' definition changes,
-# and the next run recomputes every period in its window.
-ROLLUP_VERSION = 1
-
-# Scores count in micro-units (integers): sums of integers are exact whatever order rows arrive
-# in, so a re-run computes bit-identical figures and IS DISTINCT FROM finds nothing to write.
-_SCORED = "e.verb IN ('passed', 'failed', 'attempted')"
+# Stored with each row: bump it when a figure's definition changes, and the next run rewrites
+# every row of its window. 2: population rollups from learner days (1 was the per-type history
+# of active learners in aggregated_analytics).
+ROLLUP_VERSION = 2
 
 # How it computes, and why so:
-# - per_user folds events into one row per user and period in one pass (a bit mask of the
-#   active days, no count(DISTINCT)); the learner test joins users after that, on fewer rows.
-# - velocity (completions * 7 / days) and engagement (active days / days) are the integer
-#   counts scaled by a per-period constant, so their percentiles, min and max are the counts'
-#   scaled, and their averages exact ratios of integer sums. One row per organization and
-#   period carries all three types; the VALUES list turns it into one row per type.
-# - Rows of these periods that the data no longer supports (e.g. an erased user was their only
-#   active learner) are deleted, so a replay leaves exactly what a first run would.
-# - Unchanged rows are filtered out before the INSERT: ON CONFLICT DO UPDATE would otherwise
-#   still lock (and so write) every conflicting row even when its WHERE finds no change.
-_ROLLUP = f"""
-WITH scope AS (
-    SELECT * FROM unnest(%(scope_orgs)s::uuid[], %(scope_starts)s::date[]) AS s(organization_id, period_start)
+# - members: the population of each organization (its learners: users holding the learner role)
+#   and of each trainer cohort (learners assigned to the trainer), as they are at the run.
+# - per_user / per_user_objects fold the learners' days into one row per learner and period;
+#   distinct completed objects need their own pass (an object completed on two days of one week
+#   counts once in that week, as in the learner's velocity).
+# - cells: every member x period, inactive learners with zeros, so that the distributions are
+#   over all the population's learners (mean score over those with a scored assessment).
+# - Unchanged rows are filtered out before the INSERT (ON CONFLICT DO UPDATE would lock, and so
+#   write, every conflicting row even when its WHERE finds no change); rows of the window the
+#   data no longer supports (a cohort that lost its learners) are deleted.
+_ROLLUP = """
+WITH periods AS (
+    SELECT p::date AS period_start, (p + %(step)s::interval)::date AS period_end
+    FROM generate_series(%(start)s::timestamp, %(end)s::timestamp - interval '1 day', %(step)s::interval) AS p
+),
+members AS (
+    SELECT u.organization_id, NULL::uuid AS trainer_id, u.id AS user_id
+    FROM users u WHERE %(learner)s = ANY (u.roles)
+    UNION ALL
+    SELECT u.organization_id, ta.trainer_id, u.id
+    FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
+    WHERE %(learner)s = ANY (u.roles)
 ),
 per_user AS (
-    SELECT e.organization_id, x.period_start, e.user_id,
-           count(*) FILTER (WHERE e.verb = 'completed') AS completions,
-           -- One bit per active UTC day of the period (at most 31): no count(DISTINCT day).
-           bit_count(bit_or(1::bigint << (x.day - x.period_start))::bit(64)) AS active_days,
-           sum(round(e.score::float8 * 1e6)::bigint) FILTER (WHERE {_SCORED}) AS score_micros,
-           count(e.score) FILTER (WHERE {_SCORED}) AS scored
-    FROM learning_events e
-    CROSS JOIN LATERAL (
-        SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day,
-               date_trunc(%(unit)s, e.occurred_at AT TIME ZONE 'UTC')::date AS period_start
-    ) x
-    WHERE e.occurred_at >= %(from_ts)s AND e.occurred_at < %(to_ts)s
-      AND (%(everything)s OR e.organization_id = ANY (%(scope_orgs)s::uuid[]))
-    GROUP BY 1, 2, 3
+    SELECT d.user_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start,
+           count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
+           sum(d.score_micros) AS score_micros, sum(d.duration_seconds) AS duration_seconds
+    FROM learner_daily_activity d
+    WHERE d.day >= %(start)s AND d.day < %(end)s
+    GROUP BY 1, 2
+),
+per_user_objects AS (
+    SELECT d.user_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start, count(DISTINCT o) AS completions
+    FROM learner_daily_activity d CROSS JOIN LATERAL unnest(d.completed_objects) AS o
+    WHERE d.day >= %(start)s AND d.day < %(end)s AND d.completions > 0
+    GROUP BY 1, 2
+),
+cells AS (
+    SELECT m.organization_id, m.trainer_id, p.period_start, p.period_end,
+           coalesce(a.active_days, 0) AS active_days, coalesce(c.completions, 0) AS completions,
+           coalesce(a.assessments, 0) AS assessments, coalesce(a.scored, 0) AS scored,
+           coalesce(a.score_micros, 0) AS score_micros, coalesce(a.duration_seconds, 0) AS duration_seconds
+    FROM members m CROSS JOIN periods p
+    LEFT JOIN per_user a ON a.user_id = m.user_id AND a.period_start = p.period_start
+    LEFT JOIN per_user_objects c ON c.user_id = m.user_id AND c.period_start = p.period_start
 ),
 stats AS (
-    SELECT p.organization_id, p.period_start, x.period_end, x.period_end - p.period_start AS days,
-           count(*) AS users,
-           sum(p.completions) AS completions, min(p.completions) AS completions_min,
-           max(p.completions) AS completions_max,
-           percentile_cont(ARRAY[0.25, 0.5, 0.75, 0.9]) WITHIN GROUP (ORDER BY p.completions::float8) AS completions_q,
-           sum(p.active_days) AS active, min(p.active_days) AS active_min, max(p.active_days) AS active_max,
-           percentile_cont(ARRAY[0.25, 0.5, 0.75, 0.9]) WITHIN GROUP (ORDER BY p.active_days::float8) AS active_q,
-           count(*) FILTER (WHERE p.scored > 0) AS scored_users,
-           avg(p.score_micros::numeric / p.scored) FILTER (WHERE p.scored > 0) AS mastery_avg,
-           min(p.score_micros::float8 / p.scored) FILTER (WHERE p.scored > 0) AS mastery_min,
-           max(p.score_micros::float8 / p.scored) FILTER (WHERE p.scored > 0) AS mastery_max,
-           percentile_cont(ARRAY[0.25, 0.5, 0.75, 0.9]) WITHIN GROUP (ORDER BY p.score_micros::float8 / p.scored)
-               FILTER (WHERE p.scored > 0) AS mastery_q
-    FROM per_user p
-    JOIN users u ON u.id = p.user_id AND 'learner' = ANY (u.roles)
-    CROSS JOIN LATERAL (SELECT (p.period_start::timestamp + %(step)s::interval)::date AS period_end) x
-    WHERE %(everything)s
-       OR (p.organization_id, p.period_start) IN (SELECT organization_id, period_start FROM scope)
-    GROUP BY p.organization_id, p.period_start, x.period_end
+    SELECT organization_id, trainer_id, period_start, period_end,
+           count(*) AS learners, count(*) FILTER (WHERE active_days > 0) AS active_learners,
+           sum(completions) AS completions, sum(assessments) AS assessments, sum(scored) AS scored,
+           sum(score_micros) AS score_micros, sum(duration_seconds) AS duration_seconds,
+           percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY completions) AS completions_q,
+           percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY active_days) AS active_q,
+           percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY duration_seconds / 60.0) AS minutes_q,
+           percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY score_micros::float8 / scored / 1e6)
+               FILTER (WHERE scored > 0) AS score_q
+    FROM cells
+    GROUP BY 1, 2, 3, 4
 ),
 computed AS (
-    SELECT s.organization_id, s.period_start, s.period_end, m.analytics_type, m.user_count,
+    SELECT s.organization_id, s.trainer_id, s.period_start, s.period_end, s.learners::integer,
+           s.active_learners::integer, s.completions::bigint, s.assessments::bigint, s.scored::bigint,
+           s.score_micros::bigint, s.duration_seconds::bigint,
            jsonb_build_object(
-               'metric', m.metric,
-               'avg', trim_scale(round(m.avg, 6)),
-               'p25', trim_scale(round((m.q[1] * m.scale)::numeric, 6)),
-               'p50', trim_scale(round((m.q[2] * m.scale)::numeric, 6)),
-               'p75', trim_scale(round((m.q[3] * m.scale)::numeric, 6)),
-               'p90', trim_scale(round((m.q[4] * m.scale)::numeric, 6)),
-               'min', trim_scale(round((m.lo * m.scale)::numeric, 6)),
-               'max', trim_scale(round((m.hi * m.scale)::numeric, 6))) AS data
+               'completions', app_q(s.completions_q), 'activeDays', app_q(s.active_q),
+               'meanScore', app_q(s.score_q), 'minutes', app_q(s.minutes_q)) AS distribution
     FROM stats s
-    CROSS JOIN LATERAL (VALUES
-        ('learning_velocity', 'velocity', s.users::integer,
-         s.completions * 7 / (s.days * s.users)::numeric,
-         s.completions_q, s.completions_min::float8, s.completions_max::float8, 7.0::float8 / s.days),
-        ('engagement', 'engagement', s.users::integer,
-         s.active / (s.days * s.users)::numeric,
-         s.active_q, s.active_min::float8, s.active_max::float8, 1.0::float8 / s.days),
-        ('mastery', 'mastery', s.scored_users::integer,
-         s.mastery_avg / 1e6, s.mastery_q, s.mastery_min, s.mastery_max, 1e-6::float8)
-    ) AS m(analytics_type, metric, user_count, avg, q, lo, hi, scale)
-    WHERE m.user_count > 0
 ),
 written AS (
-    INSERT INTO aggregated_analytics AS t
-        (organization_id, granularity, role, analytics_type, period_start, period_end, user_count, data)
-    SELECT c.organization_id, %(granularity)s, 'learner', c.analytics_type, c.period_start,
-           c.period_end, c.user_count, c.data
+    INSERT INTO population_rollups AS t
+        (organization_id, trainer_id, granularity, period_start, period_end, learners, active_learners,
+         completions, assessments, scored, score_micros, duration_seconds, distribution, version)
+    SELECT c.organization_id, c.trainer_id, %(granularity)s, c.period_start, c.period_end, c.learners,
+           c.active_learners, c.completions, c.assessments, c.scored, c.score_micros, c.duration_seconds,
+           c.distribution, %(version)s
     FROM computed c
     WHERE NOT EXISTS (
-        SELECT 1 FROM aggregated_analytics o
-        WHERE o.organization_id = c.organization_id AND o.granularity = %(granularity)s
-          AND o.analytics_type = c.analytics_type AND o.role = 'learner'
-          AND o.period_start = c.period_start
-          AND o.period_end = c.period_end AND o.user_count = c.user_count AND o.data = c.data
+        SELECT 1 FROM population_rollups o
+        WHERE o.organization_id = c.organization_id AND o.trainer_id IS NOT DISTINCT FROM c.trainer_id
+          AND o.granularity = %(granularity)s AND o.period_start = c.period_start
+          AND (o.period_end, o.learners, o.active_learners, o.completions, o.assessments, o.scored,
+               o.score_micros, o.duration_seconds, o.distribution, o.version)
+              = (c.period_end, c.learners, c.active_learners, c.completions, c.assessments, c.scored,
+                 c.score_micros, c.duration_seconds, c.distribution, %(version)s)
     )
-    ORDER BY c.organization_id, c.analytics_type, c.period_start
-    ON CONFLICT (organization_id, granularity, analytics_type, role, period_start) DO UPDATE
-    SET period_end = EXCLUDED.period_end, user_count = EXCLUDED.user_count, data = EXCLUDED.data
-    WHERE (t.period_end, t.user_count, t.data)
-          IS DISTINCT FROM (EXCLUDED.period_end, EXCLUDED.user_count, EXCLUDED.data)
-    -- xmax is not available from a partitioned table here; an updated row keeps its created_at.
-    RETURNING t.created_at = t.updated_at AS inserted
+    ORDER BY c.organization_id, c.trainer_id, c.period_start
+    ON CONFLICT (organization_id, trainer_id, granularity, period_start) DO UPDATE
+    SET period_end = EXCLUDED.period_end, learners = EXCLUDED.learners,
+        active_learners = EXCLUDED.active_learners, completions = EXCLUDED.completions,
+        assessments = EXCLUDED.assessments, scored = EXCLUDED.scored, score_micros = EXCLUDED.score_micros,
+        duration_seconds = EXCLUDED.duration_seconds, distribution = EXCLUDED.distribution,
+        version = EXCLUDED.version, computed_at = now()
+    RETURNING (xmax = 0) AS inserted
 ),
 removed AS (
-    DELETE FROM aggregated_analytics t
-    WHERE t.granularity = %(granularity)s AND t.role = 'learner'
-      AND t.analytics_type IN ('learning_velocity', 'engagement', 'mastery')
-      AND t.period_start >= %(from_date)s AND t.period_start < %(to_date)s
-      AND (%(everything)s
-           OR (t.organization_id, t.period_start) IN (SELECT organization_id, period_start FROM scope))
+    DELETE FROM population_rollups t
+    WHERE t.granularity = %(granularity)s AND t.period_start >= %(start)s AND t.period_start < %(end)s
       AND NOT EXISTS (
           SELECT 1 FROM computed c
-          WHERE c.organization_id = t.organization_id AND c.analytics_type = t.analytics_type
+          WHERE c.organization_id = t.organization_id AND c.trainer_id IS NOT DISTINCT FROM t.trainer_id
             AND c.period_start = t.period_start
       )
     RETURNING 1
@@ -149,6 +135,24 @@ SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written),
        (SELECT count(*) FILTER (WHERE NOT inserted) FROM written),
        (SELECT count(*) FROM removed)
 """
+
+# The three interpolated quartiles of a percentile_cont array as {p25, median, p75}, rounded to
+# 6 decimals (a distribution over no learner: nulls). Inlined by SQL text, not a function in
+# the database: the definition stays here, beside its statement.
+_Q = ("jsonb_build_object('p25', trim_scale(round(({a})[1]::numeric, 6)), "
+      "'median', trim_scale(round(({a})[2]::numeric, 6)), 'p75', trim_scale(round(({a})[3]::numeric, 6)))")
+
+
+def _statement() -> str:
+    out = _ROLLUP
+    for name in ("s.completions_q", "s.active_q", "s.score_q", "s.minutes_q"):
+        out = out.replace(f"app_q({name})", _Q.format(a=name))
+    return out
+
+
+_STATEMENT = _statement()
+
+
 @dataclass(frozen=True, slots=True)
 class RollupCounts:
     inserted: int
@@ -170,173 +174,34 @@ def next_period(granularity: Granularity, start: date) -> date:
     return date(year, month0 + 1, 1)
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), UTC)
+def period_start(granularity: Granularity, day: date) -> date:
+    """The start of the period `day` falls in (UTC days, ISO weeks, calendar months)."""
+    if granularity == "daily":
+        return day
+    if granularity == "weekly":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
 
 
-def rollup(
-    conn: psycopg.Connection, granularity: Granularity, start: date, end: date,
-    scope: Sequence[tuple[UUID, date]] | None = None,
-) -> RollupCounts:
-    """Recompute the `granularity` rows of the periods in [start, end): every organization's,
-    or only the (organization, period start) pairs in `scope`.
-
-    `start` and `end` must be period boundaries (a Monday for weekly, a 1st for monthly). Per
-    period and learner active in it: learning_velocity = completions per week, engagement =
-    active UTC days / period days, mastery = mean score of scored assessment events. Per
-    organization and type: user_count and {metric, avg, p25, p50, p75, p90, min, max}.
-    """
-    if scope is not None:
-        if not scope:
-            return RollupCounts(0, 0, 0)
-        # Read only the events of the periods in scope.
-        start = max(start, min(s for _, s in scope))
-        end = min(end, next_period(granularity, max(s for _, s in scope)))
+def rollup(conn: psycopg.Connection, granularity: Granularity, start: date, end: date) -> RollupCounts:
+    """Recompute the `granularity` rows of the periods in [start, end) of every organization and
+    cohort; write only those that changed. `start` and `end` must be period boundaries."""
+    if end <= start:
+        return RollupCounts(0, 0, 0)
     unit, step = UNITS[granularity]
-    row = conn.execute(
-        _ROLLUP,
-        {
-            "granularity": granularity, "unit": unit, "step": step,
-            "from_ts": _midnight(start), "to_ts": _midnight(end), "from_date": start, "to_date": end,
-            "everything": scope is None,
-            "scope_orgs": [o for o, _ in scope or ()], "scope_starts": [s for _, s in scope or ()],
-        },
-    ).fetchone()
+    row = conn.execute(_STATEMENT, {
+        "granularity": granularity, "unit": unit, "step": step, "start": start, "end": end,
+        "learner": LEARNER, "version": ROLLUP_VERSION,
+    }).fetchone()
     assert row is not None
     return RollupCounts(int(row[0]), int(row[1]), int(row[2]))
 
 
-@dataclass(frozen=True, slots=True)
-class Fingerprint:
-    """A period's learner events now: how many and their digest (None, None: there are none)."""
-
-    organization_id: UUID
-    period_start: date
-    events: int | None
-    digest: int | None
-
-
-# One pass over the events: per organization and UTC day first (a few thousand rows), then per
-# period of each granularity, compared with what each period was last computed from. A period
-# differs when its events, their digest or the rollup version differ, and also when it has rows
-# but no fingerprint or a fingerprint but no rows (rows written or deleted by hand): every period
-# with learner events has an engagement row, so that is the row looked for. All joins are hash
-# joins of a few thousand rows per granularity, whatever the statistics say.
-_CHANGED = """
-WITH spans AS (
-    SELECT * FROM unnest(%(grans)s::text[], %(units)s::text[], %(starts)s::date[], %(ends)s::date[])
-        AS s(granularity, unit, first_start, end_date)
-),
-per_day AS (
-    SELECT e.organization_id, (e.occurred_at AT TIME ZONE 'UTC')::date AS day,
-           count(*) AS events, bit_xor(uuid_hash_extended(e.event_id, 0)) AS digest
-    FROM learning_events e
-    JOIN users u ON u.id = e.user_id AND 'learner' = ANY (u.roles)
-    WHERE e.occurred_at >= %(from_ts)s AND e.occurred_at < %(to_ts)s
-    GROUP BY 1, 2
-),
-now_inputs AS (
-    SELECT s.granularity, d.organization_id, date_trunc(s.unit, d.day::timestamp)::date AS period_start,
-           sum(d.events)::bigint AS events, bit_xor(d.digest) AS digest
-    FROM per_day d
-    JOIN spans s ON d.day >= s.first_start AND d.day < s.end_date
-    GROUP BY 1, 2, 3
-),
-present AS MATERIALIZED (
-    -- Periods of the spans that have rows now; complete when the engagement row is there.
-    SELECT a.granularity, a.organization_id, a.period_start,
-           bool_or(a.analytics_type = 'engagement') AS complete
-    FROM aggregated_analytics a
-    JOIN spans s ON s.granularity = a.granularity AND a.period_start >= s.first_start
-                AND a.period_start < s.end_date
-    WHERE a.period_start >= %(first_start)s AND a.period_start < %(last_end)s  -- prunes partitions
-      AND a.role = 'learner' AND a.analytics_type IN ('learning_velocity', 'engagement', 'mastery')
-    GROUP BY 1, 2, 3
-),
-fingerprints AS MATERIALIZED (
-    SELECT r.granularity, r.organization_id, r.period_start, r.events, r.digest, r.version
-    FROM app.rollup_inputs r
-    JOIN spans s ON s.granularity = r.granularity AND r.period_start >= s.first_start
-                AND r.period_start < s.end_date
-),
-last_inputs AS (
-    -- Rows without a fingerprint, or a fingerprint without its rows (either written or deleted
-    -- by hand), count as never rolled up: the version is unknown.
-    SELECT coalesce(f.granularity, p.granularity) AS granularity,
-           coalesce(f.organization_id, p.organization_id) AS organization_id,
-           coalesce(f.period_start, p.period_start) AS period_start,
-           f.events, f.digest, CASE WHEN p.complete THEN f.version END AS version
-    FROM fingerprints f
-    FULL JOIN present p ON p.granularity = f.granularity AND p.organization_id = f.organization_id
-                       AND p.period_start = f.period_start
-)
-SELECT coalesce(n.granularity, l.granularity), coalesce(n.organization_id, l.organization_id),
-       coalesce(n.period_start, l.period_start), n.events, n.digest
-FROM now_inputs n
-FULL JOIN last_inputs l
-  ON l.granularity = n.granularity AND l.organization_id = n.organization_id AND l.period_start = n.period_start
-WHERE n.events IS DISTINCT FROM l.events OR n.digest IS DISTINCT FROM l.digest
-   OR l.version IS DISTINCT FROM %(version)s
-ORDER BY 1, 2, 3
-"""
-
-
-def changed_periods(
-    conn: psycopg.Connection, spans: Mapping[Granularity, tuple[date, date]]
-) -> dict[Granularity, list[Fingerprint]]:
-    """Per granularity, the periods in its span whose learner events changed since their last
-    rollup (or that were never rolled up), with their current fingerprints."""
-    grans = list(spans)
-    rows = conn.execute(_CHANGED, {
-        "grans": grans, "units": [UNITS[g][0] for g in grans],
-        "starts": [spans[g][0] for g in grans], "ends": [spans[g][1] for g in grans],
-        "from_ts": _midnight(min(s for s, _ in spans.values())),
-        "to_ts": _midnight(max(e for _, e in spans.values())), "version": ROLLUP_VERSION,
-        "first_start": min(s for s, _ in spans.values()), "last_end": max(e for _, e in spans.values()),
-    }).fetchall()
-    out: dict[Granularity, list[Fingerprint]] = {g: [] for g in grans}
-    for granularity, org, period_start, events, digest in rows:
-        out[granularity].append(Fingerprint(org, period_start, events, digest))
-    return out
-
-
-_SAVE = """
-WITH prints AS (
-    SELECT * FROM unnest(%(orgs)s::uuid[], %(starts)s::date[], %(events)s::bigint[], %(digests)s::bigint[])
-        AS p(organization_id, period_start, events, digest)
-),
-gone AS (
-    DELETE FROM app.rollup_inputs r
-    USING prints p
-    WHERE p.events IS NULL AND r.organization_id = p.organization_id
-      AND r.granularity = %(granularity)s AND r.period_start = p.period_start
-)
-INSERT INTO app.rollup_inputs AS r (organization_id, granularity, period_start, events, digest, version)
-SELECT organization_id, %(granularity)s, period_start, events, digest, %(version)s
-FROM prints WHERE events IS NOT NULL
-ORDER BY organization_id, period_start
-ON CONFLICT (organization_id, granularity, period_start) DO UPDATE
-SET events = EXCLUDED.events, digest = EXCLUDED.digest, version = EXCLUDED.version, computed_at = now()
-"""
-
-
-def save_fingerprints(conn: psycopg.Connection, granularity: Granularity, prints: Sequence[Fingerprint]) -> None:
-    """Record what these periods were just rolled up from (and forget periods with no events)."""
-    if not prints:
-        return
-    conn.execute(_SAVE, {
-        "granularity": granularity, "version": ROLLUP_VERSION,
-        "orgs": [p.organization_id for p in prints], "starts": [p.period_start for p in prints],
-        "events": [p.events for p in prints], "digests": [p.digest for p in prints],
-    })
-
-
 def forget_fingerprints_before(conn: psycopg.Connection, cutoff: date) -> int:
-    """Drop the fingerprints of periods that start before `cutoff` (past retention)."""
+    """Drop the old history's fingerprints (app.rollup_inputs) of periods before `cutoff`."""
     return conn.execute("DELETE FROM app.rollup_inputs WHERE period_start < %s", (cutoff,)).rowcount
 
 
-def oldest_event_partition_start(conn: psycopg.Connection) -> datetime | None:
-    """The lower bound of the oldest learning_events partition: events before it are gone."""
-    bounds = [p.lower for p in maintenance.partitions(conn, "learning_events") if isinstance(p.lower, datetime)]
-    return min(bounds) if bounds else None
+def delete_before(conn: psycopg.Connection, cutoff: date) -> int:
+    """Drop population rollups of periods that start before `cutoff` (past retention)."""
+    return conn.execute("DELETE FROM population_rollups WHERE period_start < %s", (cutoff,)).rowcount

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 
 from ms8.db import Caller
-from ms8.models.base import ANALYTICS_TYPES, HEADLINE_METRIC
+from ms8.domain.vocabulary import ANALYTICS_TYPES, HEADLINE_METRIC
 from ms8.models.comparison import K_ANONYMITY, Comparison, ComparisonItem, PeerGroup
 from ms8.repositories import analytics, comparison
 

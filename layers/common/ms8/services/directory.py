@@ -283,5 +283,9 @@ def unassign_learner(conn: psycopg.Connection, caller: Caller, trainer_id: UUID,
 
 
 def set_skill_target(conn: psycopg.Connection, caller: Caller, skill: str, level: float) -> SkillTarget:
-    """The organization's target level for a skill (what skill_gap measures against)."""
-    return repo.upsert_skill_target(conn, _org(caller), skill, level)
+    """The organization's target level for a skill (what skill_gap measures against). Every
+    learner's skill_gap snapshot is recomputed in the same transaction, so what is read next
+    measures against the new target."""
+    target = repo.upsert_skill_target(conn, _org(caller), skill, level)
+    repo.refresh_skill_gaps(conn)
+    return target

@@ -1,0 +1,72 @@
+"""The at-risk rule (docs/ANALYTICS.md): which reasons apply to a learner, from their figures.
+
+Pure: the thresholds come in as RiskThresholds (from the environment, see
+ms8.config.risk_thresholds), the learner's figures as LearnerFigures.
+
+- inactive: no event for `inactive_days` days or more (or none ever);
+- velocity_drop: the velocity of the last 4 weeks is at most `velocity_drop_ratio` times the
+  velocity of the 4 weeks before, which was above 0;
+- below_target: for at least one skill the organization targets, the learner's mastery is below
+  the target by more than `target_margin` (never assessed counts as mastery 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ms8.domain.vocabulary import RiskCode
+
+
+@dataclass(frozen=True, slots=True)
+class RiskThresholds:
+    inactive_days: int = 7
+    velocity_drop_ratio: float = 0.5
+    target_margin: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerFigures:
+    """What the rule looks at, for one learner as of `now`."""
+
+    last_activity_at: datetime | None
+    velocity: float
+    previous_velocity: float
+    skill_gaps: Mapping[str, float]  # targeted skill -> max(0, target - mastery)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: RiskCode
+    message: str
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def reasons(figures: LearnerFigures, now: datetime, thresholds: RiskThresholds) -> list[Reason]:
+    """The reasons that apply, in the order inactive, velocity_drop, below_target."""
+    out: list[Reason] = []
+    last = figures.last_activity_at
+    if last is None:
+        out.append(Reason("inactive", "no learning activity yet"))
+    elif now - last >= timedelta(days=thresholds.inactive_days):
+        idle = (now - last).days
+        out.append(Reason("inactive", f"no activity for {idle} days (since {last.date().isoformat()})"))
+    previous = figures.previous_velocity
+    if previous > 0 and figures.velocity <= thresholds.velocity_drop_ratio * previous:
+        out.append(Reason(
+            "velocity_drop",
+            f"velocity fell from {_fmt(previous)} to {_fmt(figures.velocity)} completions per week "
+            "against the previous 4 weeks",
+        ))
+    behind = sorted((s, g) for s, g in figures.skill_gaps.items() if g > thresholds.target_margin + 1e-9)
+    if behind:
+        listed = ", ".join(f"{s} ({_fmt(g)} below)" for s, g in behind)
+        out.append(Reason(
+            "below_target",
+            f"mastery below the organization's target by more than {_fmt(thresholds.target_margin)} in {listed}",
+        ))
+    return out

@@ -1,0 +1,75 @@
+"""learner_daily_activity (migration 0008): one row per learner and UTC day with activity.
+
+Ingest adds a batch's stored events to it inside its insert statement (DAYS_FROM_STORED, a CTE
+over the `stored` rows the INSERT ... RETURNING produced); rollups, cohort views and the
+at-risk rule read it. The verbs come from the vocabulary as parameters (VERB_PARAMS).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ms8.domain import vocabulary
+
+VERB_PARAMS: dict[str, Any] = {
+    "completion_verbs": list(vocabulary.COMPLETION_VERBS),
+    "assessment_verbs": list(vocabulary.ASSESSMENT_VERBS),
+    "passed_verb": vocabulary.PASSED_VERB,
+    "session_verb": vocabulary.SESSION_VERB,
+}
+
+# Scores are summed in micro-units (integers): exact whatever order events arrive in.
+# A day already there gets the new events added: counts and sums add up, completed objects are
+# merged (distinct, sorted), per-skill sums added (app.add_skill_sums), last_at the later.
+DAYS_FROM_STORED = """
+new_days AS (
+    SELECT s.user_id, (s.occurred_at AT TIME ZONE 'UTC')::date AS day, count(*) AS events,
+           count(*) FILTER (WHERE s.verb = ANY (%(completion_verbs)s::text[])) AS completions,
+           coalesce(array_agg(DISTINCT s.object_id ORDER BY s.object_id)
+                    FILTER (WHERE s.verb = ANY (%(completion_verbs)s::text[])), '{}') AS completed_objects,
+           count(*) FILTER (WHERE s.verb = ANY (%(assessment_verbs)s::text[])) AS assessments,
+           count(s.score) FILTER (WHERE s.verb = ANY (%(assessment_verbs)s::text[])) AS scored,
+           coalesce(sum(round(s.score::float8 * 1e6)::bigint)
+                    FILTER (WHERE s.verb = ANY (%(assessment_verbs)s::text[])), 0) AS score_micros,
+           count(*) FILTER (WHERE s.verb = %(passed_verb)s) AS passed,
+           coalesce(sum(s.duration_seconds), 0) AS duration_seconds,
+           count(*) FILTER (WHERE s.verb = %(session_verb)s) AS sessions,
+           max(s.occurred_at) AS last_at
+    FROM stored s
+    GROUP BY 1, 2
+),
+new_skill_days AS (
+    SELECT user_id, day, jsonb_object_agg(skill, jsonb_build_array(n, m)) AS skills
+    FROM (
+        SELECT s.user_id, (s.occurred_at AT TIME ZONE 'UTC')::date AS day, k.skill,
+               count(*) AS n, sum(round(s.score::float8 * 1e6)::bigint) AS m
+        FROM stored s CROSS JOIN LATERAL unnest(s.skills) AS k(skill)
+        WHERE s.score IS NOT NULL AND s.verb = ANY (%(assessment_verbs)s::text[])
+        GROUP BY 1, 2, 3
+    ) per_skill
+    GROUP BY 1, 2
+),
+days_written AS (
+    INSERT INTO learner_daily_activity AS d
+        (organization_id, user_id, day, events, completions, completed_objects, assessments, scored,
+         score_micros, passed, duration_seconds, sessions, skills, last_at)
+    SELECT %(org)s, n.user_id, n.day, n.events, n.completions, n.completed_objects, n.assessments, n.scored,
+           n.score_micros, n.passed, n.duration_seconds, n.sessions, coalesce(k.skills, '{}'), n.last_at
+    FROM new_days n LEFT JOIN new_skill_days k ON k.user_id = n.user_id AND k.day = n.day
+    ORDER BY n.user_id, n.day
+    ON CONFLICT (user_id, day) DO UPDATE SET
+        events = d.events + EXCLUDED.events,
+        completions = d.completions + EXCLUDED.completions,
+        completed_objects = CASE WHEN EXCLUDED.completed_objects = '{}' THEN d.completed_objects ELSE
+            ARRAY(SELECT DISTINCT o FROM unnest(d.completed_objects || EXCLUDED.completed_objects) AS o ORDER BY o)
+            END,
+        assessments = d.assessments + EXCLUDED.assessments,
+        scored = d.scored + EXCLUDED.scored,
+        score_micros = d.score_micros + EXCLUDED.score_micros,
+        passed = d.passed + EXCLUDED.passed,
+        duration_seconds = d.duration_seconds + EXCLUDED.duration_seconds,
+        sessions = d.sessions + EXCLUDED.sessions,
+        skills = CASE WHEN EXCLUDED.skills = '{}' THEN d.skills ELSE app.add_skill_sums(d.skills, EXCLUDED.skills) END,
+        last_at = greatest(d.last_at, EXCLUDED.last_at)
+)
+"""
