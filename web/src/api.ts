@@ -136,30 +136,38 @@ export interface LearnerRow {
   email: string;
   lastActivityAt: string | null;
   metrics: LearnerMetrics;
-  trend: { velocity: number | null };
+  trend: { velocity: number; previousVelocity: number };
   atRisk: boolean;
   riskReasons: RiskReason[];
 }
 
-export interface WeekPoint {
-  periodStart?: string;
-  weekStart?: string;
-  completions: number | null;
-  minutes: number | null;
+export interface LearnerList {
+  items: LearnerRow[];
+  trainerId: string | null;
+  atRisk: number;
+}
+
+/** One ISO week (Monday, UTC) of a learner's own activity. */
+export interface LearnerWeek {
+  weekStart: string;
+  completions: number;
+  activeDays: number;
+  minutes: number;
+  assessments: number;
   meanScore: number | null;
 }
 
-export interface SkillRow {
+export interface SkillStanding {
   skill: string;
   mastery: number | null;
+  target: number | null;
   gap: number | null;
-  target?: number | null;
-  targetLevel?: number | null;
 }
 
-export interface LearnerDetail extends LearnerRow {
-  weekly: WeekPoint[];
-  skills: SkillRow[];
+export interface LearnerDetail {
+  learner: LearnerRow;
+  weeks: LearnerWeek[];
+  skills: SkillStanding[];
 }
 
 export interface Rollup {
@@ -176,6 +184,11 @@ export interface Rollup {
   meanScore: number | null;
   minutesPerActiveLearner: number | null;
   suppressed: boolean;
+}
+
+export interface CohortList {
+  items: Cohort[];
+  unassignedLearners: number;
 }
 
 export interface Cohort {

@@ -2,7 +2,7 @@
 // velocity and mastery over time (suppressed cells shown as suppressed, never as zero), the
 // cohort of each trainer, users and assignments (assign a learner to a trainer), skill targets.
 
-import { ApiError, allUsers, call, get, query, type Cohort, type DirectoryUser, type LearnerRow, type Me, type Rollup, type SkillTarget, ANALYTICS_TYPES } from "../api";
+import { ApiError, allUsers, call, get, query, type Cohort, type CohortList, type DirectoryUser, type LearnerList, type Me, type Rollup, type SkillTarget, ANALYTICS_TYPES } from "../api";
 import { announce, card, errorText, h, mount, notice } from "../dom";
 import { cohortTable, openLearner } from "./cohort";
 import { fill, fmtPercent, latestTiles, reportButton, rollupCharts } from "./shared";
@@ -144,14 +144,15 @@ export function adminDashboard(me: Me): HTMLElement {
 
   const showCohort = (c: { trainerId: string; displayName: string }) =>
     fill(members, async () => {
-      const rows = await get<{ items: LearnerRow[] }>(`/v1/learners${query({ trainerId: c.trainerId })}`);
+      const rows = await get<LearnerList>(`/v1/learners${query({ trainerId: c.trainerId })}`);
       return [h("h3", { "data-cohort-of": c.trainerId }, `${c.displayName}'s learners`), cohortTable(rows.items, (r) => openLearner(drill, r), `${c.displayName}'s learners`)];
     });
   let known: Cohort[] = [];
   const loadCohorts = () =>
     fill(cohorts, async () => {
-      known = (await get<{ items: Cohort[] }>("/v1/cohorts")).items;
-      return cohortsTable(known, (c) => void showCohort(c));
+      const list = await get<CohortList>("/v1/cohorts");
+      known = list.items;
+      return [cohortsTable(known, (c) => void showCohort(c)), h("p", { class: "small muted", "data-field": "unassigned" }, `${list.unassignedLearners} learners are in no cohort.`)];
     });
   void loadCohorts();
   void fill(assignments, async () => {

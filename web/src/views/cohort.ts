@@ -2,9 +2,9 @@
 // The trainer's dashboard shows their own cohort; the org admin's shows any trainer's.
 
 import { get, type LearnerDetail, type LearnerRow } from "../api";
-import { lineChart } from "../charts";
 import { ago, announce, h, mount, notice, signed } from "../dom";
-import { COLORS, fill, fmtNumber, fmtPercent, fmtVelocity } from "./shared";
+import { weeklyCharts } from "./learner";
+import { fill, fmtPercent, fmtVelocity } from "./shared";
 
 interface Column {
   key: string;
@@ -21,7 +21,7 @@ const COLUMNS: Column[] = [
     sortValue: (r) => r.displayName.toLowerCase(),
     cell: (r, open) => h("button", { type: "button", class: "link", "data-open": r.userId, onclick: () => open(r) }, r.displayName),
   },
-  { key: "velocity", label: "Velocity", numeric: true, sortValue: (r) => r.metrics.velocity, cell: (r) => h("span", { "data-value": String(r.metrics.velocity ?? "") }, fmtVelocity(r.metrics.velocity), r.trend?.velocity !== null && r.trend?.velocity !== undefined ? h("span", { class: "small muted" }, ` (${signed(r.trend.velocity)})`) : null) },
+  { key: "velocity", label: "Velocity", numeric: true, sortValue: (r) => r.metrics.velocity, cell: (r) => h("span", { "data-value": String(r.metrics.velocity ?? "") }, fmtVelocity(r.metrics.velocity), h("span", { class: "small muted", title: "change vs the 4 weeks before" }, ` (${signed(r.trend.velocity)})`)) },
   { key: "engagement", label: "Engagement", numeric: true, sortValue: (r) => r.metrics.engagement, cell: (r) => h("span", { "data-value": String(r.metrics.engagement ?? "") }, fmtPercent(r.metrics.engagement)) },
   { key: "mastery", label: "Mastery", numeric: true, sortValue: (r) => r.metrics.mastery, cell: (r) => h("span", { "data-value": String(r.metrics.mastery ?? "") }, fmtPercent(r.metrics.mastery)) },
   { key: "skillGap", label: "Skill gap", numeric: true, sortValue: (r) => r.metrics.skillGap, cell: (r) => h("span", { "data-value": String(r.metrics.skillGap ?? "") }, fmtPercent(r.metrics.skillGap)) },
@@ -120,7 +120,7 @@ function skillsTable(detail: LearnerDetail): HTMLElement {
         "tbody",
         {},
         skills.map((s) =>
-          h("tr", { "data-skill": s.skill }, h("th", { scope: "row" }, s.skill), h("td", { class: "num" }, fmtPercent(s.mastery)), h("td", { class: "num" }, fmtPercent(s.target ?? s.targetLevel ?? null)), h("td", { class: "num" }, fmtPercent(s.gap))),
+          h("tr", { "data-skill": s.skill }, h("th", { scope: "row" }, s.skill), h("td", { class: "num" }, fmtPercent(s.mastery)), h("td", { class: "num" }, fmtPercent(s.target)), h("td", { class: "num" }, fmtPercent(s.gap))),
         ),
       ),
     ),
@@ -137,9 +137,9 @@ export function openLearner(panel: HTMLElement, row: LearnerRow): void {
   panel.setAttribute("data-user", row.userId);
   heading.focus();
   void fill(body, async () => {
-    const d = await get<LearnerDetail>(`/v1/learners/${row.userId}`);
-    const weeks = d.weekly ?? [];
-    const periods = weeks.map((w) => (w.periodStart ?? w.weekStart ?? "").slice(0, 10));
+    const detail = await get<LearnerDetail>(`/v1/learners/${row.userId}`);
+    const d = detail.learner;
+    const metric = (key: string, label: string, text: string) => h("div", { class: "tile", "data-metric": key }, h("div", { class: "tile-label" }, label), h("div", { class: "tile-value" }, text));
     return [
       h("p", { class: "small muted" }, `${d.email} · last active ${ago(d.lastActivityAt)}`),
       d.atRisk
@@ -148,21 +148,14 @@ export function openLearner(panel: HTMLElement, row: LearnerRow): void {
       h(
         "div",
         { class: "tiles" },
-        h("div", { class: "tile", "data-metric": "velocity" }, h("div", { class: "tile-label" }, "Velocity"), h("div", { class: "tile-value" }, fmtVelocity(d.metrics.velocity))),
-        h("div", { class: "tile", "data-metric": "engagement" }, h("div", { class: "tile-label" }, "Engagement"), h("div", { class: "tile-value" }, fmtPercent(d.metrics.engagement))),
-        h("div", { class: "tile", "data-metric": "mastery" }, h("div", { class: "tile-label" }, "Mastery"), h("div", { class: "tile-value" }, fmtPercent(d.metrics.mastery))),
-        h("div", { class: "tile", "data-metric": "skillGap" }, h("div", { class: "tile-label" }, "Skill gap"), h("div", { class: "tile-value" }, fmtPercent(d.metrics.skillGap))),
+        metric("velocity", "Velocity", `${fmtVelocity(d.metrics.velocity)} (${signed(d.trend.velocity)})`),
+        metric("engagement", "Engagement", fmtPercent(d.metrics.engagement)),
+        metric("mastery", "Mastery", fmtPercent(d.metrics.mastery)),
+        metric("skillGap", "Skill gap", fmtPercent(d.metrics.skillGap)),
       ),
-      weeks.length
-        ? h(
-            "div",
-            { class: "charts" },
-            lineChart({ title: "Completions per week", periods, series: [{ label: "Completions", values: weeks.map((w) => w.completions), color: COLORS.green, format: fmtNumber }] }),
-            lineChart({ title: "Mean score per week", periods, yRange: [0, 1], series: [{ label: "Mean score", values: weeks.map((w) => w.meanScore), color: COLORS.purple, format: fmtPercent }] }),
-          )
-        : notice("No weekly history yet."),
+      ...weeklyCharts(detail.weeks),
       h("h3", {}, "Skills"),
-      skillsTable(d),
+      skillsTable(detail),
     ];
   });
 }

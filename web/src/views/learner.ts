@@ -2,7 +2,7 @@
 // peers' band (or the plain message when the group is too small), streak, badges, level, the
 // leaderboard and the personal report.
 
-import { ANALYTICS_TYPES, get, query, type Analytics, type AnalyticsType, type ComparisonItem, type Gamification, type Leaderboard, type LearnerDetail, type Me } from "../api";
+import { ANALYTICS_TYPES, get, query, type Analytics, type AnalyticsType, type ComparisonItem, type Gamification, type Leaderboard, type LearnerDetail, type LearnerWeek, type Me } from "../api";
 import { lineChart } from "../charts";
 import { card, h, notice, percent, signed } from "../dom";
 import { COLORS, fill, fmtNumber, fmtPercent, fmtVelocity, reportButton, tile } from "./shared";
@@ -77,10 +77,9 @@ function headlineTiles(items: Analytics[], comparison: ComparisonItem[]): HTMLEl
   );
 }
 
-function weeklyChart(detail: LearnerDetail): HTMLElement[] {
-  const weeks = detail.weekly ?? [];
+export function weeklyCharts(weeks: LearnerWeek[]): HTMLElement[] {
   if (weeks.length === 0) return [notice("No weekly history yet.")];
-  const periods = weeks.map((w) => (w.periodStart ?? w.weekStart ?? "").slice(0, 10));
+  const periods = weeks.map((w) => w.weekStart);
   return [
     h(
       "div",
@@ -168,7 +167,7 @@ export function learnerDashboard(me: Me): HTMLElement {
     ]);
     return headlineTiles(analytics.items, comparison.items);
   });
-  void fill(history, async () => weeklyChart(await get<LearnerDetail>(`/v1/learners/${me.userId}`)));
+  void fill(history, async () => weeklyCharts((await get<LearnerDetail>(`/v1/learners/${me.userId}`)).weeks));
   void fill(progress, async () => progressCard(await get<Gamification>("/v1/gamification")));
   void fill(board, async () => leaderboard(await get<Leaderboard>(`/v1/leaderboard${query({ limit: 10 })}`)));
   return view;

@@ -2,7 +2,7 @@
 // each learner's metrics, last activity and at-risk reasons, the cohort's trends, a learner
 // drill-down and the cohort report.
 
-import { ANALYTICS_TYPES, get, query, type LearnerRow, type Me, type Rollup } from "../api";
+import { ANALYTICS_TYPES, get, query, type LearnerList, type Me, type Rollup } from "../api";
 import { card, h } from "../dom";
 import { cohortTable, openLearner } from "./cohort";
 import { fill, latestTiles, reportButton, rollupCharts, tile } from "./shared";
@@ -22,7 +22,7 @@ export function trainerDashboard(me: Me): HTMLElement {
     card("Cohort trends (weekly)", "trends", trends),
     card("Cohort report", "report", h("p", {}, "Your learners' metrics over the last 30 days."), reportButton("Download the cohort report", { kind: "cohort", types: ANALYTICS_TYPES })),
   );
-  const rows = get<{ items: LearnerRow[] }>("/v1/learners").then((r) => r.items);
+  const rows = get<LearnerList>("/v1/learners").then((r) => r.items);
   const rollups = get<{ items: Rollup[] }>(`/v1/aggregates${query({ granularity: "weekly", scope: "cohort" })}`).then((r) => r.items);
   void fill(summary, async () => {
     const [items, periods] = await Promise.all([rows, rollups]);
