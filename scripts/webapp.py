@@ -27,6 +27,7 @@ WEB_DIST = ROOT / "web" / "dist"
 APP_PREFIX = "/app"
 TOKEN_TTL = 8 * 3600
 JSON = "application/json"
+LOCAL_CONFIG = {"apiUrl": "", "auth": None}  # what the app reads from config.json on the local stack
 
 
 @dataclass
@@ -82,7 +83,9 @@ def static(path: str, dist: Path = WEB_DIST) -> LocalReply:
         # Vite names assets by content hash: cache them for good; index.html never.
         cache = "public, max-age=31536000, immutable" if wanted.parent.name == "assets" else "no-cache"
         return LocalReply(200, [("content-type", kind), ("cache-control", cache)], wanted.read_bytes())
-    if wanted.suffix:  # a missing file (asset, config.json): 404, not the page
+    if wanted.name == "config.json":  # none in a local build: the API is this origin, demo sign-in
+        return _json(200, LOCAL_CONFIG)
+    if wanted.suffix:  # a missing file (an asset): 404, not the page
         return _error(404, "NOT_FOUND", f"no file {path}")
     return LocalReply(200, [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-cache")],
                       index.read_bytes())
