@@ -30,10 +30,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, percentile, table, verdict  # noqa: E402
-from bench_gateway import given_gateway, own_gateway  # noqa: E402
+from _common import ROOT, percentile, table, verdict
+from bench_gateway import given_gateway, own_gateway
 
-from scripts import browser, demo_ids, tokens, webapp  # noqa: E402
+from scripts import browser, demo_ids, tokens, webapp
 
 LOAD_TARGET_MS = 1000.0
 SIZE_TARGET_KB = 300.0

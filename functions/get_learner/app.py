@@ -16,7 +16,8 @@ from ms8.services import learners
 app = make_app()
 
 
-@app.get("/v1/learners/<userId>", summary="One learner's drill-down (trainer, org admin; a learner: their own)", tags=["analytics"])
+@app.get("/v1/learners/<userId>", summary="One learner's drill-down (trainer, org admin; a learner: their own)",
+         tags=["analytics"])
 def get_learner(user_id: Annotated[UUID, Path(alias="userId")]) -> LearnerDetail:
     with user_tx(app, roles=("learner", "trainer", "org_admin")) as (conn, caller):
         assert caller.organization_id is not None
