@@ -24,7 +24,6 @@ nothing); the ACME organization row marks the data as loaded.
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 import uuid
@@ -291,13 +290,6 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[i:i + size]
 
 
-def _event_rows(events: list[Event]) -> list[dict[str, Any]]:
-    return [{"event_id": str(e.event_id), "user_id": str(e.user.id), "organization_id": str(e.user.org_id),
-             "verb": e.verb, "object_id": e.object_id, "object_type": e.object_type, "skills": list(e.skills),
-             "score": e.score, "success": e.success, "duration_seconds": e.duration_seconds,
-             "occurred_at": e.occurred_at.isoformat()} for e in events]
-
-
 def load(conn: psycopg.Connection, now: datetime | None = None, seed: int = SEED) -> dict[str, int]:
     """Write the demo in one maintenance transaction (`conn`: the owner, autocommit); counts."""
     now = now or datetime.now(UTC)
@@ -308,15 +300,7 @@ def load(conn: psycopg.Connection, now: datetime | None = None, seed: int = SEED
         first_month = (demo.today - timedelta(days=DAYS)).replace(day=1)
         conn.execute("SELECT app.ensure_monthly_partition(m::date) FROM generate_series(%s::date, %s::date, "
                      "interval '1 month') AS m", (first_month, demo.today))
-        for chunk in _chunks(_event_rows(demo.events), 5000):
-            conn.execute(
-                "INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, "
-                "skills, score, success, duration_seconds, occurred_at) "
-                "SELECT * FROM jsonb_to_recordset(%s::jsonb) AS x(event_id uuid, user_id uuid, "
-                "organization_id uuid, verb text, object_id text, object_type text, skills text[], score real, "
-                "success boolean, duration_seconds integer, occurred_at timestamptz)",
-                (json.dumps(chunk),),
-            )
+        _store_events(conn, demo.events)
         by_service = _derive(conn, demo, now)
         rollup_rows = _roll_up(conn, demo.today)
         conn.execute("REFRESH MATERIALIZED VIEW comparison_aggregates")
@@ -324,6 +308,20 @@ def load(conn: psycopg.Connection, now: datetime | None = None, seed: int = SEED
     return {"users": len(demo.users), "learning_events": len(demo.events),
             "analytics": 4 * len(demo.learners()), "aggregated_analytics": rollup_rows,
             "comparison_groups": int(groups[0]) if groups else 0, "derived_by_service": int(by_service)}
+
+
+def _store_events(conn: psycopg.Connection, events: list[Event]) -> None:
+    """The events through ingest's own statement (per organization), so the learners' days
+    (learner_daily_activity) are kept exactly as ingesting them through the API would."""
+    from ms8.repositories.events import NewEvent, insert_batch
+
+    by_org: dict[uuid.UUID, list[NewEvent]] = defaultdict(list)
+    for e in events:
+        by_org[e.user.org_id].append(NewEvent(e.event_id, e.user.id, e.verb, e.object_id, e.object_type, e.skills,
+                                              e.score, e.success, e.duration_seconds, e.occurred_at))
+    for org_id, rows in by_org.items():
+        for chunk in _chunks(rows, 5000):
+            insert_batch(conn, org_id, chunk)
 
 
 def _write_directory(conn: psycopg.Connection, demo: Demo) -> None:
