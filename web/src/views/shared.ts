@@ -89,11 +89,11 @@ export function rollupCharts(items: Rollup[], what: string): HTMLElement[] {
   ];
 }
 
-/** The newest rollup's figures as tiles; a suppressed period says so instead of a number. */
-export function latestTiles(items: Rollup[]): HTMLElement {
+/** The newest rollup's figures as tiles (after `lead`); a suppressed period says so instead of a number. */
+export function latestTiles(items: Rollup[], ...lead: HTMLElement[]): HTMLElement {
   const rows = [...items].sort((a, b) => a.periodStart.localeCompare(b.periodStart));
   const last = rows[rows.length - 1];
-  if (!last) return notice("No periods yet.");
+  if (!last) return h("div", {}, lead.length ? h("div", { class: "tiles" }, lead) : null, notice("No periods yet."));
   const show = (metric: string, label: string, raw: number | null, format: (v: number | null) => string) =>
     last.suppressed
       ? h("div", { class: "tile", "data-metric": metric, "data-suppressed": "true" }, h("div", { class: "tile-label" }, label), h("div", { class: "tile-value suppressed" }, "suppressed"))
@@ -101,9 +101,10 @@ export function latestTiles(items: Rollup[]): HTMLElement {
   return h(
     "div",
     { class: "tiles", "data-period": last.periodStart },
+    ...lead,
     show("activeShare", `Active share, week of ${last.periodStart}`, last.activeShare, fmtPercent),
     show("velocity", "Velocity", last.velocity, fmtVelocity),
     show("meanScore", "Mastery (mean score)", last.meanScore, fmtPercent),
-    show("learners", "Learners", last.learners, (v) => fixed(v, 0)),
+    lead.length ? null : show("learners", "Learners", last.learners, (v) => fixed(v, 0)),
   );
 }

@@ -27,10 +27,11 @@ export function trainerDashboard(me: Me): HTMLElement {
   void fill(summary, async () => {
     const [items, periods] = await Promise.all([rows, rollups]);
     const atRisk = items.filter((r) => r.atRisk).length;
-    return [
-      h("div", { class: "tiles" }, tile("learners", "Learners", items.length, String(items.length)), tile("atRisk", "At risk", atRisk, String(atRisk), h("div", { class: "small muted" }, "inactive 7+ days, velocity halved, or below target"))),
-      latestTiles(periods),
-    ];
+    return latestTiles(
+      periods,
+      tile("learners", "Learners", items.length, String(items.length)),
+      tile("atRisk", "At risk", atRisk, String(atRisk), h("div", { class: "small muted" }, "inactive 7+ days, velocity halved, or below target")),
+    );
   });
   void fill(table, async () => cohortTable(await rows, (r) => openLearner(drill, r), "Your learners"));
   void fill(trends, async () => rollupCharts(await rollups, "cohort"));
