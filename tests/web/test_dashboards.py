@@ -142,6 +142,20 @@ def shoot(driver: WebDriver, name: str, width: int | None = None) -> Path:
     return path
 
 
+AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"  # a dev dependency of the app, never shipped
+
+
+def accessibility_violations(driver: WebDriver) -> list[str]:
+    """axe-core's WCAG 2 A and AA rules (contrast, names, labels, ARIA...) on the page as it is."""
+    driver.execute_script(AXE.read_text())
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+        ".then(r => done(r.violations.map(v => `${v.id} (${v.impact}): ${v.nodes.length} x ${v.nodes[0].target}`)))"
+        ".catch(e => done([`axe failed: ${e}`]));")
+    return list(result)
+
+
 def no_page_errors(driver: WebDriver) -> None:
     """Nothing failed in the page: no script error, no failed request (the API's 4xx included)."""
     errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
@@ -196,6 +210,7 @@ def test_learner_sees_their_numbers_and_downloads_their_report(stack: RunningGat
     assert names[:len(top)] == top
     assert css(board, "tr.you"), "the learner's own place is marked"
     shoot(chrome, "learner")
+    assert accessibility_violations(chrome) == []
     no_page_errors(chrome)
 
     # The main task: "download my report" gives a PDF in the browser's download folder.
@@ -224,6 +239,7 @@ def test_learner_dashboard_fits_a_phone(stack: RunningGateway, chrome: WebDriver
         inner = chrome.execute_script("return window.innerWidth")
         assert width <= inner, "the page scrolls sideways at phone width"
         shoot(chrome, "learner-phone", 375)
+        assert accessibility_violations(chrome) == []
     finally:
         chrome.set_window_size(1280, 900)
 
@@ -286,6 +302,7 @@ def test_trainer_sorts_the_cohort_by_keyboard_and_opens_an_at_risk_learner(stack
     wait(chrome, lambda d: css(d, "#drilldown canvas"))
     chrome.execute_script("arguments[0].scrollIntoView()", drill)
     shoot(chrome, "trainer-drilldown")
+    assert accessibility_violations(chrome) == []
     no_page_errors(chrome)
 
 
@@ -320,6 +337,7 @@ def test_admin_sees_the_organization_and_assigns_a_learner(stack: RunningGateway
         assert cohort_learners(chrome, trainer_id) == c["learners"]
     loaded(chrome, "assignments")
     shoot(chrome, "admin")
+    assert accessibility_violations(chrome) == []
 
     # The main task: assign learner-01 (trainer-01's) to trainer-02 too; trainer-02's cohort grows.
     trainer = str(demo_ids.user_id(demo_ids.ACME, "trainer-02"))
