@@ -5,7 +5,7 @@
 import { ANALYTICS_TYPES, get, query, type Analytics, type AnalyticsType, type ComparisonItem, type Gamification, type Leaderboard, type LearnerDetail, type LearnerWeek, type Me } from "../api";
 import { lineChart } from "../charts";
 import { card, h, notice, percent, signed } from "../dom";
-import { COLORS, fill, fmtNumber, fmtPercent, fmtVelocity, reportButton, tile } from "./shared";
+import { COLORS, fill, fmtCount, fmtPercent, fmtVelocity, reportButton, tile } from "./shared";
 
 interface Headline {
   type: AnalyticsType;
@@ -52,12 +52,23 @@ function peersBand(item: ComparisonItem | undefined, format: (v: number | null) 
       h("span", { class: "band-median", style: `left:${pos(p.p50)}` }),
       item.yourValue !== null ? h("span", { class: "band-you", style: `left:${pos(item.yourValue)}` }) : null,
     ),
-    h("p", { class: "small" }, `Peers (${p.userCount}): middle half ${format(p.p25)}–${format(p.p75)}, median ${format(p.p50)}`),
+    h("p", { class: "small" }, `You ${format(item.yourValue)}. Peers (${p.userCount}): middle half ${format(p.p25)}–${format(p.p75)}, median ${format(p.p50)}`),
   );
 }
 
-function headlineTiles(items: Analytics[], comparison: ComparisonItem[]): HTMLElement {
-  return h(
+const LEGEND = h(
+  "p",
+  { class: "legend small muted", "aria-hidden": "true" },
+  h("span", { class: "key-you" }),
+  " you  ",
+  h("span", { class: "key-median" }),
+  " peers' median  ",
+  h("span", { class: "key-band" }),
+  " the middle half of your peers",
+);
+
+function headlineTiles(items: Analytics[], comparison: ComparisonItem[]): HTMLElement[] {
+  return [LEGEND, h(
     "div",
     { class: "tiles" },
     HEADLINES.map((m) => {
@@ -74,7 +85,7 @@ function headlineTiles(items: Analytics[], comparison: ComparisonItem[]): HTMLEl
         peersBand(comparison.find((c) => c.analyticsType === m.type), m.format),
       );
     }),
-  );
+  )];
 }
 
 export function weeklyCharts(weeks: LearnerWeek[]): HTMLElement[] {
@@ -84,8 +95,8 @@ export function weeklyCharts(weeks: LearnerWeek[]): HTMLElement[] {
     h(
       "div",
       { class: "charts" },
-      lineChart({ title: "Completions per week", periods, series: [{ label: "Completions", values: weeks.map((w) => w.completions), color: COLORS.green, format: (v) => fmtNumber(v) }] }),
-      lineChart({ title: "Minutes learning per week", periods, series: [{ label: "Minutes", values: weeks.map((w) => w.minutes), color: COLORS.blue, format: (v) => (v === null ? "—" : String(Math.round(v))) }] }),
+      lineChart({ title: "Completions per week", periods, series: [{ label: "Completions", values: weeks.map((w) => w.completions), color: COLORS.green, format: fmtCount }] }),
+      lineChart({ title: "Minutes learning per week", periods, series: [{ label: "Minutes", values: weeks.map((w) => w.minutes), color: COLORS.blue, format: fmtCount }] }),
       lineChart({ title: "Mean assessment score per week", periods, yRange: [0, 1], series: [{ label: "Mean score", values: weeks.map((w) => w.meanScore), color: COLORS.purple, format: fmtPercent }] }),
     ),
   ];

@@ -10,6 +10,7 @@ export const COLORS = { blue: "#0b5cad", green: "#1b7a3a", purple: "#6a3fa0", or
 export const fmtVelocity = (v: number | null) => (v === null ? "—" : `${fixed(v, 1)}/wk`);
 export const fmtPercent = (v: number | null) => percent(v);
 export const fmtNumber = (v: number | null) => fixed(v, 1);
+export const fmtCount = (v: number | null) => (v === null ? "—" : String(Math.round(v)));
 
 /** A metric tile: label, value (raw value in data-value for tests and tooling), and more below. */
 export function tile(metric: string, label: string, raw: number | null, text: string, ...below: (Node | string | null)[]): HTMLElement {
