@@ -1,19 +1,22 @@
 """Demo data for `make run`: two organizations, 90 days of learning activity and what the service
 derives from it, so every endpoint has something worth looking at.
 
-- ACME: 36 learners (learner-01..36), 3 trainers (trainer-01..03, 12 assigned learners each), an
-  org admin (admin), skill targets. 36 learners is enough for peer comparison (k >= 10) to show.
+- ACME: 36 learners (learner-01..36), 3 trainers with cohorts of different sizes (trainer-01: 15
+  learners, trainer-02: 12, trainer-03: 9), an org admin (admin), skill targets. 36 learners is
+  enough for peer comparison (k >= 10) to show.
 - GLOBEX: 5 learners and an admin: too few peers, so comparison says so plainly.
 - Service clients: demo-ingest-acme (ingest, ACME), demo-directory (directory, platform-wide),
   platform-bus (ingest and directory, platform-wide).
 - 90 days of learning events per learner (sessions, module progress and completions, practice
-  quizzes, graded assessments with scores per skill), with a persona per learner (how active, how
-  able per skill, improving or slipping) so the figures differ believably.
-- Derived from those events, by the service's own code where it exists: analytics snapshots and
-  gamification (issue 7's `ms8.services.analytics_refresh` and `ms8.services.gamification`, as
-  ingesting the events would; without them the snapshots are computed here by the same
-  definitions, section 8), the organization history (the rollup job `ms8.jobs.rollups`, as a
-  90-day backfill) and the peer-comparison view.
+  quizzes, graded assessments with scores per skill), each learner with a persona (PERSONAS):
+  improving, steady, declining (much less active in the last 4 weeks: a velocity drop),
+  dropped out (nothing for the last 9 to 30 days: inactive) or struggling (scores well under the
+  skill targets: below target), and an activity level of their own, so trends, the at-risk list
+  and the leaderboard differ as they would in a real organization.
+- Derived from those events by the service's own code: the learners' days, analytics snapshots
+  and gamification (`ms8.repositories.days`, `ms8.services.analytics_refresh`,
+  `ms8.services.gamification`, as ingesting the events would), the population rollups (the
+  rollup job `ms8.jobs.rollups`, as a 90-day backfill) and the peer-comparison view.
 
 Deterministic: one `random.Random(SEED)` and ids from scripts.demo_ids, with dates relative to the
 day it is loaded. Everything is written as the owner in one maintenance transaction (all or
@@ -24,28 +27,29 @@ nothing); the ACME organization row marks the data as loaded.
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from scripts import demo_ids
 
 SEED = 20261126
 DAYS = 90
-DEFINITION_VERSION = 1
-MASTERY_HALF_LIFE_DAYS = 30.0
 
-ACME_LEARNERS = 36
-ACME_TRAINERS = 3
+COHORT_SIZES = (15, 12, 9)  # ACME's trainers, in order
+ACME_LEARNERS = sum(COHORT_SIZES)
+ACME_TRAINERS = len(COHORT_SIZES)
 GLOBEX_LEARNERS = 5
+# Who the learners are: ACME's 36 shuffled, GLOBEX's 5 one of each.
+PERSONAS = ("improving", "steady", "declining", "dropped_out", "struggling")
+ACME_PERSONAS = ["steady"] * 12 + ["improving"] * 9 + ["declining"] * 5 + ["dropped_out"] * 5 + ["struggling"] * 5
 SKILL_TARGETS = {
     demo_ids.ACME: {"sql": 0.8, "python": 0.75, "statistics": 0.7, "communication": 0.7},
     demo_ids.GLOBEX: {"sql": 0.7, "communication": 0.65},
@@ -123,6 +127,7 @@ class Demo:
     users: list[User] = field(default_factory=list)
     assignments: list[tuple[User, User]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    personas: dict[uuid.UUID, str] = field(default_factory=dict)
 
     def learners(self) -> list[User]:
         return [u for u in self.users if "learner" in u.roles]
@@ -142,8 +147,8 @@ def _users(rng: random.Random) -> tuple[list[User], list[tuple[User, User]]]:
     users = [*acme_learners, *trainers, user(demo_ids.ACME, "admin", ("org_admin",))]
     users += [user(demo_ids.GLOBEX, f"learner-{n:02d}", ("learner",)) for n in range(1, GLOBEX_LEARNERS + 1)]
     users.append(user(demo_ids.GLOBEX, "admin", ("org_admin",)))
-    per_trainer = ACME_LEARNERS // ACME_TRAINERS
-    assignments = [(t, acme_learners[i * per_trainer + j]) for i, t in enumerate(trainers) for j in range(per_trainer)]
+    starts = [sum(COHORT_SIZES[:i]) for i in range(len(COHORT_SIZES))]
+    assignments = [(t, acme_learners[starts[i] + j]) for i, t in enumerate(trainers) for j in range(COHORT_SIZES[i])]
     return users, assignments
 
 
@@ -152,11 +157,32 @@ def users(seed: int = SEED) -> list[User]:
     return _users(random.Random(seed))[0]
 
 
-def _activity(rng: random.Random, learner: User, today: date) -> list[Event]:
-    """90 days of one learner's activity, from a persona drawn for them."""
-    active = rng.uniform(0.25, 0.9)  # chance of learning on a working day
-    drift = rng.uniform(-0.5, 0.6)  # slipping (-) or picking up (+) over the period
-    ability = {s: rng.uniform(0.45, 0.9) for s in SKILLS}
+def _personas(rng: random.Random, learners: list[User]) -> dict[uuid.UUID, str]:
+    acme = [u for u in learners if u.org == demo_ids.ACME]
+    drawn = rng.sample(ACME_PERSONAS, len(ACME_PERSONAS))
+    out = {u.id: drawn[i] for i, u in enumerate(acme)}
+    others = [u for u in learners if u.org != demo_ids.ACME]
+    out |= {u.id: PERSONAS[i % len(PERSONAS)] for i, u in enumerate(others)}
+    return out
+
+
+def _pace(persona: str, progress: float, days_left: int, stop: int) -> float:
+    """How much of their usual activity a persona keeps on a day (`days_left` days before today)."""
+    if persona == "improving":
+        return 0.35 + 1.1 * progress
+    if persona == "declining":
+        return 1.0 if days_left > 28 else 0.12
+    if persona == "dropped_out":
+        return 1.0 if days_left > stop else 0.0
+    return 1.0
+
+
+def _activity(rng: random.Random, learner: User, today: date, persona: str) -> list[Event]:
+    """90 days of one learner's activity, from their persona and a level of activity of their own."""
+    active = rng.uniform(0.3, 0.95)  # chance of learning on a working day
+    stop = rng.randint(9, 30)  # a dropped-out learner's last active day, in days before today
+    low, high = (0.35, 0.55) if persona == "struggling" else (0.8, 0.97)
+    ability = {s: rng.uniform(low, high) for s in SKILLS}
     growth = rng.uniform(0.0, 0.15)  # how much scores improve over the 90 days
     courses = rng.sample(CATALOG, len(CATALOG))
     course, module, attempts_left = 0, 0, 0
@@ -174,7 +200,7 @@ def _activity(rng: random.Random, learner: User, today: date) -> list[Event]:
     for d in range(DAYS):
         day = start + timedelta(days=d)
         progress = d / (DAYS - 1)
-        chance = active * (1 + drift * (progress - 0.5)) * (0.3 if day.weekday() >= 5 else 1.0)
+        chance = active * _pace(persona, progress, DAYS - d, stop) * (0.3 if day.weekday() >= 5 else 1.0)
         if rng.random() >= min(0.97, max(0.03, chance)):
             continue
         at = datetime.combine(day, time(hour=rng.randint(7, 19), minute=rng.randint(0, 59)), UTC)
@@ -224,54 +250,10 @@ def generate(today: date, seed: int = SEED) -> Demo:
     rng = random.Random(seed)
     users, assignments = _users(rng)
     demo = Demo(today, users, assignments)
+    demo.personas = _personas(rng, demo.learners())
     for learner in demo.learners():
-        demo.events.extend(_activity(rng, learner, today))
+        demo.events.extend(_activity(rng, learner, today, demo.personas[learner.id]))
     return demo
-
-
-# --- analytics from the events (DESIGN section 8), where the service's own code is missing -----
-
-
-def _r(x: float) -> float:
-    return round(x, 4)
-
-
-def snapshots(events: list[Event], targets: dict[str, float], now: datetime) -> dict[str, dict[str, Any]]:
-    """One learner's four analytics snapshots (`data` per type), by the definitions of section 8."""
-    def within(days: int, offset: int = 0) -> list[Event]:
-        lo, hi = now - timedelta(days=days + offset), now - timedelta(days=offset)
-        return [e for e in events if lo < e.occurred_at <= hi]
-
-    completions = [e for e in within(28) if e.verb == "completed"]
-    before = [e for e in within(28, 28) if e.verb == "completed"]
-    velocity, previous = len(completions) / 4, len(before) / 4
-    days30 = {e.occurred_at.date() for e in within(30)}
-    days7 = {e.occurred_at.date() for e in within(7)}
-    sessions30 = [e for e in within(30) if e.verb == "session"]
-    weighted: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    scored = [e for e in events if e.score is not None and e.verb in ("passed", "failed", "attempted")]
-    for e in scored:
-        weight = 0.5 ** ((now - e.occurred_at).total_seconds() / 86400 / MASTERY_HALF_LIFE_DAYS)
-        for key in ("*", *e.skills):
-            weighted[key][0] += weight * (e.score or 0.0)
-            weighted[key][1] += weight
-    per_skill = {s: _r(v[0] / v[1]) for s, v in sorted(weighted.items()) if s != "*" and v[1] > 0}
-    mastery = _r(weighted["*"][0] / weighted["*"][1]) if weighted["*"][1] > 0 else None
-    gaps = {s: _r(max(0.0, target - per_skill.get(s, 0.0))) for s, target in sorted(targets.items())}
-    return {
-        "learning_velocity": {"velocity": _r(velocity), "previous_velocity": _r(previous),
-                              "trend": _r(velocity - previous), "completions": len(completions),
-                              "previous_completions": len(before)},
-        "engagement": {"engagement": _r(len(days30) / 30), "engagement_7d": _r(len(days7) / 7),
-                       "active_days": len(days30), "active_days_7d": len(days7), "sessions": len(sessions30),
-                       "minutes": round(sum(e.duration_seconds or 0 for e in sessions30) / 60, 1)},
-        "mastery": {"mastery": mastery, "skills": per_skill, "assessments": len(scored)},
-        "skill_gap": {"gap": _r(sum(gaps.values()) / len(gaps)) if gaps else None, "skills": gaps,
-                      "targeted_skills": len(gaps)},
-    }
-
-
-WINDOW_DAYS = {"learning_velocity": 56, "engagement": 30, "mastery": DAYS, "skill_gap": DAYS}
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -290,6 +272,13 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[i:i + size]
 
 
+def _event_rows(events: list[Event]) -> list[dict[str, Any]]:
+    return [{"event_id": str(e.event_id), "user_id": str(e.user.id), "organization_id": str(e.user.org_id),
+             "verb": e.verb, "object_id": e.object_id, "object_type": e.object_type, "skills": list(e.skills),
+             "score": e.score, "success": e.success, "duration_seconds": e.duration_seconds,
+             "occurred_at": e.occurred_at.isoformat()} for e in events]
+
+
 def load(conn: psycopg.Connection, now: datetime | None = None, seed: int = SEED) -> dict[str, int]:
     """Write the demo in one maintenance transaction (`conn`: the owner, autocommit); counts."""
     now = now or datetime.now(UTC)
@@ -300,28 +289,22 @@ def load(conn: psycopg.Connection, now: datetime | None = None, seed: int = SEED
         first_month = (demo.today - timedelta(days=DAYS)).replace(day=1)
         conn.execute("SELECT app.ensure_monthly_partition(m::date) FROM generate_series(%s::date, %s::date, "
                      "interval '1 month') AS m", (first_month, demo.today))
-        _store_events(conn, demo.events)
-        by_service = _derive(conn, demo, now)
+        for chunk in _chunks(_event_rows(demo.events), 5000):
+            conn.execute(
+                "INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, "
+                "skills, score, success, duration_seconds, occurred_at) "
+                "SELECT * FROM jsonb_to_recordset(%s::jsonb) AS x(event_id uuid, user_id uuid, "
+                "organization_id uuid, verb text, object_id text, object_type text, skills text[], score real, "
+                "success boolean, duration_seconds integer, occurred_at timestamptz)",
+                (json.dumps(chunk),),
+            )
+        _derive(conn, demo, now)
         rollup_rows = _roll_up(conn, demo.today)
         conn.execute("REFRESH MATERIALIZED VIEW comparison_aggregates")
         groups = conn.execute("SELECT count(*) FROM comparison_aggregates").fetchone()
     return {"users": len(demo.users), "learning_events": len(demo.events),
-            "analytics": 4 * len(demo.learners()), "aggregated_analytics": rollup_rows,
-            "comparison_groups": int(groups[0]) if groups else 0, "derived_by_service": int(by_service)}
-
-
-def _store_events(conn: psycopg.Connection, events: list[Event]) -> None:
-    """The events through ingest's own statement (per organization), so the learners' days
-    (learner_daily_activity) are kept exactly as ingesting them through the API would."""
-    from ms8.repositories.events import NewEvent, insert_batch
-
-    by_org: dict[uuid.UUID, list[NewEvent]] = defaultdict(list)
-    for e in events:
-        by_org[e.user.org_id].append(NewEvent(e.event_id, e.user.id, e.verb, e.object_id, e.object_type, e.skills,
-                                              e.score, e.success, e.duration_seconds, e.occurred_at))
-    for org_id, rows in by_org.items():
-        for chunk in _chunks(rows, 5000):
-            insert_batch(conn, org_id, chunk)
+            "analytics": 4 * len(demo.learners()), "population_rollups": rollup_rows,
+            "comparison_groups": int(groups[0]) if groups else 0}
 
 
 def _write_directory(conn: psycopg.Connection, demo: Demo) -> None:
@@ -350,45 +333,23 @@ def _write_directory(conn: psycopg.Connection, demo: Demo) -> None:
         )
 
 
-def _derive(conn: psycopg.Connection, demo: Demo, now: datetime) -> bool:
-    """Analytics snapshots (and gamification) of every learner from their events.
+def _derive(conn: psycopg.Connection, demo: Demo, now: datetime) -> None:
+    """The learners' days, analytics snapshots and gamification from their events, by the
+    service's own code (what ingesting these events through POST /v1/events does)."""
+    from ms8.repositories import days
+    from ms8.repositories.events import InsertedEvent
+    from ms8.services import analytics_refresh, gamification
 
-    By the service's own code when it is there (issue 7: what ingesting these events through
-    POST /v1/events would do), and True; otherwise the snapshots are computed here by the same
-    definitions (section 8) and there is no gamification to show, and False.
-    """
-    try:
-        from ms8.repositories.events import InsertedEvent
-        from ms8.services import analytics_refresh, gamification
-    except ImportError:
-        _write_snapshots(conn, demo, now)
-        return False
+    for slug in ORGANIZATIONS:
+        days.rebuild(conn, demo_ids.org_id(slug))
     computed = analytics_refresh.compute(conn, [u.id for u in demo.learners()], now)
     analytics_refresh.write(conn, computed, now)
     inserted = [InsertedEvent(e.event_id, e.user.id, e.verb, e.object_id, e.occurred_at) for e in demo.events]
     gamification.award_and_refresh(conn, computed, inserted, now)
-    return True
-
-
-def _write_snapshots(conn: psycopg.Connection, demo: Demo, now: datetime) -> None:
-    by_user: dict[uuid.UUID, list[Event]] = defaultdict(list)
-    for e in demo.events:
-        by_user[e.user.id].append(e)
-    rows = []
-    for learner in demo.learners():
-        data = snapshots(by_user[learner.id], SKILL_TARGETS[learner.org], now)
-        rows += [(learner.id, learner.org_id, t, Jsonb(d), WINDOW_DAYS[t], now) for t, d in data.items()]
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO analytics (user_id, organization_id, role, analytics_type, data, source, "
-            "definition_version, window_days, data_through) "
-            f"VALUES (%s, %s, 'learner', %s, %s, 'computed', {DEFINITION_VERSION}, %s, %s)",
-            rows,
-        )
 
 
 def _roll_up(conn: psycopg.Connection, today: date) -> int:
-    """The organization history of the 90 days, by the rollup job itself (as a backfill run)."""
+    """The population rollups of the 90 days, by the rollup job itself (as a backfill run)."""
     from ms8.jobs.rollups import roll_up
     from ms8.jobs.runner import JobInput
 

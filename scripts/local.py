@@ -79,7 +79,7 @@ def prepare_database(reset_demo: bool = False, db: str = DB) -> bool:
             t0 = time.perf_counter()
             counts = demo.load(conn)
             log(f"demo data: loaded in {time.perf_counter() - t0:.1f} s ("
-                + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if k != "derived_by_service")
+                + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
                 + ")")
     return started
 

@@ -185,12 +185,15 @@ def test_comparison_hides_small_groups_and_shows_k10(factory: Factory) -> None:
 
 def test_aggregates_roles_and_validation(org: Org, factory: Factory) -> None:
     factory.sql(
-        "INSERT INTO aggregated_analytics (organization_id, granularity, role, analytics_type, period_start, "
-        "period_end, user_count, data) VALUES (%s, 'daily', 'learner', 'mastery', current_date - 1, current_date, "
-        "12, '{\"avg\": 0.5}')", (org.id,))
+        "INSERT INTO population_rollups (organization_id, granularity, period_start, period_end, learners, "
+        "active_learners, completions, assessments, scored, score_micros, duration_seconds, distribution, version) "
+        "VALUES (%s, 'daily', current_date - 1, current_date, 12, 3, 6, 2, 2, 1500000, 3600, '{}', 2)", (org.id,))
     r = call("GET", "/v1/aggregates", sub=org.users["ada"], query={"granularity": "daily"})
-    assert r.status == 200 and len(r.body["items"]) == 1 and r.body["items"][0]["userCount"] == 12
-    r = call("GET", "/v1/aggregates", sub=org.users["tina"], role="trainer", query={"type": "mastery"})
+    assert r.status == 200 and len(r.body["items"]) == 1
+    item = r.body["items"][0]
+    assert (item["learners"], item["activeShare"], item["velocity"], item["meanScore"],
+            item["minutesPerActiveLearner"]) == (12, 0.25, 3.5, 0.75, 20.0)
+    r = call("GET", "/v1/aggregates", sub=org.users["tina"], role="trainer", query={"scope": "organization"})
     assert r.status == 200 and len(r.body["items"]) == 1
     r = call("GET", "/v1/aggregates", sub=org.users["alice"])
     assert (r.status, r.error_code) == (403, "ROLE_NOT_ALLOWED")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import importlib.util
 import json
 import os
 import signal
@@ -25,6 +24,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ms8.services import learners
 from scripts import apigw, demo, demo_ids, gateway, invoke, local, localdb, tokens
 from tests.factories import Factory, Org
 
@@ -405,7 +405,10 @@ def test_demo_is_reproducible_and_shaped_as_promised() -> None:
     per_trainer: dict[str, int] = {}
     for trainer, _ in first.assignments:
         per_trainer[trainer.handle] = per_trainer.get(trainer.handle, 0) + 1
-    assert set(per_trainer.values()) == {12}
+    assert per_trainer == {"trainer-01": 15, "trainer-02": 12, "trainer-03": 9}
+    personas = [first.personas[u.id] for u in first.learners() if u.org == demo_ids.ACME]
+    assert {p: personas.count(p) for p in demo.PERSONAS} == {
+        "improving": 9, "steady": 12, "declining": 5, "dropped_out": 5, "struggling": 5}
     assert sum("learner" in u.roles for u in first.users if u.org == demo_ids.GLOBEX) == 5
     days = {e.occurred_at.date() for e in first.events}
     assert min(days) >= date(2026, 8, 28) and max(days) < day
@@ -414,18 +417,7 @@ def test_demo_is_reproducible_and_shaped_as_promised() -> None:
     assert {e.user.id for e in first.events} == {u.id for u in first.learners()}
 
 
-# The service's own computation exists once issue 7's code is in; the demo's fallback always.
-HAS_SERVICE = importlib.util.find_spec("ms8.services.analytics_refresh") is not None
-
-
-@pytest.mark.parametrize("by_service", [True, False] if HAS_SERVICE else [False],
-                         ids=lambda b: "service-code" if b else "computed-here")
-def test_demo_loads_into_a_fresh_database(by_service: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not by_service:  # as on a checkout without issue 7's services
-        import ms8.services
-
-        monkeypatch.delattr(ms8.services, "analytics_refresh", raising=False)
-        monkeypatch.setitem(sys.modules, "ms8.services.analytics_refresh", None)
+def test_demo_loads_into_a_fresh_database() -> None:
     name = f"ms8_test_{os.getpid()}_demo"
     localdb.drop_database(name)
     localdb.create_database(name)
@@ -434,10 +426,9 @@ def test_demo_loads_into_a_fresh_database(by_service: bool, monkeypatch: pytest.
             assert not demo.is_loaded(conn)
             counts = demo.load(conn, now=datetime.now(UTC))
             assert demo.is_loaded(conn)
-            assert counts["derived_by_service"] == by_service
             assert counts["users"] == 46 and counts["learning_events"] > 4000
             assert counts["comparison_groups"] == 4  # ACME learners: all four types; GLOBEX too few
-            assert counts["aggregated_analytics"] > 0
+            assert counts["population_rollups"] > 0
             with conn.transaction():
                 conn.execute("SELECT app.begin_maintenance()")
                 per_type: dict[str, int] = dict(conn.execute(
@@ -447,8 +438,19 @@ def test_demo_loads_into_a_fresh_database(by_service: bool, monkeypatch: pytest.
                     "SELECT min((data->>'mastery')::float), max((data->>'mastery')::float) FROM analytics "
                     "WHERE analytics_type = 'mastery'").fetchone()
                 gamified = conn.execute("SELECT count(*) FROM gamification").fetchone()
+                rows = learners.learner_rows(conn, demo_ids.org_id(demo_ids.ACME), datetime.now(UTC))
+                cohorts = dict(conn.execute(
+                    "SELECT trainer_id, learners FROM population_rollups WHERE granularity = 'weekly' "
+                    "AND trainer_id IS NOT NULL").fetchall())
             assert per_type == dict.fromkeys(("learning_velocity", "engagement", "mastery", "skill_gap"), 36)
             assert headline is not None and 0.3 < headline[0] < headline[1] <= 1.0
-            assert gamified == ((41,) if by_service else (0,))
+            assert gamified == (41,)
+            # Several learners at risk for each reason; trends both ways; cohorts of 15, 12 and 9.
+            reasons = [r.code for row in rows for r in row.risk_reasons]
+            assert {c: reasons.count(c) >= 3 for c in ("inactive", "velocity_drop", "below_target")} == dict.fromkeys(
+                ("inactive", "velocity_drop", "below_target"), True), reasons
+            assert 8 <= sum(row.at_risk for row in rows) <= 24
+            assert min(r.trend.velocity for r in rows) < 0 < max(r.trend.velocity for r in rows)
+            assert sorted(set(cohorts.values())) == [9, 12, 15]
     finally:
         localdb.drop_database(name)

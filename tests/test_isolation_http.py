@@ -6,7 +6,7 @@ database; S3 is moto's server on another free port. The data is made the way cli
 organizations, users and service clients by the owner (as the platform's provisioning would),
 learning events through POST /v1/events by each organization's ingest service (so analytics,
 points and badges are computed by the service), reports through POST /v1/reports (files in S3),
-a refreshed peer-comparison view and a few rollup rows.
+a refreshed peer-comparison view and the population rollups of the last three days.
 
 Organization A: learner-01..12 (01..04 assigned to `trainer`), `bare_trainer` with no learner,
 `org_admin` (its only org admin), a spare trainer and learner for assignment writes, an ingest and
@@ -30,7 +30,8 @@ parameters. For each case:
 - after every write, B's rows (a digest of every tenant table, as the owner) and B's report
   files in S3 are unchanged, and no random id has come into existence.
 
-The answers of lists and counts (reports, users, leaderboard, aggregates, comparison) are checked
+The answers of lists and counts (reports, users, leaderboard, aggregates, comparison, learners,
+cohorts) are checked
 against the database in the entries' `check` functions (on every 2xx answer, so a header or query
 parameter naming B changes nothing) and in test_lists_and_counts_hold_only_org_a. Two more tests
 cover ids that travel in bodies beyond the table: event ids of another user (ingest's
@@ -57,6 +58,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from psycopg.types.json import Jsonb
 
+from ms8.repositories import rollups
 from scripts import apigw, local, tokens
 from tests.factories import Factory, Org
 from tests.gateway_support import RunningGateway, gateway_process
@@ -248,8 +250,8 @@ class World:
 
 
 TENANT_TABLES = ("users", "user_tombstones", "analytics", "gamification", "points_ledger", "learning_events",
-                 "reports", "report_links", "aggregated_analytics", "trainer_assignments", "skill_targets",
-                 "service_clients")
+                 "learner_daily_activity", "reports", "report_links", "aggregated_analytics", "population_rollups",
+                 "trainer_assignments", "skill_targets", "service_clients")
 
 
 def org_digest(w: World, org_id: UUID) -> dict[str, str]:
@@ -283,6 +285,8 @@ def b_markers(w: World) -> list[str]:
         UNION ALL SELECT s3_key FROM reports WHERE organization_id = %(o)s AND s3_key IS NOT NULL
         UNION ALL SELECT id::text FROM report_links WHERE organization_id = %(o)s
         UNION ALL SELECT id::text FROM aggregated_analytics WHERE organization_id = %(o)s
+        UNION ALL SELECT trainer_id::text FROM population_rollups WHERE organization_id = %(o)s
+          AND trainer_id IS NOT NULL
         UNION ALL SELECT client_id FROM service_clients WHERE organization_id = %(o)s
         """,
         {"o": org},
@@ -395,7 +399,7 @@ def _build(client: Client, factory: Factory, bucket: Any, bucket_name: str, runn
         answer = client.send(Req("POST", "/v1/reports", {"format": fmt}), tokens.user_token(org.users[key]))
         assert answer.status == 201, answer.text
         w.reports[f"{prefix}:{key}"] = UUID(answer.json["id"])
-    # Organization history: three daily rollup rows each, of different sizes.
+    # The old organization history: three daily rows each, of different sizes.
     for org, users in ((a, A_LEARNERS), (b, B_LEARNERS)):
         for d in range(1, 4):
             factory.sql(
@@ -405,6 +409,11 @@ def _build(client: Client, factory: Factory, bucket: Any, bucket_name: str, runn
                 (org.id, TODAY - timedelta(days=d), TODAY - timedelta(days=d - 1), users,
                  Jsonb({"metric": "engagement", "avg": 0.5, "p25": 0.3, "p50": 0.5, "p75": 0.7})),
             )
+    # Population rollups of the last three days, by the rollup job's statement (both organizations,
+    # both cohorts with learners).
+    with factory.conn.transaction():
+        factory.conn.execute("SELECT app.begin_maintenance()")
+        rollups.rollup(factory.conn, "daily", TODAY - timedelta(days=3), TODAY)
     factory.refresh_comparison()
     w.markers = b_markers(w)
     w.b_digest = org_digest(w, b.id)
@@ -449,9 +458,37 @@ def check_comparison(w: World, actor: str, req: Req, answer: Answer) -> None:
 
 
 def check_aggregates(w: World, actor: str, req: Req, answer: Answer) -> None:
-    expected = w.sql("SELECT period_start::text, user_count FROM aggregated_analytics WHERE organization_id = %s "
-                     "AND granularity = 'daily' ORDER BY period_start", (w.a.id,))
-    assert [(i["periodStart"], i["userCount"]) for i in answer.json["items"]] == [tuple(r) for r in expected]
+    """A trainer's own cohort (none for the bare trainer), the org admin's organization."""
+    cohort = None if actor == "org_admin" else w.actor_id(actor)
+    expected = w.sql("SELECT period_start::text, learners FROM population_rollups WHERE organization_id = %s "
+                     "AND trainer_id IS NOT DISTINCT FROM %s AND granularity = 'daily' ORDER BY period_start",
+                     (w.a.id, cohort))
+    assert [(i["periodStart"], i["learners"]) for i in answer.json["items"]] == [tuple(r) for r in expected]
+    assert len(expected) == (0 if actor == "bare_trainer" else 3)
+
+
+def check_learners(w: World, actor: str, req: Req, answer: Answer) -> None:
+    """A trainer's assigned learners, the org admin's learners of A."""
+    if actor == "org_admin":
+        expected = w.sql("SELECT id::text FROM users WHERE organization_id = %s AND 'learner' = ANY (roles)",
+                         (w.a.id,))
+    else:
+        expected = w.sql("SELECT learner_id::text FROM trainer_assignments WHERE trainer_id = %s",
+                         (w.actor_id(actor),))
+    assert sorted(i["userId"] for i in answer.json["items"]) == sorted(r[0] for r in expected)
+    assert len(expected) >= {"org_admin": A_LEARNERS, "trainer": ASSIGNED, "bare_trainer": 0}[actor]
+
+
+def check_learner(w: World, actor: str, req: Req, answer: Answer) -> None:
+    assert answer.json["learner"]["userId"] == req.path.rsplit("/", 1)[1]
+    assert len(answer.json["weeks"]) == 12
+
+
+def check_cohorts(w: World, actor: str, req: Req, answer: Answer) -> None:
+    expected = w.sql("SELECT id::text FROM users WHERE organization_id = %s AND 'trainer' = ANY (roles)", (w.a.id,))
+    assert sorted(i["trainerId"] for i in answer.json["items"]) == sorted(r[0] for r in expected)
+    cohort = next(i for i in answer.json["items"] if i["trainerId"] == str(w.a.users["trainer"]))
+    assert cohort["learners"] == ASSIGNED
 
 
 def check_users_page(w: World, actor: str, req: Req, answer: Answer) -> None:
@@ -669,6 +706,17 @@ ROUTES: dict[str, Entry] = {
         "learner": denied(403), "trainer": Exp(200, 200, 200), "bare_trainer": Exp(200, 200, 200),
         "org_admin": Exp(200, 200, 200), "ingest": denied(403), "directory": denied(403),
     }, check_aggregates),
+    "GET /v1/learners": Entry(idless("GET", "/v1/learners"), {
+        "learner": denied(403), "trainer": Exp(200, 200, 200), "bare_trainer": Exp(200, 200, 200),
+        "org_admin": Exp(200, 200, 200), "ingest": denied(403), "directory": denied(403),
+    }, check_learners, volatile=frozenset({"asOf"})),
+    "GET /v1/learners/{userId}": Entry(with_user_path("GET", "/v1/learners/{}"), {
+        "learner": denied(403), "trainer": Exp(404, 404, 404, assigned=200), "bare_trainer": Exp(404, 404, 404),
+        "org_admin": Exp(404, 200, 404),  # own: an org admin is no learner
+        "ingest": denied(403), "directory": denied(403),
+    }, check_learner),
+    "GET /v1/cohorts": Entry(idless("GET", "/v1/cohorts"), ADMIN_ONLY_GET, check_cohorts,
+                             volatile=frozenset({"asOf"})),
     "DELETE /v1/users/{userId}": Entry(erase, {
         "learner": denied(403), "trainer": denied(403), "bare_trainer": denied(403),
         "org_admin": Exp(409, 200, 404),  # own: the last org admin of A
@@ -839,7 +887,11 @@ def test_lists_and_counts_hold_only_org_a(world: World) -> None:
     assert board["you"] is not None and board["you"]["isYou"]
 
     history = w.send("trainer", Req("GET", "/v1/aggregates")).json["items"]
-    assert [i["userCount"] for i in history] == [A_LEARNERS] * 3  # B's rows say 11
+    assert [i["learners"] for i in history] == [ASSIGNED] * 3  # B's trainer's cohort has 3
+    organization = w.send("org_admin", Req("GET", "/v1/aggregates")).json["items"]
+    assert len(organization) == 3 and all(i["learners"] >= A_LEARNERS for i in organization)  # B has 11
+    learners = w.send("org_admin", Req("GET", "/v1/learners")).json["items"]
+    assert len(learners) >= A_LEARNERS and all(i["email"].endswith("@example.test") for i in learners)
 
     comparison = w.send("learner", Req("GET", "/v1/comparison")).json["items"]
     shown = {i["analyticsType"]: i["peers"]["userCount"] for i in comparison if i["available"]}

@@ -364,3 +364,59 @@ def test_the_migration_back_fills_the_days_from_the_events(scratch: str) -> None
 
     sql(scratch, migration.BACKFILL)
     assert days_stored(scratch) == wanted
+
+
+def quartiles(values: list[float]) -> dict[str, float | None]:
+    """percentile_cont by hand: linear interpolation at p x (n - 1) in the sorted values."""
+    if not values:
+        return q(None, None, None)
+    v = sorted(values)
+
+    def at(p: float) -> float:
+        pos = p * (len(v) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(v) - 1)
+        return round(v[lo] + (pos - lo) * (v[hi] - v[lo]), 6)
+
+    return q(at(0.25), at(0.5), at(0.75))
+
+
+def test_distributions_over_random_activity_equal_percentiles_over_every_learner(scratch: str) -> None:
+    """Many learners, most idle: the statement pads the idle ones as zeros without rows for them."""
+    import random
+
+    rng = random.Random(13)
+    org = uuid.uuid4()
+    sql(scratch, "INSERT INTO organizations (id, name) VALUES (%s, 'R')", (org,))
+    learners = [uuid.uuid4() for _ in range(23)]
+    for n, user in enumerate(learners):
+        sql(scratch, "INSERT INTO users (id, organization_id, email, name, roles) VALUES (%s, %s, %s, %s, '{learner}')",
+            (user, org, f"r{n}@example.test", f"r{n}"))
+    events = []
+    for user in learners[:9]:
+        for _ in range(rng.randint(1, 12)):
+            verb = rng.choice(["completed", "passed", "failed", "session"])
+            events.append(ev(user, verb, at(rng.randint(0, 6), rng.randint(0, 23)), f"o-{rng.randint(1, 6)}",
+                             score=round(rng.random(), 3) if verb in ("passed", "failed") else None,
+                             seconds=rng.choice([None, 60 * rng.randint(1, 90)])))
+    send(org, events)
+    run(scratch, "weekly", MONDAY, WEEK_END)
+
+    per_user: dict[UUID, dict[str, Any]] = {u: dict(objects=set(), days=set(), seconds=0, scores=[]) for u in learners}
+    for e in events:
+        mine = per_user[UUID(e["userId"])]
+        when = datetime.fromisoformat(e["occurredAt"])
+        mine["days"].add(when.date())
+        mine["seconds"] += (e.get("result") or {}).get("durationSeconds") or 0
+        if e["verb"] == "completed":
+            mine["objects"].add(e["objectId"])
+        if (e.get("result") or {}).get("score") is not None:
+            mine["scores"].append(e["result"]["score"])
+    got = stored(scratch, [org], "weekly")[(org, None, "weekly", MONDAY)]
+    assert got["learners"] == 23 and got["active_learners"] == 9
+    assert got["distribution"] == {
+        "completions": quartiles([len(m["objects"]) for m in per_user.values()]),
+        "activeDays": quartiles([len(m["days"]) for m in per_user.values()]),
+        "minutes": quartiles([m["seconds"] / 60 for m in per_user.values()]),
+        "meanScore": quartiles([sum(m["scores"]) / len(m["scores"]) for m in per_user.values() if m["scores"]]),
+    }

@@ -82,6 +82,12 @@ learning_events       org_admin   +++-    ----    ----    ----
 learning_events       ingest      .++-    .++-    .---    .---
 learning_events       directory   .---    .---    .---    .---
 learning_events       none        .---    .---    .---    .---
+learner_daily_activity learner    +---    +---    +---    ----
+learner_daily_activity trainer    +-+-    +---    +---    ----
+learner_daily_activity org_admin  +++-    ----    ----    ----
+learner_daily_activity ingest     .++-    .++-    .++-    .---
+learner_daily_activity directory  .---    .---    .---    .---
+learner_daily_activity none       .---    .---    .---    .---
 reports               learner     +---    +---    +---    ----
 reports               trainer     +---    +---    +---    ----
 reports               org_admin   +++-    +---    +---    ----
@@ -100,6 +106,12 @@ aggregated_analytics  org_admin   +..-    -..-    -..-    -..-
 aggregated_analytics  ingest      -..-    -..-    -..-    -..-
 aggregated_analytics  directory   -..-    -..-    -..-    -..-
 aggregated_analytics  none        -..-    -..-    -..-    -..-
+population_rollups    learner     -..-    -..-    -..-    -..-
+population_rollups    trainer     +..-    -..-    -..-    -..-
+population_rollups    org_admin   +..-    -..-    -..-    -..-
+population_rollups    ingest      -..-    -..-    -..-    -..-
+population_rollups    directory   -..-    -..-    -..-    -..-
+population_rollups    none        -..-    -..-    -..-    -..-
 trainer_assignments   learner     +---    ----    ----    ----
 trainer_assignments   trainer     +-+-    ----    ----    ----
 trainer_assignments   org_admin   +++-    +++-    ----    +++-
@@ -124,7 +136,8 @@ ACTORS = ("learner", "trainer", "org_admin", "ingest", "directory", "none")
 USER_ACTORS = ("learner", "trainer", "org_admin")
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 TARGETS = ("own", "peer", "assigned", "other")
-ORG_TABLES = frozenset({"organizations", "aggregated_analytics", "skill_targets", "service_clients"})
+ORG_TABLES = frozenset({"organizations", "aggregated_analytics", "population_rollups", "skill_targets",
+                        "service_clients"})
 # A new organization is never the actor's own: organizations INSERT has only the `other` target.
 NO_CELL = frozenset({("organizations", "INSERT", "own")})
 
@@ -150,8 +163,9 @@ HOME_USERS = {
 AWAY_USERS = {"stranger": "learner", "coach_away": "trainer"}
 SUBJECTS = ("learner", "trainer", "org_admin", "peer", "assigned", "stranger")
 TABLE_ORDER = (
-    "user_tombstones", "analytics", "gamification", "points_ledger", "learning_events", "reports",
-    "report_links", "trainer_assignments", "aggregated_analytics", "skill_targets", "service_clients",
+    "user_tombstones", "analytics", "gamification", "points_ledger", "learning_events", "learner_daily_activity",
+    "reports", "report_links", "trainer_assignments", "aggregated_analytics", "population_rollups", "skill_targets",
+    "service_clients",
 )
 
 
@@ -197,6 +211,10 @@ BUILDERS: dict[str, Callable[[World, str], dict[str, Any]]] = {
         **_user_row(w, s), "event_id": uuid.uuid4(), "verb": "completed", "object_id": "course-1",
         "object_type": "course", "occurred_at": _now() - timedelta(hours=1),
     },
+    "learner_daily_activity": lambda w, s: {
+        **_user_row(w, s), "day": date.today(), "events": 1, "completions": 0, "assessments": 0, "scored": 0,
+        "score_micros": 0, "passed": 0, "duration_seconds": 0, "sessions": 0, "last_at": _now(),
+    },
     "reports": lambda w, s: {**_user_row(w, s), "id": uuid.uuid4(), "role": w.role_of[s], "format": "csv"},
     "report_links": lambda w, s: {
         **_user_row(w, s), "id": uuid.uuid4(), "report_id": w.reports[s],
@@ -210,11 +228,19 @@ BUILDERS: dict[str, Callable[[World, str], dict[str, Any]]] = {
         "period_start": date.today() - timedelta(days=1), "period_end": date.today(), "user_count": 10,
         "data": Jsonb({"mastery": 0.5}),
     },
+    "population_rollups": lambda w, s: _rollup_row(w.org[s], None),
     "skill_targets": lambda w, s: {"organization_id": w.org[s], "skill": "matrix-skill", "target_level": 0.8},
     "service_clients": lambda w, s: {
         "client_id": f"matrix-{uuid.uuid4().hex}", "organization_id": w.org[s], "scopes": ["ingest"],
     },
 }
+
+def _rollup_row(org: UUID, trainer: UUID | None, granularity: str = "daily") -> dict[str, Any]:
+    return {"organization_id": org, "trainer_id": trainer, "granularity": granularity,
+            "period_start": date.today() - timedelta(days=1), "period_end": date.today(), "learners": 10,
+            "active_learners": 1, "completions": 0, "assessments": 0, "scored": 0, "score_micros": 0,
+            "duration_seconds": 0, "distribution": Jsonb({}), "version": 2}
+
 
 KEYS: dict[str, tuple[str, ...]] = {
     "organizations": ("id",),
@@ -224,10 +250,12 @@ KEYS: dict[str, tuple[str, ...]] = {
     "gamification": ("user_id", "role"),
     "points_ledger": ("user_id", "award_key"),
     "learning_events": ("event_id", "occurred_at"),
+    "learner_daily_activity": ("user_id", "day"),
     "reports": ("id",),
     "report_links": ("id",),
     "trainer_assignments": ("trainer_id", "learner_id"),
     "aggregated_analytics": ("organization_id", "granularity", "analytics_type", "role", "period_start"),
+    "population_rollups": ("organization_id", "granularity", "period_start"),
     "skill_targets": ("organization_id", "skill"),
     "service_clients": ("client_id",),
 }
@@ -241,10 +269,12 @@ UPDATES: dict[str, str] = {
     "gamification": "points = points + 1",
     "points_ledger": "points = points + 1",
     "learning_events": "score = 0.5",
+    "learner_daily_activity": "events = events + 1",
     "reports": "status = status",
     "report_links": "expires_at = expires_at",
     "trainer_assignments": "created_at = created_at",
     "aggregated_analytics": "user_count = user_count",
+    "population_rollups": "learners = learners",
     "skill_targets": "target_level = target_level",
     "service_clients": "description = description",
 }
@@ -412,7 +442,7 @@ def test_trainer_reads_only_assigned_learners(conn: psycopg.Connection, worlds: 
     try:
         home = w.org["home"]
         assert _visible(conn, "SELECT id FROM users") == {w.user["trainer"], w.user["assigned"]}
-        for table in ("analytics", "gamification", "learning_events"):
+        for table in ("analytics", "gamification", "learning_events", "learner_daily_activity"):
             seen = _visible(conn, f"SELECT user_id FROM {table} WHERE organization_id = %s", (home,))
             assert seen == {w.user["trainer"], w.user["assigned"]}, table
         # Points, reports and links of an assigned learner stay private to the learner.
@@ -420,6 +450,28 @@ def test_trainer_reads_only_assigned_learners(conn: psycopg.Connection, worlds: 
             assert _visible(conn, f"SELECT user_id FROM {table}") == {w.user["trainer"]}, table
     finally:
         conn.rollback()
+
+
+def test_cohort_rollups_are_read_by_their_trainer_and_the_org_admin_only(
+    conn: psycopg.Connection, worlds: Worlds, owner_url: str
+) -> None:
+    """Weekly rows of the organization and of two cohorts (the acting trainer's and coach's)."""
+    w = worlds.populated
+    home = w.org["home"]
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        factory = Factory(owner)
+        for trainer in (None, w.user["trainer"], w.user["coach"]):
+            row = _rollup_row(home, trainer, "weekly")
+            factory.sql(_insert("population_rollups", row), list(row.values()))
+    seen: dict[str, set[Any]] = {}
+    for actor in ("learner", "trainer", "org_admin"):
+        begin(conn, w, worlds.directory_client, actor)
+        try:
+            seen[actor] = _visible(conn, "SELECT trainer_id FROM population_rollups WHERE granularity = 'weekly'")
+        finally:
+            conn.rollback()
+    assert seen == {"learner": set(), "trainer": {None, w.user["trainer"]},
+                    "org_admin": {None, w.user["trainer"], w.user["coach"]}}
 
 
 def test_org_admin_never_reads_another_organization(conn: psycopg.Connection, worlds: Worlds) -> None:

@@ -6,8 +6,10 @@ ms8.config.risk_thresholds), the learner's figures as LearnerFigures.
 - inactive: no event for `inactive_days` days or more (or none ever);
 - velocity_drop: the velocity of the last 4 weeks is at most `velocity_drop_ratio` times the
   velocity of the 4 weeks before, which was above 0;
-- below_target: for at least one skill the organization targets, the learner's mastery is below
-  the target by more than `target_margin` (never assessed counts as mastery 0).
+- below_target: for at least one skill the organization targets and the learner has been assessed
+  in, the learner's mastery is below the target by more than `target_margin`. A skill never
+  assessed is not a reason (it counts as 0 in the skill gap, but a learner who has not reached a
+  course yet is not falling behind in it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class LearnerFigures:
     last_activity_at: datetime | None
     velocity: float
     previous_velocity: float
-    skill_gaps: Mapping[str, float]  # targeted skill -> max(0, target - mastery)
+    skill_mastery: Mapping[str, float]  # skill -> mastery, for the skills assessed
+    targets: Mapping[str, float]  # the organization's target level per skill
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,9 @@ def reasons(figures: LearnerFigures, now: datetime, thresholds: RiskThresholds) 
             f"velocity fell from {_fmt(previous)} to {_fmt(figures.velocity)} completions per week "
             "against the previous 4 weeks",
         ))
-    behind = sorted((s, g) for s, g in figures.skill_gaps.items() if g > thresholds.target_margin + 1e-9)
+    # Compared in 4 decimals (mastery is stored so): a gap of exactly the margin is not more.
+    gaps = {s: round(t - figures.skill_mastery[s], 4) for s, t in figures.targets.items() if s in figures.skill_mastery}
+    behind = sorted((s, g) for s, g in gaps.items() if g > thresholds.target_margin)
     if behind:
         listed = ", ".join(f"{s} ({_fmt(g)} below)" for s, g in behind)
         out.append(Reason(

@@ -8,6 +8,9 @@ at-risk rule read it. The verbs come from the vocabulary as parameters (VERB_PAR
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
+
+import psycopg
 
 from ms8.domain import vocabulary
 
@@ -73,3 +76,25 @@ days_written AS (
         last_at = greatest(d.last_at, EXCLUDED.last_at)
 )
 """
+
+
+# The same aggregation over events already stored (a load that bypassed ingest, a repair): the
+# organization's days are dropped and built again from its learning events.
+_REBUILD = """
+WITH stored AS (
+    SELECT e.user_id, e.verb, e.object_id, e.skills, e.score, e.duration_seconds, e.occurred_at
+    FROM learning_events e WHERE e.organization_id = %(org)s
+),
+""" + DAYS_FROM_STORED + """
+SELECT count(*) FROM new_days
+"""
+
+
+def rebuild(conn: psycopg.Connection, organization_id: UUID) -> int:
+    """Rebuild an organization's learner days from its learning events (owner, maintenance);
+    returns the number of days written."""
+    # A statement of its own: the insert below would not see rows deleted in the same statement.
+    conn.execute("DELETE FROM learner_daily_activity WHERE organization_id = %s", (organization_id,))
+    row = conn.execute(_REBUILD, {"org": organization_id, **VERB_PARAMS}).fetchone()
+    assert row is not None
+    return int(row[0])

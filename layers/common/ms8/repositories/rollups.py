@@ -28,12 +28,20 @@ ROLLUP_VERSION = 2
 
 # How it computes, and why so:
 # - members: the population of each organization (its learners: users holding the learner role)
-#   and of each trainer cohort (learners assigned to the trainer), as they are at the run.
-# - per_user / per_user_objects fold the learners' days into one row per learner and period;
-#   distinct completed objects need their own pass (an object completed on two days of one week
-#   counts once in that week, as in the learner's velocity).
-# - cells: every member x period, inactive learners with zeros, so that the distributions are
-#   over all the population's learners (mean score over those with a scored assessment).
+#   and of each trainer cohort (learners assigned to the trainer), as they are at the run;
+#   scope_id is the organization's id for the organization and the trainer's for a cohort, so
+#   every join is an equality (hashable), never IS NOT DISTINCT FROM.
+# - per_user / per_user_objects fold the learners' days into one row per learner and period with
+#   activity; distinct completed objects need their own pass (an object completed on two days of
+#   one week counts once in that week, as in the learner's velocity).
+# - Only active learners have rows: an organization of 2,500 learners of whom 100 learn does not
+#   make 2,500 rows per period. The distributions are over all the population's learners, so the
+#   inactive ones are zeros placed before the active values: the quartile at position
+#   p x (learners - 1) is interpolated between the values at its floor and ceiling, a zero below
+#   index (learners - active) and else the active value of that rank (row_number per metric).
+#   This is percentile_cont over the padded values, without the padding (a test holds them equal
+#   on a worked example). Mean score is over learners with a scored assessment (all active).
+# - Every population gets a row for every period, with zeros when nobody was active.
 # - Unchanged rows are filtered out before the INSERT (ON CONFLICT DO UPDATE would lock, and so
 #   write, every conflicting row even when its WHERE finds no change); rows of the window the
 #   data no longer supports (a cohort that lost its learners) are deleted.
@@ -43,12 +51,15 @@ WITH periods AS (
     FROM generate_series(%(start)s::timestamp, %(end)s::timestamp - interval '1 day', %(step)s::interval) AS p
 ),
 members AS (
-    SELECT u.organization_id, NULL::uuid AS trainer_id, u.id AS user_id
+    SELECT u.organization_id, u.organization_id AS scope_id, NULL::uuid AS trainer_id, u.id AS user_id
     FROM users u WHERE %(learner)s = ANY (u.roles)
     UNION ALL
-    SELECT u.organization_id, ta.trainer_id, u.id
+    SELECT u.organization_id, ta.trainer_id, ta.trainer_id, u.id
     FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
     WHERE %(learner)s = ANY (u.roles)
+),
+populations AS MATERIALIZED (
+    SELECT organization_id, scope_id, trainer_id, count(*) AS learners FROM members GROUP BY 1, 2, 3
 ),
 per_user AS (
     SELECT d.user_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start,
@@ -64,36 +75,47 @@ per_user_objects AS (
     WHERE d.day >= %(start)s AND d.day < %(end)s AND d.completions > 0
     GROUP BY 1, 2
 ),
-cells AS (
-    SELECT m.organization_id, m.trainer_id, p.period_start, p.period_end,
-           coalesce(a.active_days, 0) AS active_days, coalesce(c.completions, 0) AS completions,
-           coalesce(a.assessments, 0) AS assessments, coalesce(a.scored, 0) AS scored,
-           coalesce(a.score_micros, 0) AS score_micros, coalesce(a.duration_seconds, 0) AS duration_seconds
-    FROM members m CROSS JOIN periods p
-    LEFT JOIN per_user a ON a.user_id = m.user_id AND a.period_start = p.period_start
-    LEFT JOIN per_user_objects c ON c.user_id = m.user_id AND c.period_start = p.period_start
+active AS (
+    SELECT m.organization_id, m.scope_id, a.period_start, a.active_days, coalesce(c.completions, 0) AS completions,
+           a.assessments, a.scored, a.score_micros, a.duration_seconds, a.duration_seconds / 60.0 AS minutes
+    FROM per_user a
+    JOIN members m ON m.user_id = a.user_id
+    LEFT JOIN per_user_objects c ON c.user_id = a.user_id AND c.period_start = a.period_start
+),
+ranked AS (
+    SELECT x.*, p.learners, count(*) OVER w AS active_n,
+           row_number() OVER (w ORDER BY x.completions) AS r_completions,
+           row_number() OVER (w ORDER BY x.active_days) AS r_active_days,
+           row_number() OVER (w ORDER BY x.minutes) AS r_minutes
+    FROM active x
+    JOIN populations p ON p.organization_id = x.organization_id AND p.scope_id = x.scope_id
+    WINDOW w AS (PARTITION BY x.organization_id, x.scope_id, x.period_start)
 ),
 stats AS (
-    SELECT organization_id, trainer_id, period_start, period_end,
-           count(*) AS learners, count(*) FILTER (WHERE active_days > 0) AS active_learners,
+    SELECT organization_id, scope_id, period_start, count(*) AS active_learners,
            sum(completions) AS completions, sum(assessments) AS assessments, sum(scored) AS scored,
            sum(score_micros) AS score_micros, sum(duration_seconds) AS duration_seconds,
-           percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY completions) AS completions_q,
-           percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY active_days) AS active_q,
-           percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY duration_seconds / 60.0) AS minutes_q,
+           app_zq(completions), app_zq(active_days), app_zq(minutes),
            percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY score_micros::float8 / scored / 1e6)
                FILTER (WHERE scored > 0) AS score_q
-    FROM cells
-    GROUP BY 1, 2, 3, 4
+    FROM ranked
+    GROUP BY organization_id, scope_id, period_start, learners, active_n
 ),
 computed AS (
-    SELECT s.organization_id, s.trainer_id, s.period_start, s.period_end, s.learners::integer,
-           s.active_learners::integer, s.completions::bigint, s.assessments::bigint, s.scored::bigint,
-           s.score_micros::bigint, s.duration_seconds::bigint,
+    SELECT p.organization_id, p.trainer_id, d.period_start, d.period_end, p.learners::integer,
+           coalesce(s.active_learners, 0)::integer AS active_learners,
+           coalesce(s.completions, 0)::bigint AS completions, coalesce(s.assessments, 0)::bigint AS assessments,
+           coalesce(s.scored, 0)::bigint AS scored, coalesce(s.score_micros, 0)::bigint AS score_micros,
+           coalesce(s.duration_seconds, 0)::bigint AS duration_seconds,
            jsonb_build_object(
-               'completions', app_q(s.completions_q), 'activeDays', app_q(s.active_q),
-               'meanScore', app_q(s.score_q), 'minutes', app_q(s.minutes_q)) AS distribution
-    FROM stats s
+               'completions', app_q3(s.completions_q0, s.completions_q1, s.completions_q2, 0),
+               'activeDays', app_q3(s.active_days_q0, s.active_days_q1, s.active_days_q2, 0),
+               'meanScore', app_q3(s.score_q[1], s.score_q[2], s.score_q[3], NULL),
+               'minutes', app_q3(s.minutes_q0, s.minutes_q1, s.minutes_q2, 0)) AS distribution
+    FROM populations p
+    CROSS JOIN periods d
+    LEFT JOIN stats s ON s.organization_id = p.organization_id AND s.scope_id = p.scope_id
+                     AND s.period_start = d.period_start
 ),
 written AS (
     INSERT INTO population_rollups AS t
@@ -136,18 +158,42 @@ SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written),
        (SELECT count(*) FROM removed)
 """
 
-# The three interpolated quartiles of a percentile_cont array as {p25, median, p75}, rounded to
-# 6 decimals (a distribution over no learner: nulls). Inlined by SQL text, not a function in
-# the database: the definition stays here, beside its statement.
-_Q = ("jsonb_build_object('p25', trim_scale(round(({a})[1]::numeric, 6)), "
-      "'median', trim_scale(round(({a})[2]::numeric, 6)), 'p75', trim_scale(round(({a})[3]::numeric, 6)))")
+QUARTILES = (0.25, 0.5, 0.75)
+
+
+def _zero_padded_quartiles(metric: str) -> str:
+    """`<metric>_q0..q2`: the quartiles of the metric over the population's learners, the inactive
+    ones as zeros (see above); per row of `ranked`, grouped by population and period."""
+    zeros = "(learners - active_n)"
+    out = []
+    for n, p in enumerate(QUARTILES):
+        pos = f"({p} * (learners - 1))"
+        lo, hi = f"floor({pos})::bigint", f"ceil({pos})::bigint"
+
+        def at(i: str) -> str:
+            return (f"(CASE WHEN {i} < {zeros} THEN 0 "
+                    f"ELSE max({metric}) FILTER (WHERE r_{metric} = {i} - {zeros} + 1) END)")
+
+        out.append(f"({at(lo)} + ({pos} - {lo}) * ({at(hi)} - {at(lo)})) AS {metric}_q{n}")
+    return ", ".join(out)
+
+
+def _q3(p25: str, median: str, p75: str, empty: str) -> str:
+    """{p25, median, p75} rounded to 6 decimals; `empty` for a period without an active learner."""
+    return ", ".join(
+        f"'{k}', trim_scale(round(coalesce(({v})::numeric, {empty}), 6))"
+        for k, v in (("p25", p25), ("median", median), ("p75", p75))
+    ).join(("jsonb_build_object(", ")"))
 
 
 def _statement() -> str:
+    import re
+
     out = _ROLLUP
-    for name in ("s.completions_q", "s.active_q", "s.score_q", "s.minutes_q"):
-        out = out.replace(f"app_q({name})", _Q.format(a=name))
-    return out
+    for metric in ("completions", "active_days", "minutes"):
+        out = out.replace(f"app_zq({metric})", _zero_padded_quartiles(metric))
+    return re.sub(r"app_q3\(([^,]+), ([^,]+), ([^,]+), (\w+)\)",
+                  lambda m: _q3(m[1], m[2], m[3], m[4]), out)
 
 
 _STATEMENT = _statement()

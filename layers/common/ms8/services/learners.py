@@ -51,7 +51,7 @@ def row_of(facts: repo.LearnerFacts, targets: Mapping[str, float], now: datetime
     previous = facts.previous_objects / VELOCITY_WEEKS
     gap = metrics.skill_gap_from_mastery(facts.skill_mastery, targets)
     reasons = risk.reasons(
-        risk.LearnerFigures(facts.last_at, velocity, previous, gap["skills"]), now, thresholds
+        risk.LearnerFigures(facts.last_at, velocity, previous, facts.skill_mastery, targets), now, thresholds
     )
     return LearnerRow(
         user_id=facts.user_id, display_name=facts.name, email=facts.email, last_activity_at=facts.last_at,
