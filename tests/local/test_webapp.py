@@ -44,7 +44,7 @@ def test_nothing_outside_the_build_is_served(dist: Path) -> None:
     (dist.parent / "secret.txt").write_text("no")
     for path in ("/app/../secret.txt", "/app/assets/../../secret.txt"):
         reply = webapp.reply("GET", path, b"", dist)
-        assert reply is not None and reply.status == 404 and b"no" != reply.body
+        assert reply is not None and reply.status == 404 and reply.body != b"no"
 
 
 def test_local_config_names_this_origin_and_the_demo_sign_in(dist: Path) -> None:
