@@ -43,6 +43,9 @@ function cohortsTable(cohorts: Cohort[], show: (c: Cohort) => void): HTMLElement
 function assignForm(users: DirectoryUser[], onAssigned: (trainerId: string) => Promise<void>): HTMLElement {
   const learners = users.filter((u) => u.roles.includes("learner")).sort((a, b) => a.name.localeCompare(b.name));
   const trainers = users.filter((u) => u.roles.includes("trainer")).sort((a, b) => a.name.localeCompare(b.name));
+  if (learners.length === 0 || trainers.length === 0) {
+    return notice(`Assignments need a learner and a trainer; this organization has ${learners.length} learners and ${trainers.length} trainers.`);
+  }
   const learner = h("select", { id: "assign-learner", name: "learner", required: true }, learners.map((u) => h("option", { value: u.id }, `${u.name} (${u.email})`)));
   const trainer = h("select", { id: "assign-trainer", name: "trainer", required: true }, trainers.map((u) => h("option", { value: u.id }, u.name)));
   const status = h("p", { class: "small", "aria-live": "polite", id: "assign-status" });
