@@ -81,14 +81,23 @@ def css(driver: WebDriver | WebElement, selector: str) -> list[WebElement]:
     return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
-def sign_in(driver: WebDriver, url: str, login: str) -> str:
-    """Through the sign-in page as a demo user; returns the token the app keeps."""
+def sign_in(driver: WebDriver, url: str, login: str, keyboard: bool = False) -> str:
+    """Through the sign-in page as a demo user (a click, or Tab to the button and Enter);
+    returns the token the app keeps."""
     driver.get(f"{url}/app/config.json")  # this origin, but no app running to use the old session
     driver.execute_script("sessionStorage.clear()")
     driver.get_log("browser")  # what earlier pages logged is theirs
     driver.get(f"{url}/app/")
     button = wait(driver, lambda d: (css(d, f'button[data-login="{login}"]') or [None])[0])
-    button.click()
+    if keyboard:
+        for _ in range(200):  # Tab through the page until the user's button has the focus
+            if driver.switch_to.active_element == button:
+                break
+            driver.switch_to.active_element.send_keys(Keys.TAB)
+        assert driver.switch_to.active_element == button, "the user's button is not reachable by Tab"
+        button.send_keys(Keys.ENTER)
+    else:
+        button.click()
     wait(driver, lambda d: css(d, "[data-dashboard]"))
     token = driver.execute_script("return sessionStorage.getItem('ms8.token')")
     assert token
@@ -230,7 +239,7 @@ def test_learner_sees_their_numbers_and_downloads_their_report(stack: RunningGat
 
 
 def test_learner_dashboard_fits_a_phone(stack: RunningGateway, chrome: WebDriver) -> None:
-    sign_in(chrome, stack.url, "acme:learner-02")
+    sign_in(chrome, stack.url, "acme:learner-02", keyboard=True)
     chrome.set_window_size(375, 800)
     try:
         loaded(chrome, "headline")
@@ -354,6 +363,17 @@ def test_admin_sees_the_organization_and_assigns_a_learner(stack: RunningGateway
     members = wait(chrome, lambda d: (el := css(d, f'#cohort-members [data-cohort-of="{trainer}"]')) and el[0])
     assert members
     assert css(chrome, f'#cohort-members tr[data-user="{demo_ids.LEARNER}"]'), "the learner is listed in the cohort"
+
+    # Skill targets: the saved level is the one the learners' skill gap now measures against.
+    skill = css(chrome, "#target-skill")[0]
+    skill.send_keys("python")
+    level = css(chrome, "#target-level")[0]
+    level.clear()
+    level.send_keys("90", Keys.ENTER)
+    saved = wait(chrome, lambda d: (el := css(d, '#targets li[data-skill="python"]')) and el[0])
+    assert "python: target 90%" in saved.text
+    skills = {s["skill"]: s for s in api(stack.url, token, f"/v1/learners/{demo_ids.LEARNER}")["skills"]}
+    assert skills["python"]["target"] == 0.9
     no_page_errors(chrome)
 
 

@@ -138,7 +138,7 @@ export function adminDashboard(me: Me): HTMLElement {
     card("Cohorts by trainer", "cohorts", cohorts, members),
     drill,
     h("div", { class: "two" }, card("Users and assignments", "assignments", assignments), card("Skill targets", "targets", h("p", { class: "small muted" }, "Skill gap measures each learner against these levels."), targetsForm())),
-    card("Organization report", "report", h("p", {}, "The organization's metrics over the last 30 days."), reportButton("Download the organization report", { kind: "organization", types: ANALYTICS_TYPES })),
+    card("Organization report", "report", h("p", {}, "The organization's metrics over the last 30 days."), reportButton("Download the organization report", { types: ANALYTICS_TYPES })),
   );
   void me;
   const rollups = get<{ items: Rollup[] }>(`/v1/aggregates${query({ granularity: "weekly", scope: "organization" })}`).then((r) => r.items);

@@ -37,7 +37,9 @@ export async function fill(el: HTMLElement, load: () => Promise<(Node | string)[
   }
 }
 
-/** "Download ... report": creates the report, then starts the download and leaves a link. */
+/** "Download ... report": creates the report, then starts the download and leaves a link. The
+ * request names no `kind`: the service picks it by the active role (personal for a learner, the
+ * cohort for a trainer, the organization for an org admin). */
 export function reportButton(label: string, request: Record<string, unknown>): HTMLElement {
   const status = h("p", { class: "report-status", "aria-live": "polite" });
   const format = h(

@@ -20,7 +20,7 @@ export function trainerDashboard(me: Me): HTMLElement {
     card("Learners", "learners", table),
     drill,
     card("Cohort trends (weekly)", "trends", trends),
-    card("Cohort report", "report", h("p", {}, "Your learners' metrics over the last 30 days."), reportButton("Download the cohort report", { kind: "cohort", types: ANALYTICS_TYPES })),
+    card("Cohort report", "report", h("p", {}, "Your learners' metrics over the last 30 days."), reportButton("Download the cohort report", { types: ANALYTICS_TYPES })),
   );
   const rows = get<LearnerList>("/v1/learners").then((r) => r.items);
   const rollups = get<{ items: Rollup[] }>(`/v1/aggregates${query({ granularity: "weekly", scope: "cohort" })}`).then((r) => r.items);
