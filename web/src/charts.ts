@@ -35,9 +35,11 @@ function shadeSuppressed(spec: ChartSpec): uPlot.Plugin {
         ctx.fillStyle = "rgba(90, 90, 90, 0.16)";
         spec.suppressed.forEach((hidden, i) => {
           if (!hidden) return;
-          const step = xs.length > 1 ? (xs[Math.min(i + 1, xs.length - 1)] - xs[Math.max(i - 1, 0)]) / (i > 0 && i < xs.length - 1 ? 4 : 2) : 86400;
-          const left = u.valToPos(xs[i] - step, "x", true);
-          const right = u.valToPos(xs[i] + step, "x", true);
+          // The period's slot: halfway to each neighbour (a day wide when there is only one).
+          const before = i > 0 ? (xs[i] - xs[i - 1]) / 2 : xs.length > 1 ? (xs[1] - xs[0]) / 2 : 43200;
+          const after = i < xs.length - 1 ? (xs[i + 1] - xs[i]) / 2 : before;
+          const left = u.valToPos(xs[i] - before, "x", true);
+          const right = u.valToPos(xs[i] + after, "x", true);
           ctx.fillRect(left, u.bbox.top, right - left, u.bbox.height);
         });
         ctx.restore();

@@ -122,7 +122,7 @@ function targetsForm(): HTMLElement {
   return form;
 }
 
-export function adminDashboard(me: Me): HTMLElement {
+export function adminDashboard(_me: Me): HTMLElement {
   const summary = h("div");
   const trends = h("div");
   const cohorts = h("div");
@@ -140,7 +140,6 @@ export function adminDashboard(me: Me): HTMLElement {
     h("div", { class: "two" }, card("Users and assignments", "assignments", assignments), card("Skill targets", "targets", h("p", { class: "small muted" }, "Skill gap measures each learner against these levels."), targetsForm())),
     card("Organization report", "report", h("p", {}, "The organization's metrics over the last 30 days."), reportButton("Download the organization report", { types: ANALYTICS_TYPES })),
   );
-  void me;
   const rollups = get<{ items: Rollup[] }>(`/v1/aggregates${query({ granularity: "weekly", scope: "organization" })}`).then((r) => r.items);
   void fill(summary, async () => latestTiles(await rollups));
   void fill(trends, async () => rollupCharts(await rollups, "organization"));

@@ -3,8 +3,7 @@
 
 import { get, type LearnerDetail, type LearnerRow } from "../api";
 import { ago, announce, h, mount, notice, signed } from "../dom";
-import { weeklyCharts } from "./learner";
-import { fill, fmtPercent, fmtVelocity } from "./shared";
+import { fill, fmtPercent, fmtVelocity, weeklyCharts } from "./shared";
 
 interface Column {
   key: string;

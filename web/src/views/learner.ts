@@ -2,10 +2,9 @@
 // peers' band (or the plain message when the group is too small), streak, badges, level, the
 // leaderboard and the personal report.
 
-import { ANALYTICS_TYPES, get, query, type Analytics, type AnalyticsType, type ComparisonItem, type Gamification, type Leaderboard, type LearnerDetail, type LearnerWeek, type Me } from "../api";
-import { lineChart } from "../charts";
-import { card, h, notice, percent, signed } from "../dom";
-import { COLORS, fill, fmtCount, fmtPercent, fmtVelocity, reportButton, tile } from "./shared";
+import { ANALYTICS_TYPES, get, query, type Analytics, type AnalyticsType, type ComparisonItem, type Gamification, type Leaderboard, type LearnerDetail, type Me } from "../api";
+import { card, h, percent, signed } from "../dom";
+import { fill, fmtPercent, fmtVelocity, reportButton, tile, weeklyCharts } from "./shared";
 
 interface Headline {
   type: AnalyticsType;
@@ -88,19 +87,6 @@ function headlineTiles(items: Analytics[], comparison: ComparisonItem[]): HTMLEl
   )];
 }
 
-export function weeklyCharts(weeks: LearnerWeek[]): HTMLElement[] {
-  if (weeks.length === 0) return [notice("No weekly history yet.")];
-  const periods = weeks.map((w) => w.weekStart);
-  return [
-    h(
-      "div",
-      { class: "charts" },
-      lineChart({ title: "Completions per week", periods, series: [{ label: "Completions", values: weeks.map((w) => w.completions), color: COLORS.green, format: fmtCount }] }),
-      lineChart({ title: "Minutes learning per week", periods, series: [{ label: "Minutes", values: weeks.map((w) => w.minutes), color: COLORS.blue, format: fmtCount }] }),
-      lineChart({ title: "Mean assessment score per week", periods, yRange: [0, 1], series: [{ label: "Mean score", values: weeks.map((w) => w.meanScore), color: COLORS.purple, format: fmtPercent }] }),
-    ),
-  ];
-}
 
 function progressCard(g: Gamification): HTMLElement[] {
   const toNext = g.nextLevelAt === null ? null : Math.max(0, g.nextLevelAt - g.points);

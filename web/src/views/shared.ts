@@ -1,6 +1,6 @@
 // Pieces more than one dashboard uses: metric tiles, the report button, the rollup charts.
 
-import { ApiError, makeReport, type Rollup } from "../api";
+import { ApiError, makeReport, type LearnerWeek, type Rollup } from "../api";
 import { lineChart } from "../charts";
 import { announce, errorText, fixed, h, mount, notice, percent } from "../dom";
 
@@ -110,4 +110,19 @@ export function latestTiles(items: Rollup[], ...lead: HTMLElement[]): HTMLElemen
     show("meanScore", "Mastery (mean score)", last.meanScore, fmtPercent),
     lead.length ? null : show("learners", "Learners", last.learners, (v) => fixed(v, 0)),
   );
+}
+
+/** A learner's own last weeks: completions, minutes and mean score (the learner's dashboard and the drill-down). */
+export function weeklyCharts(weeks: LearnerWeek[]): HTMLElement[] {
+  if (weeks.length === 0) return [notice("No weekly history yet.")];
+  const periods = weeks.map((w) => w.weekStart);
+  return [
+    h(
+      "div",
+      { class: "charts" },
+      lineChart({ title: "Completions per week", periods, series: [{ label: "Completions", values: weeks.map((w) => w.completions), color: COLORS.green, format: fmtCount }] }),
+      lineChart({ title: "Minutes learning per week", periods, series: [{ label: "Minutes", values: weeks.map((w) => w.minutes), color: COLORS.blue, format: fmtCount }] }),
+      lineChart({ title: "Mean assessment score per week", periods, yRange: [0, 1], series: [{ label: "Mean score", values: weeks.map((w) => w.meanScore), color: COLORS.purple, format: fmtPercent }] }),
+    ),
+  ];
 }
