@@ -28,6 +28,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from scripts import browser, demo, demo_ids, local, localdb, webapp
 from tests.gateway_support import RunningGateway, gateway_process
+from tests.web.oidc_support import Provider, provider_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / ".local" / "screenshots"
@@ -50,13 +51,22 @@ def web_db(database: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(web_db: str) -> Iterator[RunningGateway]:
+def idp() -> Iterator[Provider]:
+    """The app on an origin of its own with a sign-in service (the deployed path), as learner-03."""
+    with provider_server(demo_ids.user_id(demo_ids.ACME, "learner-03")) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def stack(web_db: str, idp: Provider) -> Iterator[RunningGateway]:
     assert (webapp.WEB_DIST / "index.html").is_file(), "the web app is not built: run `make web`"
     s3 = local.S3(port=0)
     endpoint = s3.start(BUCKET)
     try:
-        env = {**local.function_env(endpoint, db=web_db), "REPORTS_BUCKET": BUCKET}
+        # The API allows the app's other origin by CORS, as the template allows CloudFront's.
+        env = {**local.function_env(endpoint, db=web_db), "REPORTS_BUCKET": BUCKET, "MS8_CORS_ORIGINS": idp.url}
         with gateway_process(env, workers=2) as running:
+            idp.api_url = running.url
             yield running
     finally:
         s3.stop()
@@ -388,3 +398,36 @@ def test_small_organization_shows_suppressed_cells_never_zero(stack: RunningGate
             # A withheld figure reads "suppressed"; a missing one "—"; neither is ever a zero.
             assert cell == ("suppressed" if rollup["suppressed"] else fmt(rollup[field])), (field, rollup)
     shoot(chrome, "admin-small-organization")
+
+
+# --- the deployed sign-in: authorization code with PKCE -----------------------------------------
+
+
+def test_sign_in_with_authorization_code_and_pkce(stack: RunningGateway, idp: Provider, chrome: WebDriver) -> None:
+    chrome.get(f"{idp.url}/app/config.json")
+    chrome.execute_script("sessionStorage.clear()")
+    chrome.get_log("browser")
+    chrome.get(f"{idp.url}/app/")
+    wait(chrome, lambda d: css(d, '[data-page="signin"] button.primary'))[0].click()
+    headline = loaded(chrome, "headline")  # the dashboard, its API calls cross-origin with the token
+    assert len(idp.exchanges) == 1
+    exchange = idp.exchanges[0]
+    # A fresh verifier of 43..128 characters whose S256 challenge the token endpoint checked.
+    assert 43 <= len(exchange["code_verifier"]) <= 128
+    assert exchange["redirect_uri"] == f"{idp.url}/app/"
+    token = chrome.execute_script("return sessionStorage.getItem('ms8.token')")
+    assert token == idp.issued[0]
+    assert urlsplit(chrome.current_url).query == "", "the code is removed from the address bar"
+    me = api(stack.url, token, "/v1/me")
+    assert me["userId"] == str(demo_ids.user_id(demo_ids.ACME, "learner-03"))
+    assert css(chrome, "#session .who")[0].text == me["name"]
+    assert len(css(headline, ".tile[data-metric]")) == 4
+    no_page_errors(chrome)
+
+    # Coming back with a code this tab did not ask for (a forged or replayed answer) signs no one in.
+    chrome.execute_script("sessionStorage.clear()")
+    chrome.get(f"{idp.url}/app/?code=forged&state=not-ours")
+    problem = wait(chrome, lambda d: (el := css(d, '[data-page="signin"] [role="alert"]')) and el[0])
+    assert "does not match" in problem.text
+    assert chrome.execute_script("return sessionStorage.getItem('ms8.token')") is None
+    assert len(idp.exchanges) == 1  # the app did not even try the code
