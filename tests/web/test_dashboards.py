@@ -26,7 +26,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from scripts import browser, demo, demo_ids, local, localdb, webapp
+from scripts import browser, demo, demo_ids, local, localdb, tokens, webapp
 from tests.gateway_support import RunningGateway, gateway_process
 from tests.web.oidc_support import Provider, provider_server
 
@@ -114,21 +114,27 @@ def sign_in(driver: WebDriver, url: str, login: str, keyboard: bool = False) -> 
     return str(token)
 
 
-def api(url: str, token: str, path: str, role: str | None = None) -> Any:
-    """What the API answers for the same token."""
-    headers = {"Authorization": f"Bearer {token}"}
+def http_json(url: str, token: str, method: str, path: str, body: Any = None,
+              role: str | None = None) -> tuple[int, dict[str, str], Any]:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     if role:
         headers["X-Active-Role"] = role
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     try:
-        conn.request("GET", path, headers=headers)
+        conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
         resp = conn.getresponse()
-        body = resp.read()
-        assert resp.status == 200, (path, resp.status, body[:300])
-        return json.loads(body)
+        raw = resp.read()
+        return resp.status, dict(resp.getheaders()), json.loads(raw) if raw else None
     finally:
         conn.close()
+
+
+def api(url: str, token: str, path: str, role: str | None = None) -> Any:
+    """What the API answers for the same token."""
+    status, _, body = http_json(url, token, "GET", path, role=role)
+    assert status == 200, (path, status, body)
+    return body
 
 
 def loaded(driver: WebDriver, section: str) -> WebElement:
@@ -401,6 +407,25 @@ def test_small_organization_shows_suppressed_cells_never_zero(stack: RunningGate
             # A withheld figure reads "suppressed"; a missing one "—"; neither is ever a zero.
             assert cell == ("suppressed" if rollup["suppressed"] else fmt(rollup[field])), (field, rollup)
     shoot(chrome, "admin-small-organization")
+
+
+def test_a_user_with_two_roles_switches_dashboard(stack: RunningGateway, chrome: WebDriver) -> None:
+    """X-Active-Role: the app picks a role the user holds, and the header's picker switches it."""
+    trainer = demo_ids.user_id(demo_ids.ACME, "trainer-03")
+    admin = tokens.user_token(demo_ids.ORG_ADMIN)
+    roles = {"roles": ["trainer", "learner"]}
+    status, _, body = http_json(stack.url, admin, "PUT", f"/v1/users/{trainer}/roles", roles)
+    assert status == 200, body
+    token = sign_in(chrome, stack.url, "acme:trainer-03")
+    assert css(chrome, "[data-dashboard]")[0].get_attribute("data-dashboard") == "learner"  # the first role held
+    picker = Select(css(chrome, "#role")[0])
+    assert sorted(o.get_attribute("value") or "" for o in picker.options) == ["learner", "trainer"]
+    picker.select_by_value("trainer")
+    wait(chrome, lambda d: css(d, '[data-dashboard="trainer"]'))
+    assert chrome.execute_script("return sessionStorage.getItem('ms8.role')") == "trainer"
+    table = loaded(chrome, "learners")
+    cohort = api(stack.url, token, "/v1/learners", role="trainer")["items"]
+    assert {r.get_attribute("data-user") for r in css(table, "tbody tr[data-user]")} == {x["userId"] for x in cohort}
 
 
 # --- the deployed sign-in: authorization code with PKCE -----------------------------------------

@@ -1,7 +1,7 @@
 // The app: configuration, sign-in, then the dashboard of the active role.
 
 import "./styles.css";
-import { configure, get, type Me, type Role } from "./api";
+import { ApiError, configure, get, type Me, type Role } from "./api";
 import { finishPkce, session, setRole, signOut } from "./auth";
 import { loadConfig, type AppConfig } from "./config";
 import { errorText, h, mount, notice } from "./dom";
@@ -39,11 +39,29 @@ function sessionNav(me: Me): HTMLElement[] {
   return parts;
 }
 
+/** /v1/me; a user holding several roles who has not picked one gets the first role they hold. */
+async function whoAmI(): Promise<Me> {
+  try {
+    return await get<Me>("/v1/me");
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === "ROLE_REQUIRED")) throw error;
+  }
+  for (const role of Object.keys(ROLE_NAMES)) {
+    setRole(role);
+    try {
+      return await get<Me>("/v1/me");
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 403)) throw error; // 403: a role not held
+    }
+  }
+  throw new Error("none of your roles is accepted");
+}
+
 async function start(): Promise<void> {
   if (!session()) return showSignIn();
   mount(main, notice("Loading…"));
   try {
-    const me = await get<Me>("/v1/me");
+    const me = await whoAmI();
     mount(nav, ...sessionNav(me));
     mount(main, DASHBOARDS[me.activeRole](me));
     document.title = `${ROLE_NAMES[me.activeRole]} · MS8 Learning Analytics`;
