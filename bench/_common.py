@@ -3,11 +3,16 @@ the printed table."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import socket
 import statistics
+import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,3 +62,67 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((host, int(port)), timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start in time")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Gateway:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def worker_pids(self) -> list[int]:
+        """The serving processes: the command's process and its children (Linux /proc)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        children = [int(p) for p in path.read_text().split()] if path.exists() else []
+        return [self.proc.pid, *children]
+
+
+@contextlib.contextmanager
+def gateway(db: str, workers: int, database_url: str | None = None) -> Iterator[Gateway]:
+    """The local gateway through its public command (`python -m scripts.gateway serve`) on a free
+    port, with the functions' environment for database `db` (DATABASE_URL overridden by
+    `database_url`, e.g. a pooler's). Nothing else of the gateway's internals is used."""
+    from scripts import local
+
+    env = {**os.environ, **local.function_env(None, db=db),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "common")])}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts.gateway", "serve", "--port", str(port), "--workers", str(workers), "--quiet"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_listening(url, proc)
+        yield Gateway(url, proc)
+    finally:
+        stop(proc)

@@ -1,5 +1,5 @@
-"""Scheduled jobs: the comparison refresh at 1,000,000 analytics rows beside the seed's view, and
-the rollup of 90 days for 100 organizations (first run, then a re-run that changes nothing).
+"""Scheduled jobs: the comparison refresh at 1,000,000 analytics rows beside the seed's view. (The
+rollup job has its own benchmark, bench_rollups.py, beside its previous version.)
 
 Both views are refreshed CONCURRENTLY over the same data in the same database, alternately, and
 the medians compared (absolute times move between runs on a shared machine; the ratio holds).
@@ -15,7 +15,6 @@ rows each; 10,000 of them active with ~1,000,000 learning events over 90 days) a
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -151,53 +150,19 @@ def bench_refresh(url: str, rounds: int) -> tuple[float, float, int, int]:
     return statistics.median(ours), statistics.median(seed), counts[0], counts[1]
 
 
-def bench_rollup(url: str, as_of: date, rounds: int) -> tuple[float, float, int, int]:
-    os.environ["OWNER_DATABASE_URL"] = url
-    from ms8 import config, db
-    from ms8.jobs import rollups, runner
-
-    config.settings.cache_clear()
-    database = db.Database("owner")
-    event = {"date": as_of.isoformat(), "days": DAYS}
-    first: list[float] = []
-    again: list[float] = []
-    written = rewritten = 0
-    for _ in range(rounds):
-        with psycopg.connect(url) as conn:
-            conn.execute("SELECT app.begin_maintenance()")
-            conn.execute("DELETE FROM aggregated_analytics")
-            conn.execute("DELETE FROM app.rollup_inputs")
-            conn.commit()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE aggregated_analytics")
-        started = time.perf_counter()
-        written = runner.run(rollups.JOB, event, database).rows_written
-        first.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        rewritten = runner.run(rollups.JOB, event, database).rows_written
-        again.append(time.perf_counter() - started)
-    database.reset()
-    return statistics.median(first), statistics.median(again), written, rewritten
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
-    url, as_of, analytics, events = prepare(args.rebuild)
+    url, _, analytics, _ = prepare(args.rebuild)
     ours, seed, ours_rows, seed_rows = bench_refresh(url, args.rounds)
-    first, again, written, rewritten = bench_rollup(url, as_of, max(1, args.rounds // 2))
 
-    print(f"\nScheduled jobs, median of {args.rounds} refreshes / {max(1, args.rounds // 2)} rollup rounds")
+    print(f"\nScheduled jobs, median of {args.rounds} refreshes")
     print(f"{'work':<58} {'ours':>9} {'baseline':>9} {'ratio':>7}  target")
     print(f"{f'comparison refresh CONCURRENTLY, {analytics:,} analytics rows':<58} "
           f"{ours:>8.2f}s {seed:>8.2f}s {ours / seed:>7.2f}  <= 1.00 (baseline: the seed's view)")
     print(f"{f'  view rows: ours {ours_rows}, seed {seed_rows}':<58}")
-    print(f"{f'rollup 90 days x {ORGS} orgs ({events:,} events), first run':<58} "
-          f"{first:>8.2f}s {'':>9} {'':>7}  <= 60 s  ({written:,} rows written)")
-    print(f"{'rollup re-run, nothing changed':<58} {again:>8.2f}s {first:>8.2f}s {again / first:>7.2f}  "
-          f"< 1.00 (baseline: the first run)  ({rewritten} rows written)")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ MIX = [
     Op("GET /v1/gamification", LEARNERS, _get("/v1/gamification")),
     Op("GET /v1/analytics", LEARNERS, _get("/v1/analytics?type=mastery&limit=1")),
     Op("GET /v1/leaderboard", EVERYONE, _get("/v1/leaderboard?limit=10")),
-    Op("GET /v1/aggregates", TRAINERS + ADMINS, _get("/v1/aggregates?granularity=daily&type=engagement")),
+    Op("GET /v1/aggregates", TRAINERS + ADMINS, _get("/v1/aggregates?granularity=daily")),
     Op("GET /v1/users/{userId}/analytics", TRAINERS, _learner_of),
     Op("GET /v1/reports", LEARNERS + ADMINS, _get("/v1/reports?limit=20")),
     Op("POST /v1/events", ACME_LEARNERS, _post_events),

@@ -1,12 +1,15 @@
 """Reports for a year of daily data: each format, rendered alone and generated end to end.
 
-- render: `ms8.reports.render` of 365 days with all four analytics types, a personal report
-  (series built from a year of per-day event sums, snapshots, peer comparison) and an
-  organization report (a year of daily rollups); pure CPU, median and max of --runs after one
-  warm-up.
+- render: `ms8.reports.render` of 365 days: a personal report with all four analytics types
+  (series built from a year of per-day event sums, snapshots, peer comparison), a cohort report
+  (50 learners' rows, the at-risk list, 12 monthly rollups with charts) and an organization
+  report (12 monthly rollups, 10 cohorts, 100 learners at risk); names in Latin extended, so the
+  embedded fonts are subset into every PDF; pure CPU, median and max of --runs after one warm-up.
 - end to end: POST /v1/reports through the create_report handler, as a learner with a year of
   learning events (sessions, completions and assessments on about 70 % of the days, drawn apart
-  from the render rows) and as the org admin over a year of daily rollups, in the database
+  from the render rows), as the trainer of a cohort of 50 learners (150 events each over the
+  year, their learner days and the year's rollups written as ingest and the rollup job would)
+  and as the org admin, in the database
   `ms8_bench_reports` (rebuilt each run), S3 being moto's server on 127.0.0.1: request
   transaction, gathering under RLS, rendering, upload, recorded link; median of --runs.
 - memory: per format, a fresh interpreter loads the create_report handler, generates the
@@ -58,6 +61,10 @@ START = END - timedelta(days=364)  # 365 days
 ORG = uuid.uuid5(uuid.NAMESPACE_URL, "ms8-bench-reports/org")
 LEARNER = uuid.uuid5(uuid.NAMESPACE_URL, "ms8-bench-reports/learner")
 ADMIN = uuid.uuid5(uuid.NAMESPACE_URL, "ms8-bench-reports/admin")
+TRAINER = uuid.uuid5(uuid.NAMESPACE_URL, "ms8-bench-reports/trainer")
+COHORT = 50  # the trainer's learners, LEARNER among them
+OTHERS = [uuid.uuid5(uuid.NAMESPACE_URL, f"ms8-bench-reports/learner-{i}") for i in range(1, COHORT)]
+KINDS = (("personal", "LEARNER"), ("cohort", "TRAINER"), ("organization", "ADMIN"))
 
 
 # --- data ---
@@ -65,7 +72,7 @@ ADMIN = uuid.uuid5(uuid.NAMESPACE_URL, "ms8-bench-reports/admin")
 def year_of_reports() -> dict[str, Any]:
     """A personal and an organization ReportData of 365 days (synthetic, fixed seed)."""
     from ms8.reports.model import PeerComparison, ReportData, Snapshot
-    from ms8.reports.series import DaySums, SkillDay, organization_series, personal_series
+    from ms8.reports.series import DaySums, SkillDay, personal_series
 
     rnd = random.Random(6)
     sums, skills = [], []
@@ -85,19 +92,66 @@ def year_of_reports() -> dict[str, Any]:
         snapshots=tuple(Snapshot(t, "m", {"m": 0.5}, now) for t in TYPES),
         comparison=tuple(PeerComparison(t, "m", 0.5, True, 25, 0.45, 0.3, 0.5, 0.6) for t in TYPES),
     )
-    rows = [(t, START + timedelta(days=i), rnd.randint(10, 400),
-             {"avg": rnd.random(), "p25": 0.2, "p50": 0.4, "p75": 0.7, "p90": 0.9, "min": 0.0, "max": 1.0})
-            for i in range(365) for t in TYPES[:3]]
+    cohort, organization = population_reports(now, rnd)
+    return {"personal": personal, "cohort": cohort, "organization": organization}
+
+
+def population_reports(now: datetime, rnd: random.Random) -> tuple[Any, Any]:
+    """A year's cohort report (50 learners) and organization report (10 cohorts, 100 learners at
+    risk), from the same models the API answers; the year's rollups are monthly."""
+    from ms8.models.aggregates import Rollup
+    from ms8.models.learners import CohortSummary, LearnerMetrics, LearnerRow, LearnerTrend, RiskReason
+    from ms8.reports import population as tables
+    from ms8.reports.model import ReportData
+
+    def learner(i: int) -> LearnerRow:
+        reasons = [RiskReason(code="inactive", message=f"no activity for {i % 20} days")] if i % 3 == 0 else []
+        return LearnerRow(
+            user_id=uuid.uuid4(), display_name=f"Learner Łódź {i:03d}", email=f"l{i}@bench.example",
+            last_activity_at=now - timedelta(days=i % 20),
+            metrics=LearnerMetrics(velocity=rnd.uniform(0, 5), engagement=rnd.random(), mastery=rnd.random(),
+                                   skill_gap=rnd.random() / 3),
+            trend=LearnerTrend(velocity=rnd.uniform(-2, 2), previous_velocity=rnd.uniform(0, 5)),
+            at_risk=bool(reasons), risk_reasons=reasons,
+        )
+
+    months = []
+    first = START.replace(day=1)
+    for k in range(12):
+        start = (first + timedelta(days=32 * k)).replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+        months.append(Rollup(
+            scope="cohort", trainer_id=TRAINER, granularity="monthly", period_start=start, period_end=end,
+            days=(end - start).days, learners=COHORT, active_learners=rnd.randint(10, COHORT),
+            active_share=rnd.random(), completions=rnd.randint(50, 400), velocity=rnd.uniform(0.5, 3),
+            assessments=rnd.randint(20, 200), mean_score=rnd.random(), minutes_per_active_learner=rnd.uniform(30, 600),
+            distribution=None,
+        ))
+    rows = [learner(i) for i in range(COHORT)]
+    cohort = ReportData(
+        uuid.uuid4(), "cohort", ORG, "Bench Org", TRAINER, "Bench Trainer", "trainer", START, END, "UTC", now, (),
+        subject=f"Cohort of Bench Trainer ({COHORT} learners)",
+        tables=(tables.learners_table(rows), tables.at_risk_table(rows),
+                tables.trends_table(months, "monthly", "cohort's learners")),
+    )
+    summaries = [CohortSummary(trainer_id=uuid.uuid4(), display_name=f"Trainer {i}", learners=50, at_risk=i,
+                               active_share=rnd.random()) for i in range(10)]
+    at_risk = [learner(3 * i) for i in range(100)]
     organization = ReportData(
         uuid.uuid4(), "organization", ORG, "Bench Org", ADMIN, "Bench Admin", "org_admin", START, END, "UTC", now,
-        organization_series(TYPES, START, END, rows),
+        (), subject="All learners of the organization (500)",
+        tables=(tables.trends_table(months, "monthly", "organization's learners"),
+                tables.cohorts_table(summaries, 0), tables.at_risk_table(at_risk)),
     )
-    return {"personal": personal, "organization": organization}
+    return cohort, organization
 
 
 def build_database() -> None:
     import psycopg
 
+    from ms8.jobs.rollups import roll_up
+    from ms8.jobs.runner import JobInput
+    from ms8.repositories import days
     from scripts import localdb
 
     _common.migrated_database(DB, fresh=True)
@@ -130,12 +184,34 @@ def build_database() -> None:
         for t in TYPES:
             conn.execute("INSERT INTO analytics (user_id, organization_id, role, analytics_type, data) "
                          "VALUES (%s, %s, 'learner', %s, %s::jsonb)", (LEARNER, ORG, t, json.dumps({"v": 0.5})))
-        conn.execute(
-            "INSERT INTO aggregated_analytics (organization_id, granularity, role, analytics_type, period_start, "
-            "period_end, user_count, data) SELECT %s, 'daily', 'learner', t, d::date, d::date + 1, 50, "
-            "jsonb_build_object('avg', random(), 'p25', 0.2, 'p50', 0.4, 'p75', 0.7, 'p90', 0.9, 'min', 0, 'max', 1) "
-            "FROM generate_series(%s::date, %s::date, interval '1 day') d, "
-            "unnest(ARRAY['learning_velocity', 'engagement', 'mastery']) t", (ORG, START, END))
+        # The trainer's cohort of 50 and their year of activity (a few events a week each).
+        conn.execute("INSERT INTO users (id, organization_id, email, name, roles) VALUES "
+                     "(%s, %s, 'trainer@bench.example', 'Bench Trainer', '{trainer}')", (TRAINER, ORG))
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO users (id, organization_id, email, name, roles) "
+                            "VALUES (%s, %s, %s, %s, '{learner}')",
+                            [(u, ORG, f"l{i}@bench.example", f"Łearner {i}") for i, u in enumerate(OTHERS)])
+            cur.executemany("INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id) "
+                            "VALUES (%s, %s, %s)", [(ORG, TRAINER, u) for u in [LEARNER, *OTHERS]])
+            others = []
+            for u in OTHERS:
+                for _ in range(150):
+                    day = START + timedelta(days=rnd.randint(-29, 364))
+                    at = datetime(day.year, day.month, day.day, rnd.randint(6, 20), tzinfo=UTC)
+                    verb = rnd.choice(["completed", "completed", "session", "passed", "failed"])
+                    score = rnd.uniform(0.3, 1) if verb in ("passed", "failed") else None
+                    others.append((uuid.uuid4(), u, ORG, verb, f"course-{rnd.randint(1, 80)}", score,
+                                   ["sql"] if score is not None else [], rnd.randint(60, 3600), at))
+            cur.executemany(
+                "INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, "
+                "score, skills, duration_seconds, occurred_at) VALUES (%s, %s, %s, %s, %s, 'course', %s, %s, %s, %s)",
+                others)
+        events += others
+        # The learner days ingest would have kept (its own statement over every stored event),
+        # then the nightly rollups of the year.
+        days.rebuild(conn, ORG)
+        today = datetime.now(UTC).date()
+        roll_up(conn, JobInput(today, datetime.combine(today, datetime.min.time(), UTC), days=400, replay=True))
     print(f"database {DB}: {len(events)} learning events over 394 days", file=sys.stderr)
 
 
@@ -222,7 +298,7 @@ def main() -> None:
         use_database_and_s3(endpoint)
         e2e: dict[tuple[str, str], list[float]] = {}
         for fmt in FORMATS:
-            for kind, user in (("personal", LEARNER), ("organization", ADMIN)):
+            for kind, user in ((k, globals()[name]) for k, name in KINDS):
                 e2e[(fmt, kind)] = timed(lambda fmt=fmt, user=user: post_report(fmt, user), args.runs)[0]
         rss: dict[str, float] = {}
         for fmt in FORMATS:
@@ -237,7 +313,7 @@ def main() -> None:
     rows = [["format", "report", "size", "render median", "render max", "end to end median", "target",
              "verdict", "peak RSS (fresh process)", "RSS target", "verdict"]]
     for fmt in FORMATS:
-        for kind in ("personal", "organization"):
+        for kind, _ in KINDS:
             samples, size = rendered[(fmt, kind)]
             total = statistics.median(e2e[(fmt, kind)])
             ok = max(statistics.median(samples), total) <= TARGET_S[fmt]

@@ -301,7 +301,11 @@ def load(conn: psycopg.Connection, now: datetime | None = None, seed: int = SEED
         _derive(conn, demo, now)
         rollup_rows = _roll_up(conn, demo.today)
         conn.execute("REFRESH MATERIALIZED VIEW comparison_aggregates")
-        groups = conn.execute("SELECT count(*) FROM comparison_aggregates").fetchone()
+        groups = conn.execute("SELECT count(*) FROM comparison_aggregates WHERE user_count >= 10").fetchone()
+        from ms8.repositories.maintenance import transaction_now
+        from ms8.services.comparison import release_groups
+
+        release_groups(conn, transaction_now(conn))  # what the refresh job publishes: the noisy peer groups
     return {"users": len(demo.users), "learning_events": len(demo.events),
             "analytics": 4 * len(demo.learners()), "population_rollups": rollup_rows,
             "comparison_groups": int(groups[0]) if groups else 0}
@@ -345,7 +349,7 @@ def _derive(conn: psycopg.Connection, demo: Demo, now: datetime) -> None:
     computed = analytics_refresh.compute(conn, [u.id for u in demo.learners()], now)
     analytics_refresh.write(conn, computed, now)
     inserted = [InsertedEvent(e.event_id, e.user.id, e.verb, e.object_id, e.occurred_at) for e in demo.events]
-    gamification.award_and_refresh(conn, computed, inserted, now)
+    gamification.award_and_refresh(conn, computed, inserted, now, basis="occurred")  # platform history
 
 
 def _roll_up(conn: psycopg.Connection, today: date) -> int:

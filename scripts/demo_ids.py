@@ -25,3 +25,7 @@ ORG_ADMIN = user_id(ACME, "admin")
 OTHER_ORG_LEARNER = user_id(GLOBEX, "learner-01")
 INGEST_CLIENT = "demo-ingest-acme"
 DIRECTORY_CLIENT = "demo-directory"
+# The local demo's xAPI credential of ACME (make run registers it; never used outside this machine).
+XAPI_KEY = "xkdemo-acme"
+XAPI_SECRET = "demo-xapi-secret-acme"
+XAPI_HOME_PAGE = "https://lms.acme.example"

@@ -81,6 +81,9 @@ def prepare_database(reset_demo: bool = False, db: str = DB) -> bool:
             log(f"demo data: loaded in {time.perf_counter() - t0:.1f} s ("
                 + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
                 + ")")
+        from scripts import xapi_credential
+
+        xapi_credential.ensure_demo(conn)
     return started
 
 
@@ -248,8 +251,14 @@ First call, the learner's analytics:
 
 More: curl -s -H "Authorization: Bearer $TRAINER_TOKEN" {url}/v1/users/{demo_ids.LEARNER}/analytics
       curl -s -H "Authorization: Bearer $LEARNER_TOKEN" {url}/v1/comparison
-      curl -s -H "Authorization: Bearer $ADMIN_TOKEN" '{url}/v1/aggregates?granularity=weekly&type=engagement'
+      curl -s -H "Authorization: Bearer $TRAINER_TOKEN" '{url}/v1/learners?atRisk=true'
+      curl -s -H "Authorization: Bearer $ADMIN_TOKEN" '{url}/v1/aggregates?granularity=weekly'
 {invoke_example()}
+
+xAPI (learning platforms, Basic auth): endpoint {url}/xapi  key {demo_ids.XAPI_KEY}  secret {demo_ids.XAPI_SECRET}
+  curl -s -u {demo_ids.XAPI_KEY}:{demo_ids.XAPI_SECRET} -H 'X-Experience-API-Version: 1.0.3' \\
+       '{url}/xapi/statements?limit=2'
+  Another credential: {py} -m scripts.xapi_credential create --org acme --home-page https://moodle.acme.example
 
 Ctrl-C stops everything this command started.
 """

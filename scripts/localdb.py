@@ -14,6 +14,7 @@ creates the owner role and the application database; migrations create the runti
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -74,6 +75,11 @@ def _run_as() -> dict[str, object]:
     os.chown(PGROOT, entry.pw_uid, entry.pw_gid)
     _RUN_AS = {"user": entry.pw_uid, "group": entry.pw_gid}
     return _RUN_AS
+
+
+def server_user() -> dict[str, object]:
+    """subprocess keyword arguments that run a program as the server's user (empty when not root)."""
+    return _run_as()
 
 
 def _give_to_server_user(*paths: Path) -> None:
@@ -167,6 +173,81 @@ def stop() -> None:
     )
 
 
+REPLICA_ROOT = ROOT / ".local" / "pg-replica"
+REPLICA_DATA = REPLICA_ROOT / "data"
+
+
+def start_replica() -> int:
+    """A hot standby of the local cluster, streaming from it: a fresh base backup (pg_basebackup
+    with the embedded server's own binaries) in `.local/pg-replica`, started on a free port.
+    Returns the port. Roles, passwords and databases are the primary's."""
+    if EXTERNAL_ADMIN_URL:
+        raise RuntimeError("a local replica needs the embedded server (DATABASE_URL is set)")
+    as_user = _run_as()
+    stop_replica()
+    if REPLICA_ROOT.exists():
+        shutil.rmtree(REPLICA_ROOT)
+    REPLICA_ROOT.mkdir(parents=True)
+    _give_to_server_user(REPLICA_ROOT)
+    port = _free_port(_port() + 1)
+    env = {**os.environ, "PGPASSWORD": SUPERUSER_PASSWORD}
+    subprocess.run(
+        [_bin("pg_basebackup"), "-D", str(REPLICA_DATA), "-h", "127.0.0.1", "-p", str(_port()),
+         "-U", SUPERUSER, "-X", "stream", "-R", "-c", "fast"],
+        check=True, capture_output=True, env=env, **as_user,  # type: ignore[call-overload]
+    )
+    resume_replica(port)
+    return port
+
+
+def replica_running() -> bool:
+    pid_file = REPLICA_DATA / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    return True
+
+
+def stop_replica() -> None:
+    if replica_running():
+        subprocess.run(
+            [_bin("pg_ctl"), "-D", str(REPLICA_DATA), "-m", "fast", "-w", "stop"],
+            check=True, capture_output=True, **_run_as(),  # type: ignore[call-overload]
+        )
+
+
+def resume_replica(port: int) -> None:
+    """Start a stopped replica again on `port` (it catches up from the primary)."""
+    subprocess.run(
+        [_bin("pg_ctl"), "-D", str(REPLICA_DATA), "-w", "-t", "60", "-l", str(REPLICA_ROOT / "server.log"),
+         "-o", f"-h 127.0.0.1 -p {port} -k {REPLICA_ROOT} -c max_connections=200 -c hot_standby=on "
+               "-c fsync=off -c hot_standby_feedback=on",
+         "start"],
+        check=True, capture_output=True, **_run_as(),  # type: ignore[call-overload]
+    )
+
+
+def replica_caught_up(replica_port: int, timeout: float = 30.0) -> None:
+    """Wait until the replica has replayed everything the primary wrote so far."""
+    with psycopg.connect(admin_url(), autocommit=True) as primary:
+        row = primary.execute("SELECT pg_current_wal_lsn()").fetchone()
+    assert row is not None
+    target = row[0]
+    url = f"postgresql://{SUPERUSER}:{SUPERUSER_PASSWORD}@127.0.0.1:{replica_port}/postgres"
+    deadline = time.monotonic() + timeout
+    while True:
+        with psycopg.connect(url, autocommit=True) as standby:
+            done = standby.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)).fetchone()
+        if done and done[0]:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("the replica did not catch up")
+        time.sleep(0.05)
+
+
 def _url_for(role: str, password: str, dbname: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(admin_url())
     host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
@@ -177,8 +258,13 @@ def owner_url(dbname: str = DEFAULT_DB) -> str:
     return _url_for(OWNER_ROLE, OWNER_PASSWORD, dbname)
 
 
-def runtime_url(dbname: str = DEFAULT_DB) -> str:
-    return _url_for(RUNTIME_ROLE, RUNTIME_PASSWORD, dbname)
+def runtime_url(dbname: str = DEFAULT_DB, port: int | None = None) -> str:
+    """The runtime role's URL (on another port of this host: the local replica)."""
+    url = _url_for(RUNTIME_ROLE, RUNTIME_PASSWORD, dbname)
+    if port is None:
+        return url
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return f"postgresql://{RUNTIME_ROLE}:{RUNTIME_PASSWORD}@{info.get('host', '127.0.0.1')}:{port}/{dbname}"
 
 
 def bootstrap(dbname: str = DEFAULT_DB) -> None:

@@ -25,7 +25,15 @@ Every request carries `Authorization: Bearer <JWT>`. `X-Active-Role` picks the r
 honoured only if the user holds it. Errors are JSON: `{"error": {"code", "message", "requestId"}}`.
 Rows another user may not see answer 404, exactly as rows that do not exist. API Gateway itself
 answers a missing or invalid token (401), a path no route matches (404) and a body over 10 MB
-(413), before any function runs, as `{"message": ...}`."""
+(413), before any function runs, as `{"message": ...}`.
+
+The `/xapi` routes are the statements resource of an xAPI 1.0.3 learning record store for learning
+platforms (Moodle, Open edX, authoring tools): HTTP Basic auth with an organization's xAPI
+credential instead of a JWT, the `X-Experience-API-Version` header (1.0.0 to 1.0.3) on every request
+and response, and the error codes of the xAPI specification (400 for an invalid statement or
+parameter, 401, 404, 409 for a statement id stored with other content, 413). The document resources
+(`/xapi/activities/state`, `/xapi/activities/profile`, `/xapi/agents/profile`), `/xapi/agents` and
+`/xapi/activities` are not supported: they answer 501 `NOT_SUPPORTED`."""
 
 
 def generate() -> dict[str, Any]:
@@ -41,7 +49,7 @@ def generate() -> dict[str, Any]:
         merge.add_file(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a function that fails to load must fail the build
-        return _with_error_responses(json.loads(merge.get_openapi_json_schema()))
+        return _with_xapi(_with_error_responses(json.loads(merge.get_openapi_json_schema())))
 
 
 ERROR_SCHEMA = {
@@ -104,6 +112,48 @@ def _with_error_responses(doc: dict[str, Any]) -> dict[str, Any]:
                     responses[code] = {"description": f"{description} (or API Gateway's own answer)", **either}
                 else:
                     responses[code] = {"description": description, **ref}
+    return doc
+
+
+XAPI_SCHEME = "xapiBasic"
+XAPI_OPEN = ("/xapi/about",)  # no credential needed (the specification says so)
+XAPI_ERRORS = {
+    "400": "Invalid statement or parameter, or a missing or unsupported X-Experience-API-Version",
+    "401": "No xAPI credential, an unknown or revoked one, or a wrong secret",
+    "404": "No such statement (a voided one only by voidedStatementId)",
+    "409": "A statement with this id is stored with other content",
+    "413": "The request body is too large",
+    "501": "Not supported by this LRS",
+    "503": "The database is unavailable; retry",
+}
+
+
+def _with_xapi(doc: dict[str, Any]) -> dict[str, Any]:
+    """The xAPI routes: Basic auth (none for /about and the resources not offered) and their own
+    error codes, which the xAPI specification fixes (400 where the rest of the API says 422)."""
+    doc["components"]["securitySchemes"][XAPI_SCHEME] = {
+        "type": "http", "scheme": "basic",
+        "description": "An organization's xAPI credential: key as user name, secret as password",
+    }
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    for path, item in doc.get("paths", {}).items():
+        if not path.startswith("/xapi/"):
+            continue
+        for operation in item.values():
+            supported = path in XAPI_OPEN or path == "/xapi/statements"
+            operation["security"] = [{XAPI_SCHEME: []}] if path == "/xapi/statements" else []
+            responses = {k: v for k, v in operation.get("responses", {}).items() if k.startswith("2")}
+            if not supported:
+                responses = {}
+            for code, description in XAPI_ERRORS.items():
+                if path in XAPI_OPEN and code != "503":
+                    continue
+                if not supported and code not in ("400", "501"):
+                    continue
+                if supported and code == "501":
+                    continue
+                responses[code] = {"description": description, **error}
+            operation["responses"] = responses
     return doc
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from scripts import localdb
+from scripts import localdb, pooler
 from tests.factories import Factory
 from tests.s3_support import reports_bucket
 
@@ -38,6 +38,18 @@ def database() -> Iterator[str]:
     localdb.drop_database(dbname)
     if started and not localdb.other_databases(dbname):
         localdb.stop()  # ours alone: leave the machine as we found it
+
+
+@pytest.fixture(scope="module", params=["direct", "pgbouncer"])
+def gateway_database_url(request: pytest.FixtureRequest, database: str) -> Iterator[str]:
+    """The DATABASE_URL an HTTP test's gateway workers get: the server itself, then PgBouncer in
+    transaction mode with ONE server connection for the gateway's two workers (what RDS Proxy
+    does in production: a server connection is a client's only for one transaction)."""
+    if request.param == "direct":
+        yield localdb.runtime_url(database)
+        return
+    with pooler.pgbouncer(database, pool_size=1) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

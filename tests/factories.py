@@ -30,6 +30,15 @@ class Factory:
             cur = self.conn.execute(statement, params)  # type: ignore[arg-type]
             return cur.fetchall() if cur.description else []
 
+    def rebuild_days(self, org_id: UUID) -> int:
+        """The organization's learner days built again from its learning events (after a test
+        wrote events directly, bypassing ingest, which keeps the days itself)."""
+        from ms8.repositories import days
+
+        with self.conn.transaction():
+            self.conn.execute("SELECT app.begin_maintenance()")
+            return days.rebuild(self.conn, org_id)
+
     def org(self, name: str = "Org", **users: Iterable[str]) -> Org:
         """An organization with users named by keyword: `factory.org(alice=["learner"])`."""
         org = Org(uuid.uuid4())
@@ -80,7 +89,13 @@ class Factory:
         )
         return client_id
 
-    def refresh_comparison(self) -> None:
+    def refresh_comparison(self, randbelow: Any = None) -> Any:
+        """The refresh job's work: the view, then the (noisy) releases; returns the release run.
+        `randbelow` (e.g. a seeded random.Random().randrange) makes the noise reproducible."""
+        from ms8.services.comparison import release_groups
+
         with self.conn.transaction():
             self.conn.execute("SELECT app.begin_maintenance()")
             self.conn.execute("REFRESH MATERIALIZED VIEW comparison_aggregates")
+            now = self.conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+            return release_groups(self.conn, now, *([randbelow] if randbelow else []))

@@ -16,6 +16,7 @@ import pytest
 from ms8 import db
 from ms8.domain import metrics
 from ms8.models.base import ANALYTICS_TYPES
+from ms8.repositories import days as days_repo
 from ms8.repositories import events as events_repo
 from ms8.services.analytics_refresh import recompute_users
 from scripts import apigw
@@ -35,6 +36,7 @@ def add_events(factory: Factory, org: UUID, user: UUID, rows: list[tuple[str, fl
             "VALUES (gen_random_uuid(), %s, %s, %s, %s, 'course', %s, %s, 60, %s)",
             (user, org, verb, f"obj-{verb}-{days}", skills, score, NOW - timedelta(days=days)),
         )
+    factory.rebuild_days(org)
 
 
 def stored(factory: Factory, *users: UUID) -> dict[tuple[UUID, str], tuple[Any, ...]]:
@@ -121,6 +123,9 @@ def test_stale_job_recomputes_with_this_function() -> None:
         sql(url, "INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, "
                  "score, occurred_at) VALUES (gen_random_uuid(), %s, %s, 'passed', 'q', 'quiz', 0.75, %s)",
             (user, org, NOW - timedelta(days=1)))
+        with psycopg.connect(url) as conn:  # written past ingest: its learner days built here
+            conn.execute("SELECT app.begin_maintenance()")
+            days_repo.rebuild(conn, org)
         result = runner.run(stale.JOB, {"scheduledTime": NOW.isoformat()})
         assert (result.status, result.rows_written, result.details["users"]) == ("ok", 4, 1)
         with psycopg.connect(url) as conn:

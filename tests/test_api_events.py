@@ -256,7 +256,8 @@ def test_points_guard_against_farming(factory: Factory, org: Org) -> None:
     r = call("POST", "/v1/events", sub=alice, body={"events": [event("completed", object_id="real")]})
     assert r.body["pointsAwarded"] == 0  # still inside the same hour
     # The oldest fake completion (granted) again under a new event id, an hour later: the key is taken.
-    factory.sql("UPDATE points_ledger SET awarded_at = awarded_at - interval '2 hours' WHERE user_id = %s", (alice,))
+    factory.sql("UPDATE points_ledger SET awarded_at = awarded_at - interval '2 hours', "
+                "cap_hour = cap_hour - interval '2 hours' WHERE user_id = %s", (alice,))
     r = call("POST", "/v1/events", sub=alice, body={"events": [event("completed", object_id="fake-39")]})
     assert r.body["pointsAwarded"] == 0
     r = call("POST", "/v1/events", sub=alice, body={"events": [event("completed", object_id="real")]})
@@ -264,6 +265,69 @@ def test_points_guard_against_farming(factory: Factory, org: Org) -> None:
     total = factory.sql("SELECT sum(points) FROM points_ledger WHERE user_id = %s", (alice,))[0][0]
     r = call("GET", "/v1/gamification", sub=alice)
     assert r.body["points"] == total == 205 and r.body["level"] == 2
+
+
+def ledger_hours(factory: Factory, user: UUID) -> dict[datetime, int]:
+    rows = factory.sql("SELECT cap_hour, sum(points) FROM points_ledger WHERE user_id = %s GROUP BY 1", (user,))
+    return {hour: int(points) for hour, points in rows}
+
+
+def test_platform_history_is_capped_by_the_hour_it_occurred_in(
+    factory: Factory, org: Org, ingest_claims: dict[str, Any]
+) -> None:
+    bob = org.users["bob"]
+    # Ten days of history sent at once by the platform, ten days ago to yesterday: each day 8
+    # completions within one hour and a passed quiz: 5 + 80 + 20 = 105 points per day.
+    start = (NOW - timedelta(days=10)).replace(hour=9, minute=0, second=0, microsecond=0)
+    history = []
+    for day in range(10):
+        at = start + timedelta(days=day)
+        history += [dict(event("completed", object_id=f"d{day}-c{i}", user=bob), occurredAt=(at + timedelta(
+            minutes=5 * i)).isoformat()) for i in range(8)]
+        history.append(dict(event("passed", object_id=f"d{day}-q", user=bob), occurredAt=(at + timedelta(
+            minutes=50)).isoformat()))
+    r = call("POST", "/v1/events", claims=ingest_claims, body={"events": history})
+    assert (r.status, r.body["pointsAwarded"]) == (200, 1_050)  # not clamped to 200
+    assert ledger_hours(factory, bob) == {start + timedelta(days=d): 105 for d in range(10)}
+    # The learner's own completion right after earns its points: the arrival hour is empty.
+    r = call("POST", "/v1/events", sub=bob, body={"events": [event("completed", object_id="today")]})
+    assert r.body["pointsAwarded"] == 15  # 10 and today's active day
+    # Re-sending the whole history, and the same objects under new event ids, earns nothing.
+    assert call("POST", "/v1/events", claims=ingest_claims, body={"events": history}).body["pointsAwarded"] == 0
+    again = [dict(e, eventId=str(uuid.uuid4())) for e in history]
+    r = call("POST", "/v1/events", claims=ingest_claims, body={"events": again})
+    assert (r.body["inserted"], r.body["pointsAwarded"]) == (len(history), 0)
+    assert call("GET", "/v1/gamification", sub=bob).body["points"] == 1_065
+
+
+def test_the_platform_cap_holds_within_one_occurrence_hour(
+    factory: Factory, org: Org, ingest_claims: dict[str, Any]
+) -> None:
+    bob = org.users["bob"]
+    hour = (NOW - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    burst = [dict(event("completed", object_id=f"b{i}", user=bob), occurredAt=(hour + timedelta(
+        minutes=i)).isoformat()) for i in range(30)]
+    # 5 (active day) + 19 x 10 = 195 of 305; the rest of the hour is refused, later ones too.
+    assert call("POST", "/v1/events", claims=ingest_claims, body={"events": burst}).body["pointsAwarded"] == 195
+    late = [dict(event("completed", object_id="b-late", user=bob), occurredAt=(hour + timedelta(
+        minutes=59)).isoformat())]
+    assert call("POST", "/v1/events", claims=ingest_claims, body={"events": late}).body["pointsAwarded"] == 0
+    assert ledger_hours(factory, bob) == {hour: 195}
+
+
+def test_own_submissions_dated_back_are_capped_by_arrival(factory: Factory, org: Org) -> None:
+    alice = org.users["alice"]
+    # 30 completions dated one per past hour: spread over 30 occurrence hours, yet one arrival hour.
+    back = [event("completed", hours_ago=i + 1, object_id=f"x{i}") for i in range(30)]
+    before = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    r = call("POST", "/v1/events", sub=alice, body={"events": back})
+    after = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    # Oldest first: the active day(s) (5, or 5 + 5 when the 30 hours cross midnight) and 19
+    # completions: 195 or 200, never the 300 + 5 the occurrence hours would allow.
+    assert r.body["pointsAwarded"] in (195, 200)
+    hours = ledger_hours(factory, alice)
+    assert len(hours) == 1 and set(hours) <= {before, after}
+    assert list(hours.values()) == [r.body["pointsAwarded"]]
 
 
 def test_streak_in_the_users_time_zone(factory: Factory) -> None:

@@ -6,6 +6,7 @@ ms8.domain.metrics), a test holds the two equal."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -250,7 +251,9 @@ def test_aggregates_by_scope_with_default_windows(org: Org, other: Org, factory:
     # ... the organization when asked, never another trainer's cohort.
     r = call("GET", "/v1/aggregates", sub=org.users["tom"], role="trainer",
              query={"granularity": "weekly", "scope": "organization"})
-    assert r.body["items"][-1]["learners"] == 5 and r.body["items"][-1]["trainerId"] is None
+    # (5 learners: fewer than k, suppressed for a trainer, who may not see each of them)
+    last = r.body["items"][-1]
+    assert (last["suppressed"], last["learners"], last["velocity"], last["trainerId"]) == (True, None, None, None)
     r = call("GET", "/v1/aggregates", sub=org.users["tom"], role="trainer", query={"trainerId": str(org.users["una"])})
     assert r.status == 404
 
@@ -293,3 +296,22 @@ def test_the_weekly_organization_rollup_matches_the_learners_it_is_made_of(org: 
     assert item["minutesPerActiveLearner"] == (round(sum(w["minutes"] for w in active) / len(active), 4)
                                                if active else None)
     assert PEER_K == 10  # the suppression threshold a later change applies to these rows
+
+
+def test_after_a_target_change_the_reports_first_page_and_its_daily_table_agree(
+    org: Org, factory: Factory, s3: Any
+) -> None:
+    """The learner's report: the skill gap of the snapshot (page 1) and of the last day of the
+    daily table are the same number once the target has changed (page 1 said 0 before)."""
+    from tests.s3_support import BUCKET
+
+    r = call("PUT", "/v1/skill-targets/sql", sub=org.users["ada"], body={"targetLevel": 0.95})
+    assert r.status == 200, r.body
+    r = call("POST", "/v1/reports", sub=org.users["steady"],
+             body={"format": "json", "types": ["skill_gap"], "to": TODAY.isoformat()})
+    assert r.status == 201, r.body
+    key = factory.sql("SELECT s3_key FROM reports WHERE id = %s", (r.body["id"],))[0][0]
+    doc = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    (snapshot,) = doc["snapshots"]
+    (series,) = doc["series"]
+    assert snapshot["value"] == series["rows"][-1]["values"]["gap"] == 0.05  # 0.95 - 0.9

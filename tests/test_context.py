@@ -252,14 +252,14 @@ def test_setting_the_context_is_one_round_trip(
     runtime_conn.rollback()
 
     waits, sent, error = round_trips(runtime_conn, lambda: db.as_user(learner, None)(runtime_conn))
-    assert (waits, sent, error) == (1, ["BEGIN", "SELECT * FROM app.begin_request($1, $2)"], None)
+    assert (waits, sent, error) == (1, [db._BEGIN, "SELECT * FROM app.begin_request($1, $2)"], None)
     assert _visible_as(runtime_conn) == (str(learner), 1)
     runtime_conn.rollback()
 
     waits, sent, error = round_trips(
         runtime_conn, lambda: db.as_service(clients["ingest"], "ingest", org.id)(runtime_conn)
     )
-    assert (waits, sent, error) == (1, ["BEGIN", "SELECT app.begin_service_request($1, $2, $3)"], None)
+    assert (waits, sent, error) == (1, [db._BEGIN, "SELECT app.begin_service_request($1, $2, $3)"], None)
     runtime_conn.rollback()
 
     # A refusal is answered in that same round trip and leaves nothing behind.

@@ -26,13 +26,13 @@ from ms8.services import snapshots
 from scripts import apigw
 
 marker = Path({marker!r})
-original = analytics.upsert_batch
+original = analytics.upsert_batch_summary
 def slow_upsert(conn, rows):
-    written = original(conn, rows)
-    marker.write_text(str(len(written)))
+    inserted, updated = original(conn, rows)
+    marker.write_text(str(inserted + updated))
     time.sleep(60)
-    return written
-snapshots.upsert_batch = slow_upsert
+    return inserted, updated
+snapshots.upsert_batch_summary = slow_upsert
 
 route = next(r for r in apigw.routes() if r.route_key == "PUT /v1/analytics")
 event = apigw.http_event("PUT", "/v1/analytics", claims=apigw.user_claims({user!r}), route=route,

@@ -84,27 +84,79 @@ def _award(key: str, points: int, minutes: int) -> Award:
     return Award(key, points, NOW - timedelta(minutes=minutes), uuid.uuid4())
 
 
+HOUR = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)  # the clock hour before NOW (12:00)
+
+
 def test_hourly_cap_skips_taken_keys_and_what_does_not_fit() -> None:
     candidates = [
         _award("completed:a", 10, 50), _award("passed:q", 20, 40), _award("completed:b", 10, 30),
         _award("active:2026-03-02", 5, 20),
     ]
-    # 170 points already this hour: 30 left. completed:a is taken; passed:q (20) fits, 10 left;
-    # completed:b (10) fits, 0 left; the active day (5) does not.
-    granted = g.apply_hourly_cap(candidates, {"completed:a"}, 170)
-    assert [a.key for a in granted] == ["passed:q", "completed:b"]
+    # All occurred 11:10..11:40. 170 points already in that hour: 30 left. completed:a is taken;
+    # passed:q (20) fits, 10 left; completed:b (10) fits, 0 left; the active day (5) does not.
+    granted = g.apply_hourly_cap(candidates, {"completed:a"}, {HOUR: 170}, "occurred", NOW)
+    assert [(x.award.key, x.hour) for x in granted] == [("passed:q", HOUR), ("completed:b", HOUR)]
 
 
 def test_hourly_cap_lets_a_smaller_award_through_after_a_larger_one_is_refused() -> None:
     candidates = [_award("passed:q", 20, 30), _award("active:2026-03-02", 5, 20)]
-    assert [a.key for a in g.apply_hourly_cap(candidates, set(), 190)] == ["active:2026-03-02"]
+    granted = g.apply_hourly_cap(candidates, set(), {HOUR: 190}, "occurred", NOW)
+    assert [x.award.key for x in granted] == ["active:2026-03-02"]
 
 
 def test_farming_distinct_objects_is_capped_at_200_per_hour() -> None:
     events = [src("completed", NOW - timedelta(minutes=i), f"fake-{i}") for i in range(100)]
-    granted = g.apply_hourly_cap(g.candidate_awards(events, UTC_TZ), set(), 0)
-    # Oldest first: the active day (5) and 19 completions (190) = 195; no further 10 fits in 200.
-    assert (sum(a.points for a in granted), len(granted), g.HOURLY_CAP) == (195, 20, 200)
+    granted = g.apply_hourly_cap(g.candidate_awards(events, UTC_TZ), set(), {}, "arrived", NOW)
+    # Oldest first: 19 completions (190), then the active day (5) = 195; no further 10 fits in 200.
+    assert (sum(x.award.points for x in granted), len(granted), g.HOURLY_CAP) == (195, 20, 200)
+    assert {x.hour for x in granted} == {NOW}  # all counted in the hour they arrived in
+
+
+def test_cap_hour_is_the_utc_clock_hour() -> None:
+    award = Award("completed:a", 10, datetime(2026, 3, 1, 23, 59, 59, 999999, tzinfo=BERLIN), uuid.uuid4())
+    arrived = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
+    assert g.cap_hour(award, "occurred", arrived) == datetime(2026, 3, 1, 22, 0, tzinfo=UTC)  # 23:59 Berlin
+    assert g.cap_hour(award, "arrived", arrived) == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    assert (g.cap_basis(sent_by_service=True), g.cap_basis(sent_by_service=False)) == ("occurred", "arrived")
+
+
+def test_back_filled_history_is_capped_per_hour_it_occurred_in() -> None:
+    # A platform sends 30 days at once: each day 12 completions between 09:00 and 09:55 and a
+    # passed quiz at 14:00. Per day: 09:xx holds 5 (active day) + 12 x 10 = 125 <= 200; 14:00
+    # holds 20. Nothing is clamped: 30 x 145 = 4,350 points, where one arrival hour allows 200.
+    events = []
+    for day in range(30):
+        base = datetime(2026, 1, 1, 9, tzinfo=UTC) + timedelta(days=day)
+        events += [src("completed", base + timedelta(minutes=5 * i), f"d{day}-c{i}") for i in range(12)]
+        events.append(src("passed", base + timedelta(hours=5), f"d{day}-quiz"))
+    candidates = g.candidate_awards(events, UTC_TZ)
+    granted = g.apply_hourly_cap(candidates, set(), {}, "occurred", NOW)
+    assert (len(granted), sum(x.award.points for x in granted)) == (30 * 14, 4_350)
+    # The same history as the learner's own submission arrives in one hour: 200 at most.
+    own = g.apply_hourly_cap(candidates, set(), {}, "arrived", NOW)
+    assert sum(x.award.points for x in own) == 200
+
+
+def test_the_cap_holds_in_each_occurrence_hour() -> None:
+    # 30 completions in one hour of history (300 points of candidates), 5 in the next hour.
+    h1 = datetime(2026, 2, 1, 8, tzinfo=UTC)
+    events = [src("completed", h1 + timedelta(minutes=i), f"a{i}") for i in range(30)]
+    events += [src("completed", h1 + timedelta(hours=1, minutes=i), f"b{i}") for i in range(5)]
+    granted = g.apply_hourly_cap(g.candidate_awards(events, UTC_TZ), set(), {h1: 50}, "occurred", NOW)
+    per_hour: dict[datetime, int] = {}
+    for x in granted:
+        per_hour[x.hour] = per_hour.get(x.hour, 0) + x.award.points
+    # 08:00 had 50 already: the active day (5, first event) and 14 completions (140) = 145 -> 195.
+    assert per_hour == {h1: 145, h1 + timedelta(hours=1): 50}
+
+
+def test_a_learner_cannot_back_date_into_empty_hours() -> None:
+    # Own events dated one per past hour (02:00..11:00): all count in the arrival hour (12:00),
+    # which has 185 already: the active day (5, from the oldest event) and the oldest completion
+    # (10) make 200; the nine other completions find no room.
+    events = [src("completed", NOW - timedelta(hours=i + 1), f"x{i}") for i in range(10)]
+    granted = g.apply_hourly_cap(g.candidate_awards(events, UTC_TZ), set(), {NOW: 185}, "arrived", NOW)
+    assert [(x.award.key, x.hour) for x in granted] == [("active:2026-03-02", NOW), ("completed:x9", NOW)]
 
 
 # --- streaks ---

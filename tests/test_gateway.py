@@ -71,7 +71,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def served(owner_url: str) -> Iterator[Served]:
+def served(owner_url: str, gateway_database_url: str) -> Iterator[Served]:
     with psycopg.connect(owner_url, autocommit=True) as conn:
         factory = Factory(conn)
         org = factory.org("Gateway Org", learner=["learner"], trainer=["trainer"], admin=["org_admin"],
@@ -82,7 +82,8 @@ def served(owner_url: str) -> Iterator[Served]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "scripts.gateway", "serve", "--port", "0", "--workers", "2", "--quiet"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "common")])},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "common")]),
+             "DATABASE_URL": gateway_database_url},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

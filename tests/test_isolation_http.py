@@ -331,7 +331,7 @@ def _events(org: Org, keys: list[str]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def world(owner_url: str, database: str) -> Iterator[World]:
+def world(owner_url: str, database: str, gateway_database_url: str) -> Iterator[World]:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per S3 request
     s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
     s3.start()
@@ -340,6 +340,7 @@ def world(owner_url: str, database: str) -> Iterator[World]:
         host, port = s3.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         env = local.function_env(endpoint, db=database)
+        env["DATABASE_URL"] = gateway_database_url  # direct, then through PgBouncer (conftest)
         env["REPORTS_BUCKET"] = bucket_name = f"ms8-isolation-{uuid.uuid4().hex[:10]}"
         bucket = boto3.client("s3", endpoint_url=endpoint, region_name=local.REGION, aws_access_key_id="local",
                               aws_secret_access_key="local")

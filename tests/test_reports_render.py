@@ -125,7 +125,7 @@ def test_csv_parsed_back() -> None:
     data = _personal()
     evil = Series("=HYPERLINK(\"http://x\")", "", (Metric("m", "M", "count", "sum"),), {"m": [1] * 14})
     data = dataclasses.replace(data, series=(*data.series, evil))
-    text = render(data, "csv").decode("utf-8")  # UTF-8, or this raises
+    text = render(data, "csv").decode("utf-8-sig")  # UTF-8 (with its BOM), or this raises
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 14 * 5  # one row per day and type
     assert list(rows[0])[:3] == ["date", "analytics_type", "velocity"]

@@ -36,10 +36,18 @@ def test_template_routes_equal_code_routes() -> None:
     assert template_routes == _code_routes()
 
 
+# The one function that answers several routes: the xAPI resources this LRS does not offer, all
+# with the same 501 (functions/xapi_not_supported).
+SHARED_FUNCTIONS = {"XapiNotSupportedFunction"}
+
+
 @pytest.mark.parametrize("route", apigw.routes(), ids=lambda r: r.route_key)
 def test_one_function_per_route(route: apigw.Route) -> None:
     same_function = [r for r in apigw.routes() if r.function == route.function]
-    assert same_function == [route]
+    if route.function.logical_id in SHARED_FUNCTIONS:
+        assert all(r.path.startswith("/xapi/") for r in same_function)
+    else:
+        assert same_function == [route]
 
 
 def test_committed_openapi_document_is_current() -> None:

@@ -1,6 +1,6 @@
 """GET /v1/analytics/summary: how many snapshots the caller has for the active role, and the newest."""
 
-from ms8.http import handler, make_app, user_tx
+from ms8.http import handler, make_app, user_read
 from ms8.models.analytics import AnalyticsSummary
 from ms8.repositories import analytics
 
@@ -9,9 +9,9 @@ app = make_app()
 
 @app.get("/v1/analytics/summary", summary="Own analytics: count and latest", tags=["analytics"])
 def analytics_summary() -> AnalyticsSummary:
-    with user_tx(app) as (conn, caller):
-        count, latest = analytics.summary(conn, caller.user_id, caller.active_role)  # type: ignore[arg-type]
-        return AnalyticsSummary(count=count, latest=latest)
+    _, rows = user_read(app, analytics.READ_SUMMARY)
+    count, latest = analytics.summary_of(rows)
+    return AnalyticsSummary(count=count, latest=latest)
 
 
 lambda_handler = handler(app)

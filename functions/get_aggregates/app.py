@@ -7,6 +7,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from ms8 import db
 from ms8.errors import NotFound, Unprocessable
 from ms8.http import handler, make_app, user_tx
 from ms8.models.aggregates import Granularity, RollupList, RollupScope
@@ -30,7 +31,8 @@ def get_aggregates(
     start = start or population.default_window(granularity, end)
     if start > end or (end - start).days > MAX_SPAN_DAYS:
         raise Unprocessable(f"'from' must be on or before 'to', at most {MAX_SPAN_DAYS} days apart")
-    with user_tx(app, roles=("trainer", "org_admin")) as (conn, caller):
+    # Rollups are written by a daily job: a replica's lag is well within their age.
+    with user_tx(app, roles=("trainer", "org_admin"), database=db.reader()) as (conn, caller):
         org = caller.organization_id
         assert org is not None
         if caller.active_role == "trainer":
@@ -49,6 +51,9 @@ def get_aggregates(
         if scope == "cohort":
             assert trainer_id is not None
             items = population.cohort_rollups(conn, org, trainer_id, granularity, start, end)
+        elif caller.active_role == "trainer":  # sees only their cohort's learners individually
+            assert caller.user_id is not None
+            items = population.protected_organization_rollups(conn, org, caller.user_id, granularity, start, end)
         else:
             items = population.organization_rollups(conn, org, granularity, start, end)
     message = None if items else (

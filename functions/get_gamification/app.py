@@ -2,8 +2,9 @@
 
 from datetime import UTC, datetime
 
-from ms8.http import handler, make_app, user_tx
+from ms8.http import handler, make_app, user_read
 from ms8.models.gamification import GamificationView
+from ms8.repositories import gamification
 from ms8.services.gamification import view
 
 app = make_app()
@@ -11,8 +12,8 @@ app = make_app()
 
 @app.get("/v1/gamification", summary="Own points, level, badges and streak", tags=["gamification"])
 def get_gamification() -> GamificationView:
-    with user_tx(app) as (conn, caller):
-        return view(conn, caller, datetime.now(UTC))
+    caller, rows = user_read(app, gamification.READ_OWN)
+    return view(gamification.own_of(rows), caller, datetime.now(UTC))
 
 
 lambda_handler = handler(app)

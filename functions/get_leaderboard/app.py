@@ -4,8 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from ms8.http import handler, make_app, user_tx
+from ms8 import db
+from ms8.http import handler, make_app, user_read
 from ms8.models.gamification import DEFAULT_LEADERBOARD, MAX_LEADERBOARD, Leaderboard
+from ms8.repositories import gamification
 from ms8.services.gamification import leaderboard
 
 app = make_app()
@@ -15,8 +17,8 @@ app = make_app()
 def get_leaderboard(
     limit: Annotated[int, Query(ge=1, le=MAX_LEADERBOARD)] = DEFAULT_LEADERBOARD,
 ) -> Leaderboard:
-    with user_tx(app) as (conn, _caller):
-        return leaderboard(conn, limit)
+    _, rows = user_read(app, gamification.READ_LEADERBOARD, (limit,), database=db.reader())
+    return leaderboard(gamification.board_of(rows), limit)
 
 
 lambda_handler = handler(app)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
+from ms8 import db
 from ms8.errors import NotFound
 from ms8.http import handler, make_app, user_tx
 from ms8.models.learners import LearnerDetail
@@ -19,7 +20,8 @@ app = make_app()
 @app.get("/v1/learners/<userId>", summary="One learner's drill-down (trainer, org admin; a learner: their own)",
          tags=["analytics"])
 def get_learner(user_id: Annotated[UUID, Path(alias="userId")]) -> LearnerDetail:
-    with user_tx(app, roles=("learner", "trainer", "org_admin")) as (conn, caller):
+    # Cohort views tolerate a replica's lag (seconds against days of activity).
+    with user_tx(app, roles=("learner", "trainer", "org_admin"), database=db.reader()) as (conn, caller):
         assert caller.organization_id is not None
         if caller.active_role == "learner" and user_id != caller.user_id:
             raise NotFound("no such learner")

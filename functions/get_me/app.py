@@ -1,6 +1,6 @@
 """GET /v1/me: who the caller is (user id, organization, roles, active role)."""
 
-from ms8.http import handler, make_app, user_tx
+from ms8.http import handler, make_app, user_read
 from ms8.models.users import Me
 from ms8.repositories import users
 
@@ -9,12 +9,11 @@ app = make_app()
 
 @app.get("/v1/me", summary="The caller", tags=["identity"])
 def get_me() -> Me:
-    with user_tx(app) as (conn, caller):
-        row = users.get(conn, caller.user_id)  # type: ignore[arg-type]
-        assert row is not None  # the request context just found this user
-        return Me(user_id=row["id"], organization_id=row["organization_id"], email=row["email"],
-                  name=row["name"], roles=row["roles"], active_role=caller.active_role,  # type: ignore[arg-type]
-                  timezone=row["timezone"])
+    caller, rows = user_read(app, users.READ_ME)
+    row = dict(zip(users.ME_KEYS, rows[0], strict=True))  # the context call just found this user
+    return Me(user_id=row["id"], organization_id=row["organization_id"], email=row["email"],
+              name=row["name"], roles=row["roles"], active_role=caller.active_role,  # type: ignore[arg-type]
+              timezone=row["timezone"])
 
 
 lambda_handler = handler(app)

@@ -7,10 +7,10 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from ms8.errors import NotFound
-from ms8.http import handler, make_app, user_tx
+from ms8.http import handler, make_app, user_read
 from ms8.models.analytics import AnalyticsList
 from ms8.models.base import AnalyticsType
-from ms8.repositories import analytics, users
+from ms8.repositories import analytics
 
 app = make_app()
 
@@ -21,10 +21,11 @@ def get_user_analytics(
     analytics_type: Annotated[AnalyticsType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> AnalyticsList:
-    with user_tx(app, roles=("trainer", "org_admin")) as (conn, _):
-        if not users.is_visible(conn, user_id):
-            raise NotFound("no such user")
-        return AnalyticsList(items=analytics.recent(conn, user_id, "learner", analytics_type, limit))
+    _, rows = user_read(app, analytics.READ_USER, (user_id, analytics_type, limit), roles=("trainer", "org_admin"))
+    found = analytics.user_items(rows)
+    if found is None:
+        raise NotFound("no such user")
+    return AnalyticsList(items=found)
 
 
 lambda_handler = handler(app)

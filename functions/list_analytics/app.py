@@ -4,7 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from ms8.http import handler, make_app, user_tx
+from ms8.http import handler, make_app, user_read
 from ms8.models.analytics import AnalyticsList
 from ms8.models.base import AnalyticsType
 from ms8.repositories import analytics
@@ -17,9 +17,8 @@ def list_analytics(
     analytics_type: Annotated[AnalyticsType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> AnalyticsList:
-    with user_tx(app) as (conn, caller):
-        return AnalyticsList(items=analytics.recent(conn, caller.user_id, caller.active_role,  # type: ignore[arg-type]
-                                                    analytics_type, limit))
+    _, rows = user_read(app, analytics.READ_RECENT, (analytics_type, limit))
+    return AnalyticsList(items=analytics.items(rows))
 
 
 lambda_handler = handler(app)

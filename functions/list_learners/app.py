@@ -7,6 +7,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from ms8 import db
 from ms8.errors import NotFound
 from ms8.http import handler, make_app, user_tx
 from ms8.models.learners import LearnerList
@@ -23,7 +24,8 @@ def list_learners(
     at_risk: Annotated[bool, Query(alias="atRisk", description="Only learners at risk")] = False,
 ) -> LearnerList:
     now = datetime.now(UTC)
-    with user_tx(app, roles=("trainer", "org_admin")) as (conn, caller):
+    # Cohort views tolerate a replica's lag (seconds against days of activity).
+    with user_tx(app, roles=("trainer", "org_admin"), database=db.reader()) as (conn, caller):
         org = caller.organization_id
         assert org is not None
         if caller.active_role == "trainer":

@@ -1,5 +1,12 @@
 """PUT /v1/analytics: batch upsert (1..500 items), atomic. Users write their own; a platform
-service with the ingest scope writes for users of its organization."""
+service with the ingest scope writes for users of its organization.
+
+The answer is the counts (written, inserted, updated); the written rows (id, version, updated_at)
+come back only when asked for with `?return=rows` or `Prefer: return=representation`."""
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
 from ms8.http import handler, make_app, principal_tx
 from ms8.models.analytics import AnalyticsBatch, AnalyticsWriteResult
@@ -9,10 +16,16 @@ app = make_app()
 
 
 @app.put("/v1/analytics", summary="Upsert analytics (batch, atomic)", tags=["analytics"])
-def put_analytics(batch: AnalyticsBatch) -> AnalyticsWriteResult:
+def put_analytics(
+    batch: AnalyticsBatch,
+    answer: Annotated[Literal["summary", "rows"], Query(alias="return", description=(
+        "summary (default): the counts only; rows: the written rows too"))] = "summary",
+    prefer: Annotated[str | None, Header(alias="Prefer", description=(
+        "return=representation: the written rows too (as ?return=rows)"))] = None,
+) -> AnalyticsWriteResult:
+    rows = answer == "rows" or "return=representation" in (prefer or "").replace(" ", "").lower()
     with principal_tx(app, "ingest") as (conn, caller):
-        written = write_batch(conn, caller, batch)
-        return AnalyticsWriteResult(written=len(written), items=written)
+        return write_batch(conn, caller, batch, rows=rows)
 
 
 lambda_handler = handler(app, max_body_bytes=1024 * 1024)

@@ -18,6 +18,9 @@ class Settings:
     db_secret_arn: str | None
     owner_database_url: str | None
     owner_db_secret_arn: str | None
+    reader_database_url: str | None
+    reader_db_secret_arn: str | None
+    reader_retry_s: int
     connect_timeout_s: int
     secret_max_age_s: int
     reports_bucket: str
@@ -39,6 +42,10 @@ def settings() -> Settings:
         db_secret_arn=os.environ.get("DB_SECRET_ARN") or None,
         owner_database_url=os.environ.get("OWNER_DATABASE_URL") or None,
         owner_db_secret_arn=os.environ.get("OWNER_DB_SECRET_ARN") or None,
+        reader_database_url=os.environ.get("DATABASE_READER_URL") or None,
+        reader_db_secret_arn=os.environ.get("DB_READER_SECRET_ARN") or None,
+        # After the replica failed, lag-tolerant reads use the writer this long before trying again.
+        reader_retry_s=_int("DB_READER_RETRY", 30),
         connect_timeout_s=_int("DB_CONNECT_TIMEOUT", 3),
         secret_max_age_s=_int("DB_SECRET_MAX_AGE", 300),
         reports_bucket=os.environ.get("REPORTS_BUCKET", "ms8-reports-local"),
@@ -48,6 +55,12 @@ def settings() -> Settings:
         s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
         service_name=os.environ.get("POWERTOOLS_SERVICE_NAME", "ms8-learning-analytics"),
     )
+
+
+def has_reader() -> bool:
+    """Whether a read replica is configured."""
+    cfg = settings()
+    return bool(cfg.reader_database_url or cfg.reader_db_secret_arn)
 
 
 def _float(name: str, default: float) -> float:
@@ -68,21 +81,22 @@ def connection_params(kind: str = "runtime") -> dict[str, Any]:
     """psycopg connection parameters: a URL locally, the Secrets Manager secret on AWS.
 
     `runtime` is the API's RLS-bound role (DATABASE_URL / DB_SECRET_ARN); `owner` is the
-    maintenance jobs' role (OWNER_DATABASE_URL / OWNER_DB_SECRET_ARN). The secret is the RDS
+    maintenance jobs' role (OWNER_DATABASE_URL / OWNER_DB_SECRET_ARN); `reader` is the runtime
+    role on the read replica (DATABASE_READER_URL / DB_READER_SECRET_ARN), for the reads that
+    tolerate replication lag. The secret is the RDS
     shape ({host, port, username, password, dbname}); Powertools caches it for
     DB_SECRET_MAX_AGE seconds, so a rotated password is picked up on the next reconnect.
     """
     cfg = settings()
-    url, arn = (
-        (cfg.database_url, cfg.db_secret_arn)
-        if kind == "runtime"
-        else (cfg.owner_database_url, cfg.owner_db_secret_arn)
-    )
+    url, arn, names = {
+        "runtime": (cfg.database_url, cfg.db_secret_arn, "DATABASE_URL or DB_SECRET_ARN"),
+        "owner": (cfg.owner_database_url, cfg.owner_db_secret_arn, "OWNER_DATABASE_URL or OWNER_DB_SECRET_ARN"),
+        "reader": (cfg.reader_database_url, cfg.reader_db_secret_arn, "DATABASE_READER_URL or DB_READER_SECRET_ARN"),
+    }[kind]
     if url:
         return {"conninfo": url}
     if not arn:
-        prefix = "" if kind == "runtime" else "OWNER_"
-        raise RuntimeError(f"set {prefix}DATABASE_URL or {prefix}DB_SECRET_ARN")
+        raise RuntimeError(f"set {names}")
     from aws_lambda_powertools.utilities import parameters  # boto3: only where secrets are read
 
     secret: dict[str, Any] = parameters.get_secret(

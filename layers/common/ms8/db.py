@@ -8,6 +8,7 @@ the connection), and it vanishes with the transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,19 +18,20 @@ from uuid import UUID
 import psycopg
 from psycopg import pq
 
-from ms8.config import connection_params, settings
+from ms8.config import connection_params, has_reader, settings
 from ms8.errors import (
     AppError,
     BadRequest,
     Conflict,
     DatabaseUnavailable,
     Forbidden,
+    Unauthorized,
     Unavailable,
     Unprocessable,
 )
 
 T = TypeVar("T")
-Kind = Literal["runtime", "owner"]
+Kind = Literal["runtime", "owner", "reader"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,8 @@ class Caller:
         return self.client_id is not None
 
 
-# SQLSTATEs raised by app.begin_request / app.begin_service_request (migration 0002).
+# SQLSTATEs raised by app.begin_request / app.begin_service_request (migration 0002) and
+# app.begin_xapi_request (0010).
 _CONTEXT_ERRORS: dict[str, tuple[type[AppError], str]] = {
     "MS400": (BadRequest, "ROLE_REQUIRED"),
     "MS401": (Forbidden, "UNKNOWN_USER"),
@@ -56,6 +59,7 @@ _CONTEXT_ERRORS: dict[str, tuple[type[AppError], str]] = {
     "MS403": (Forbidden, "ROLE_NOT_HELD"),
     "MS404": (Forbidden, "SCOPE_NOT_GRANTED"),
     "MS405": (BadRequest, "ORGANIZATION_REQUIRED"),
+    "MS406": (Unauthorized, "UNKNOWN_CREDENTIAL"),
 }
 
 
@@ -97,12 +101,15 @@ def map_db_error(exc: psycopg.Error) -> Exception:
 
 def _open(kind: Kind) -> psycopg.Connection:
     cfg = settings()
+    # The reader refuses writes even when its URL names a writable server.
+    options: dict[str, Any] = {"options": "-c default_transaction_read_only=on"} if kind == "reader" else {}
     try:
         return psycopg.connect(
             **connection_params(kind),
             prepare_threshold=None,  # poolers (RDS Proxy) and prepared statements do not mix
             connect_timeout=cfg.connect_timeout_s,
             application_name=cfg.service_name,
+            **options,
         )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable("the database cannot be reached; try again shortly") from exc
@@ -169,6 +176,29 @@ class Database:
             _rollback(conn)
             raise
 
+    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """Run `work` (statements in autocommit, each its own transaction) with the same error
+        handling as transaction(): a connection found stale is replaced once, database errors
+        leave as client-facing errors."""
+        try:
+            try:
+                return work(self.connection())
+            except psycopg.OperationalError as exc:
+                if not _connection_lost(exc):
+                    raise
+                self.reset()
+                return work(self.connection())
+        except psycopg.Error as exc:
+            if _connection_lost(exc):
+                self.reset()
+            mapped = map_db_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+
+_BEGIN: LiteralString = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE"
+
 
 def _begin_with(conn: psycopg.Connection, query: LiteralString, params: tuple[object, ...]) -> tuple[Any, ...]:
     """Open a transaction whose first statement is the context call: one network round trip.
@@ -183,7 +213,7 @@ def _begin_with(conn: psycopg.Connection, query: LiteralString, params: tuple[ob
     else:
         conn.autocommit = True
         with conn.pipeline():
-            conn.execute("BEGIN")
+            conn.execute(_BEGIN)
             cur = conn.execute(query, params)
         row = cur.fetchone()
     assert row is not None
@@ -200,6 +230,37 @@ def as_user(user_id: UUID, role: str | None) -> Callable[[psycopg.Connection], C
     return begin
 
 
+def read_as_user(
+    database: Database, user_id: UUID, role: str | None, call: LiteralString, args: tuple[object, ...] = ()
+) -> tuple[Caller, list[tuple[Any, ...]]]:
+    """One read as a verified user in ONE statement, one round trip: the context call and the read.
+
+    `call` invokes a SECURITY INVOKER read function (migration 0011) with the context call's
+    row `c` as its first arguments, e.g. "app.read_analytics(c.user_id, c.active_role,
+    %s::integer)", so it runs after the context is set. The statement is its own transaction
+    (autocommit) and the context vanishes with it: a transaction pooler may hand the server
+    connection to anyone afterwards. The function's plans are cached by the server; the client
+    prepares nothing. Returns the caller and the function's rows (none when it returned none).
+    """
+    query: LiteralString = (
+        "SELECT c.user_id, c.organization_id, c.roles, c.active_role, c.timezone, r.* "
+        "FROM app.begin_request(%s, %s) AS c LEFT JOIN LATERAL " + call + " AS r ON true"
+    )
+    params = (user_id, role, *args)
+
+    def run(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            _rollback(conn)
+        conn.autocommit = True
+        return conn.execute(query, params).fetchall()
+
+    rows = database.run(run)
+    first = rows[0]
+    caller = Caller(first[0], first[1], tuple(first[2]), first[3], first[4])
+    found = [r[5:] for r in rows if any(v is not None for v in r[5:])]
+    return caller, found
+
+
 def as_service(
     client_id: str, scope: str, organization_id: UUID | None = None
 ) -> Callable[[psycopg.Connection], Caller]:
@@ -214,10 +275,85 @@ def as_service(
     return begin
 
 
+def as_xapi(key: str) -> Callable[[psycopg.Connection], tuple[UUID, str, str | None]]:
+    """Begin an xAPI request with a credential's key: (organization id, secret hash, homePage).
+    The caller still verifies the secret against the hash before doing anything."""
+
+    def begin(conn: psycopg.Connection) -> tuple[UUID, str, str | None]:
+        row = _begin_with(conn, "SELECT * FROM app.begin_xapi_request(%s)", (key,))
+        return row[0], row[1], row[2]
+
+    return begin
+
+
 def as_maintenance(conn: psycopg.Connection) -> None:
     """Begin a maintenance transaction (owner connection only): every row is visible to it."""
     conn.execute("SELECT app.begin_maintenance()")
 
 
+class ReaderDatabase(Database):
+    """The read replica for reads that tolerate lag, falling back to the writer while it is down.
+
+    A read that cannot reach the replica (connection refused or lost, recovery conflict) is run
+    on the writer instead, and the writer serves these reads for `DB_READER_RETRY` seconds
+    before the replica is tried again, so a replica outage costs one failed connection attempt
+    per container and period, not one per request. Reads are safe to repeat; nothing is written
+    here (the session is read-only).
+    """
+
+    def __init__(self, writer: Database) -> None:
+        super().__init__("reader")
+        self.writer = writer
+        self._down_until = 0.0
+
+    def _usable(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self) -> None:
+        self.reset()
+        self._down_until = time.monotonic() + settings().reader_retry_s
+
+    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        if self._usable():
+            try:
+                return super().run(work)
+            except DatabaseUnavailable:
+                self._failed()
+        return self.writer.run(work)
+
+    @contextmanager
+    def transaction(self, begin: Callable[[psycopg.Connection], T]) -> Iterator[tuple[psycopg.Connection, T]]:
+        if self._usable():
+            try:
+                self.connection()
+            except DatabaseUnavailable:
+                self._failed()
+        if self._usable():
+            with super().transaction(begin) as pair:
+                yield pair
+        else:
+            with self.writer.transaction(begin) as pair:
+                yield pair
+
+
 runtime = Database("runtime")
 owner = Database("owner")
+_reader: ReaderDatabase | None = None
+
+
+def reader() -> Database:
+    """Where lag-tolerant reads go: the replica when one is configured, else the writer."""
+    global _reader
+    if not has_reader():
+        return runtime
+    if _reader is None:
+        _reader = ReaderDatabase(runtime)
+    return _reader
+
+
+def reset_reader() -> None:
+    """Forget the replica connection and its state (tests, after changing the settings)."""
+    global _reader
+    if _reader is not None:
+        _reader.reset()
+    _reader = None

@@ -22,10 +22,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -36,7 +37,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ms8 import db
-from ms8.errors import AppError, BadRequest, Forbidden, Unauthorized
+from ms8.errors import AppError, BadRequest, Forbidden, Unauthorized, Unprocessable
 
 # Most requests publish no metric of their own; Powertools would warn about that on every one.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -48,6 +49,8 @@ JSON = "application/json"
 DEFAULT_MAX_BODY = 64 * 1024
 SCOPE_PREFIX = os.environ.get("SCOPE_PREFIX", "ms8/")
 SERVICE_SCOPES = ("ingest", "directory")
+# Control characters other than horizontal tab (which RFC 9110 allows inside a field value).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _dumps(obj: Any) -> str:
@@ -87,9 +90,34 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
-def make_app() -> APIGatewayHttpResolver:
-    """An HTTP API resolver with validation on and the service's error mapping."""
-    app = APIGatewayHttpResolver(enable_validation=True, serializer=_dumps)
+def _loads(text: str) -> Any:
+    """Powertools' body parser, with a 4xx for the JSON that json.loads cannot take.
+
+    Malformed JSON (JSONDecodeError) stays Powertools' 422 `json_invalid`. What would otherwise be
+    a 500: nesting deeper than the interpreter's recursion limit (RecursionError), an integer of
+    more digits than Python converts (ValueError), and the non-standard NaN / Infinity literals,
+    which would reach the database as numbers JSON cannot carry. A float literal beyond double
+    range (1e400) parses as inf, which every numeric field of the models refuses.
+    """
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise Unprocessable("the request body is nested too deeply", code="BODY_TOO_DEEP") from None
+    except ValueError as exc:  # int digits limit, or _no_constant
+        raise Unprocessable(f"the request body holds an unacceptable number: {str(exc)[:120]}",
+                            code="NUMBER_OUT_OF_RANGE") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def make_app(*, validation: bool = True) -> APIGatewayHttpResolver:
+    """An HTTP API resolver with validation on (off for functions that read their raw body, as
+    Powertools' validation parses every body as JSON) and the service's error mapping."""
+    app = APIGatewayHttpResolver(enable_validation=validation, serializer=_dumps, json_body_deserializer=_loads)
 
     @app.exception_handler(AppError)  # type: ignore[untyped-decorator]
     def _app_error(exc: AppError) -> Response[str]:
@@ -126,10 +154,11 @@ def tracing_enabled() -> bool:
 
 
 def handler(
-    app: APIGatewayHttpResolver, *, max_body_bytes: int = DEFAULT_MAX_BODY
+    app: APIGatewayHttpResolver, *, max_body_bytes: int = DEFAULT_MAX_BODY, json_objects_only: bool = True
 ) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
     """The Lambda entry point of an API function: logging context, metrics, size limit, routing,
-    and Powertools Tracer subsegments when tracing is enabled for the function."""
+    and Powertools Tracer subsegments when tracing is enabled for the function. A function that
+    reads its body itself (xAPI: arrays, its own errors) turns `json_objects_only` off."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
@@ -140,7 +169,7 @@ def handler(
             return error_body(
                 413, "PAYLOAD_TOO_LARGE", f"the request body exceeds {max_body_bytes} bytes", rid
             )
-        refused = _refuse_body(event) if body else None
+        refused = _refuse_controls(event) or (_refuse_body(event) if body and json_objects_only else None)
         if refused is not None:
             rid = (event.get("requestContext") or {}).get("requestId", "")
             return error_body(*refused, rid)
@@ -151,6 +180,21 @@ def handler(
 
         lambda_handler = Tracer().capture_lambda_handler(lambda_handler)
     return lambda_handler  # type: ignore[no-any-return]
+
+
+def _refuse_controls(event: dict[str, Any]) -> tuple[int, str, str] | None:
+    """(status, code, message) for a header or query parameter holding a control character.
+
+    A NUL cannot travel as a database parameter (psycopg refuses it: a 500 otherwise) and no value
+    this API reads has any other control character; refusing them here covers every header and
+    parameter a handler may read.
+    """
+    for where, values in (("header", event.get("headers")), ("query parameter", event.get("queryStringParameters"))):
+        for name, value in (values or {}).items():
+            if _CONTROL.search(str(value)) or _CONTROL.search(str(name)):
+                shown = _CONTROL.sub("?", str(name))[:60]
+                return 400, "CONTROL_CHARACTER", f"the {where} {shown} contains a control character"
+    return None
 
 
 def _refuse_body(event: dict[str, Any]) -> tuple[int, str, str] | None:
@@ -199,12 +243,36 @@ def _header(app: APIGatewayHttpResolver, name: str) -> str | None:
 
 @contextmanager
 def user_tx(
-    app: APIGatewayHttpResolver, roles: Collection[str] | None = None
+    app: APIGatewayHttpResolver, roles: Collection[str] | None = None, database: db.Database | None = None
 ) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
     """The request's transaction as the verified user in the role they asked for (if held).
 
-    `roles` limits the route to those active roles (403 otherwise).
+    `roles` limits the route to those active roles (403 otherwise). `database` is the writer
+    unless the route only reads and tolerates replica lag (ms8.db.reader()).
     """
+    user_id, role = _user(app)
+    with (database or db.runtime).transaction(db.as_user(user_id, role)) as (conn, caller):
+        _check_role(caller, roles)
+        yield conn, caller
+
+
+def user_read(
+    app: APIGatewayHttpResolver, function: LiteralString, args: tuple[object, ...] = (),
+    roles: Collection[str] | None = None, database: db.Database | None = None,
+) -> tuple[db.Caller, list[tuple[Any, ...]]]:
+    """A read as the verified user in one statement and one round trip (ms8.db.read_as_user):
+    the caller and the rows of the read function `function` (migration 0011).
+
+    `database` is the writer unless the route tolerates replica lag (ms8.db.reader()).
+    """
+    user_id, role = _user(app)
+    caller, rows = db.read_as_user(database or db.runtime, user_id, role, function, args)
+    _check_role(caller, roles)
+    return caller, rows
+
+
+def _user(app: APIGatewayHttpResolver) -> tuple[UUID, str | None]:
+    """The verified user id and the active role they ask for (X-Active-Role)."""
     claims = _claims(app)
     if _scopes(claims) & set(SERVICE_SCOPES):
         raise Forbidden("this route is for users, not platform services", code="USERS_ONLY")
@@ -212,12 +280,12 @@ def user_tx(
         user_id = UUID(str(claims["sub"]))
     except ValueError:
         raise Unauthorized("the token's subject is not a user id") from None
-    with db.runtime.transaction(db.as_user(user_id, _header(app, "x-active-role"))) as (conn, caller):
-        if roles is not None and caller.active_role not in roles:
-            raise Forbidden(
-                f"this route needs one of the roles: {', '.join(sorted(roles))}", code="ROLE_NOT_ALLOWED"
-            )
-        yield conn, caller
+    return user_id, _header(app, "x-active-role")
+
+
+def _check_role(caller: db.Caller, roles: Collection[str] | None) -> None:
+    if roles is not None and caller.active_role not in roles:
+        raise Forbidden(f"this route needs one of the roles: {', '.join(sorted(roles))}", code="ROLE_NOT_ALLOWED")
 
 
 @contextmanager

@@ -5,7 +5,10 @@ Points are awarded per award key, and the ledger's primary key (user_id, award_k
 award happen at most once: `completed:<object>` and `passed:<object>` once per object ever,
 `active:<local date>` once per day the user was active (in their time zone). Re-sending an event,
 or sending the same completion again under a new event id, finds the key taken and earns nothing.
-On top of that no user earns more than HOURLY_CAP points in any rolling hour of award time.
+On top of that no user earns more than HOURLY_CAP points in any one clock hour (UTC), the award's
+"cap hour": the hour the event occurred in when a platform service sent it (history sent late,
+a back-fill, is spread over the hours it happened in), the hour it arrived in when the learner
+sent it (a learner cannot date events back into empty hours to escape the cap).
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
-from typing import Any, NamedTuple, Protocol
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any, Literal, NamedTuple, Protocol
 from uuid import UUID
 
 from ms8.domain.metrics import local_days
@@ -25,7 +28,9 @@ POINTS_ACTIVE_DAY = 5
 POINTS: dict[str, int] = {"completed": POINTS_COMPLETED, "passed": POINTS_PASSED, "active_day": POINTS_ACTIVE_DAY}
 
 HOURLY_CAP = 200
-CAP_WINDOW = timedelta(hours=1)
+# Whose clock counts for the cap: "occurred" for a platform service's events, "arrived" for a
+# learner's own submissions.
+CapBasis = Literal["occurred", "arrived"]
 
 # Level n starts at LEVEL_THRESHOLDS[n - 1] points: level 1 at 0, level 2 at 100, ... level 10 at 11000.
 LEVEL_THRESHOLDS: tuple[int, ...] = (0, 100, 250, 500, 1000, 2000, 3500, 5500, 8000, 11000)
@@ -108,19 +113,51 @@ def _earliest(best: dict[str, tuple[datetime, UUID, int]], key: str, at: datetim
         best[key] = (at, event_id, points)
 
 
+def hour_of(at: datetime) -> datetime:
+    """The UTC clock hour `at` falls in (its first instant)."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def cap_basis(sent_by_service: bool) -> CapBasis:
+    """A platform service's events count by when they occurred, a learner's own by arrival."""
+    return "occurred" if sent_by_service else "arrived"
+
+
+def cap_hour(award: Award, basis: CapBasis, arrived_at: datetime) -> datetime:
+    """The hour whose cap an award counts against."""
+    return hour_of(award.occurred_at if basis == "occurred" else arrived_at)
+
+
+class Grant(NamedTuple):
+    """An award to write and the hour it counts against."""
+
+    award: Award
+    hour: datetime
+
+
 def apply_hourly_cap(
-    candidates: Sequence[Award], awarded_keys: Collection[str], points_last_hour: int, cap: int = HOURLY_CAP
-) -> list[Award]:
-    """The candidates to grant: keys not awarded before, oldest first, while the user's points of
-    the last rolling hour stay within `cap`. An award that does not fit is skipped (a smaller one
-    after it may still fit); it can be earned later by another event with the same key."""
-    remaining = cap - points_last_hour
+    candidates: Sequence[Award],
+    awarded_keys: Collection[str],
+    points_by_hour: Mapping[datetime, int],
+    basis: CapBasis,
+    arrived_at: datetime,
+    cap: int = HOURLY_CAP,
+) -> list[Grant]:
+    """The candidates to grant: keys not awarded before, oldest first, while each cap hour's
+    points (those already in the ledger, `points_by_hour`, plus the ones granted here) stay
+    within `cap`. An award that does not fit is skipped (a smaller one after it may still fit);
+    it can be earned later by another event with the same key."""
+    used = dict(points_by_hour)
     granted = []
     for award in candidates:
-        if award.key in awarded_keys or award.points > remaining:
+        if award.key in awarded_keys:
             continue
-        granted.append(award)
-        remaining -= award.points
+        hour = cap_hour(award, basis, arrived_at)
+        total = used.get(hour, 0) + award.points
+        if total > cap:
+            continue
+        used[hour] = total
+        granted.append(Grant(award, hour))
     return granted
 
 

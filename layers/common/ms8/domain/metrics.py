@@ -77,11 +77,8 @@ class EventRow(NamedTuple):
 
 def rows_of(events: Iterable[EventRecord]) -> list[EventRow]:
     """The events as EventRows."""
-    new = tuple.__new__
-    return [
-        new(EventRow, (e.verb, e.object_id, e.skills, e.score, e.duration_seconds, e.occurred_at.timestamp()))
-        for e in events
-    ]
+    return [EventRow(e.verb, e.object_id, e.skills, e.score, e.duration_seconds, e.occurred_at.timestamp())
+            for e in events]
 
 
 def _r(value: float) -> float:
@@ -98,6 +95,11 @@ def learning_velocity(events: Iterable[EventRecord], now: datetime) -> dict[str,
 
 
 def _velocity(rows: Iterable[EventRow], now: datetime) -> dict[str, Any]:
+    return _velocity_data(*_velocity_sets(rows, now))
+
+
+def _velocity_sets(rows: Iterable[EventRow], now: datetime) -> tuple[set[str], set[str]]:
+    """The objects completed in the trailing 4 weeks and in the 4 weeks before."""
     now_s = now.timestamp()
     recent_from = (now - timedelta(weeks=VELOCITY_WEEKS)).timestamp()
     previous_from = (now - timedelta(weeks=2 * VELOCITY_WEEKS)).timestamp()
@@ -107,6 +109,10 @@ def _velocity(rows: Iterable[EventRow], now: datetime) -> dict[str, Any]:
         if verb not in COMPLETION_VERBS or at > now_s or at <= previous_from:
             continue
         (recent if at > recent_from else previous).add(object_id)
+    return recent, previous
+
+
+def _velocity_data(recent: set[str], previous: set[str]) -> dict[str, Any]:
     velocity = len(recent) / VELOCITY_WEEKS
     previous_velocity = len(previous) / VELOCITY_WEEKS
     return {
@@ -158,8 +164,18 @@ def engagement(events: Iterable[EventRecord], now: datetime, tz: tzinfo) -> dict
 
 
 def _engagement(rows: Iterable[EventRow], now: datetime, tz: tzinfo) -> dict[str, Any]:
+    return _engagement_data(*_engagement_parts(rows, now, tz))
+
+
+def _engagement_starts(now: datetime, tz: tzinfo) -> list[float]:
+    """The start instants of the 30 local days of the window, and of the day after."""
     today = now.astimezone(tz).date()
-    starts = local_days(tz, today - timedelta(days=ENGAGEMENT_DAYS - 1), ENGAGEMENT_DAYS).starts
+    return local_days(tz, today - timedelta(days=ENGAGEMENT_DAYS - 1), ENGAGEMENT_DAYS).starts
+
+
+def _engagement_parts(rows: Iterable[EventRow], now: datetime, tz: tzinfo) -> tuple[set[int], int, int]:
+    """Active day positions (bisect_right over the day starts), sessions and seconds."""
+    starts = _engagement_starts(now, tz)
     first, end = starts[0], starts[-1]
     now_s = now.timestamp()
     active: set[int] = set()  # day positions + 1: bisect_right(starts, at) (see LocalDays.index)
@@ -173,6 +189,10 @@ def _engagement(rows: Iterable[EventRow], now: datetime, tz: tzinfo) -> dict[str
             sessions += 1
         if duration:
             seconds += duration
+    return active, sessions, seconds
+
+
+def _engagement_data(active: set[int], sessions: int, seconds: int) -> dict[str, Any]:
     active_short = sum(1 for i in active if i > ENGAGEMENT_DAYS - ENGAGEMENT_SHORT_DAYS)
     return {
         "engagement": _r(len(active) / ENGAGEMENT_DAYS),
@@ -219,7 +239,10 @@ def mastery(events: Iterable[EventRecord], now: datetime) -> dict[str, Any]:
 
 
 def _mastery(rows: Iterable[EventRow], now: datetime) -> dict[str, Any]:
-    num, den, skills, count = _mastery_sums(rows, now)
+    return _mastery_data(*_mastery_sums(rows, now))
+
+
+def _mastery_data(num: float, den: float, skills: Mapping[str, list[float]], count: int) -> dict[str, Any]:
     return {
         "mastery": _r(num / den) if den > 0 else None,
         "skills": {s: _r(v[0] / v[1]) for s, v in sorted(skills.items()) if v[1] > 0},
@@ -263,3 +286,123 @@ def compute_rows(
         "mastery": mastery_data,
         "skill_gap": skill_gap_from_mastery(mastery_data["skills"], targets),
     }
+
+
+def streak_window(now: datetime, tz: tzinfo) -> tuple[date, date]:
+    """The local calendar days a streak is computed over: (first, today), within READ_WINDOW."""
+    return (now - READ_WINDOW).astimezone(tz).date() + timedelta(days=1), now.astimezone(tz).date()
+
+
+class DayRow(NamedTuple):
+    """A learner's UTC day as learner_daily_activity keeps it (ms8.repositories.days): the
+    per-day sums the snapshots are derived from instead of the day's raw events."""
+
+    day: date
+    completed_objects: Sequence[str]
+    scored: int
+    weighted_scores: float  # sum(score * 2^(seconds into the day / half-life))
+    weights: float  # sum(2^(seconds into the day / half-life))
+    weighted_skills: Mapping[str, Sequence[float]]  # {skill: (weighted score sum, weight sum)}
+    sessions: int
+    duration_seconds: int
+    quarters: str  # one character per quarter-hour of the day: '1' when it has activity
+
+
+_QUARTER_S = 900.0
+
+
+def _day_start(day: date) -> float:
+    return (day - _EPOCH).days * 86400.0
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _utc_date(instant_s: float) -> date:
+    return _EPOCH + timedelta(days=int(instant_s // 86400))
+
+
+def boundary_days(now: datetime, tz: tzinfo) -> frozenset[date]:
+    """The UTC days on which a window of a definition starts or ends mid-day: their events are
+    read one by one (the day sums cannot say which side of the edge an event lies on)."""
+    now_s = now.timestamp()
+    first_engaged = _engagement_starts(now, tz)[0]
+    first_streak = local_day_start(streak_window(now, tz)[0], tz).timestamp()
+    return frozenset(_utc_date(t) for t in (
+        now_s,
+        (now - timedelta(weeks=VELOCITY_WEEKS)).timestamp(),
+        (now - timedelta(weeks=2 * VELOCITY_WEEKS)).timestamp(),
+        (now - timedelta(days=MASTERY_DAYS)).timestamp(),
+        first_engaged,
+        first_streak,
+    ))
+
+
+def first_day(now: datetime) -> date:
+    """The earliest UTC day any window reaches back to."""
+    return _utc_date((now - READ_WINDOW).timestamp())
+
+
+def from_days(
+    days: Iterable[DayRow], boundary: Sequence[EventRow], now: datetime, tz: tzinfo, targets: Mapping[str, float]
+) -> tuple[dict[str, dict[str, Any]], set[date]]:
+    """compute_rows from a learner's day rows and the raw events of their boundary days
+    (boundary_days), plus the active local days of the streak window (streak_window).
+
+    Days wholly inside a window add their sums; the boundary days' events go through the same
+    per-event rules as compute_rows. Days after `now`'s UTC day hold only later events, and are
+    ignored. Equal to compute_rows over all the events up to the float rounding of the weighted
+    sums (the results are rounded to 4 decimals; see docs/ANALYTICS.md).
+    """
+    now_s = now.timestamp()
+    edges = boundary_days(now, tz)
+    today_utc = _utc_date(now_s)
+    recent_from = _utc_date((now - timedelta(weeks=VELOCITY_WEEKS)).timestamp())
+    previous_from = _utc_date((now - timedelta(weeks=2 * VELOCITY_WEEKS)).timestamp())
+    mastery_from = _utc_date((now - timedelta(days=MASTERY_DAYS)).timestamp())
+    starts = _engagement_starts(now, tz)
+    engaged_from = _utc_date(starts[0])
+    window_start, today = streak_window(now, tz)
+    streak_days = local_days(tz, window_start, (today - window_start).days + 1)
+    streak_from = _utc_date(streak_days.starts[0])
+
+    recent, previous = _velocity_sets(boundary, now)
+    active, sessions, seconds = _engagement_parts(boundary, now, tz)
+    num, den, skills, count = _mastery_sums(boundary, now)
+    streak_positions = {bisect_right(streak_days.starts, at) for *_, at in boundary if at <= now_s}
+    for d in days:
+        if d.day in edges or d.day >= today_utc:
+            continue  # an edge (its events are in `boundary`) or after now
+        start = _day_start(d.day)
+        if d.day > recent_from:
+            recent.update(d.completed_objects)
+        elif d.day > previous_from:
+            previous.update(d.completed_objects)
+        if d.day > mastery_from and d.weights > 0:
+            factor = 0.5 ** ((now_s - start) / _HALF_LIFE_S)
+            num += factor * d.weighted_scores
+            den += factor * d.weights
+            count += d.scored
+            for skill, (weighted, weight) in d.weighted_skills.items():
+                sums = skills.get(skill)
+                if sums is None:
+                    skills[skill] = [factor * weighted, factor * weight]
+                else:
+                    sums[0] += factor * weighted
+                    sums[1] += factor * weight
+        quarters = [start + q * _QUARTER_S for q, bit in enumerate(d.quarters) if bit == "1"]
+        if d.day > engaged_from:
+            sessions += d.sessions
+            seconds += d.duration_seconds
+            active.update(bisect_right(starts, t) for t in quarters)
+        if d.day > streak_from:
+            streak_positions.update(bisect_right(streak_days.starts, t) for t in quarters)
+    mastery_data = _mastery_data(num, den, skills, count)
+    data = {
+        "learning_velocity": _velocity_data(recent, previous),
+        "engagement": _engagement_data(active, sessions, seconds),
+        "mastery": mastery_data,
+        "skill_gap": skill_gap_from_mastery(mastery_data["skills"], targets),
+    }
+    dates = streak_days.dates
+    return data, {dates[i - 1] for i in streak_positions if 0 < i <= len(dates)}

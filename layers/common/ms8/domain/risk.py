@@ -46,7 +46,7 @@ class Reason:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
 def reasons(figures: LearnerFigures, now: datetime, thresholds: RiskThresholds) -> list[Reason]:

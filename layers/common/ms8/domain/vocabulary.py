@@ -13,6 +13,7 @@ from typing import Literal, get_args
 Role = Literal["learner", "trainer", "org_admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 LEARNER: Role = "learner"
+TRAINER: Role = "trainer"
 
 AnalyticsType = Literal["learning_velocity", "engagement", "mastery", "skill_gap"]
 ANALYTICS_TYPES: tuple[AnalyticsType, ...] = get_args(AnalyticsType)
@@ -24,12 +25,15 @@ HEADLINE_METRIC: dict[str, str] = {
     "skill_gap": "gap",
 }
 
-Verb = Literal["completed", "passed", "failed", "attempted", "progressed", "session"]
+# The last four arrive from xAPI statements (docs/XAPI.md has the mapping).
+Verb = Literal["completed", "passed", "failed", "attempted", "progressed", "session",
+               "answered", "scored", "experienced", "activity"]
 VERBS: tuple[Verb, ...] = get_args(Verb)
 # A completion: an object finished (velocity, rollup completions).
 COMPLETION_VERBS: tuple[Verb, ...] = ("completed",)
 # An assessment: an attempt at something scored (mastery, rollup assessments and mean score).
-ASSESSMENT_VERBS: tuple[Verb, ...] = ("passed", "failed", "attempted")
+# answered and scored come from xAPI statements.
+ASSESSMENT_VERBS: tuple[Verb, ...] = ("passed", "failed", "attempted", "answered", "scored")
 PASSED_VERB: Verb = "passed"
 SESSION_VERB: Verb = "session"
 

@@ -47,9 +47,25 @@ def windows(as_of: date, days: int = 1) -> dict[Granularity, tuple[date, date]]:
     }
 
 
+def widen(spans: dict[Granularity, tuple[date, date]], first: date, last: date,
+          ) -> dict[Granularity, tuple[date, date]]:
+    """The spans, each grown to cover every period holding a day of [first, last] (periods that
+    have ended only: those a run writes)."""
+    out = dict(spans)
+    for granularity, (start, end) in spans.items():
+        lo = repo.period_start(granularity, first)
+        hi = min(repo.next_period(granularity, repo.period_start(granularity, last)), end)
+        out[granularity] = (min(start, lo), max(end, hi))
+    return out
+
+
 def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
     spans = windows(params.as_of, params.days or 1)
     details: dict[str, object] = {}
+    erased = repo.pending_spans(conn)
+    if erased is not None:  # learner days were deleted (erasure): recompute every period they were in
+        spans = widen(spans, *erased)
+        details["erasedDays"] = {"from": erased[0].isoformat(), "to": erased[1].isoformat()}
     written = 0
     for granularity, (start, end) in spans.items():
         counts = repo.rollup(conn, granularity, start, end)

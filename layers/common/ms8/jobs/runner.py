@@ -57,6 +57,8 @@ class Outcome:
     partitions_created: int = 0
     partitions_dropped: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    # Counts a job reports as metrics of their own (e.g. rows it had to leave out), by metric name.
+    reported: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class JobResult:
     partitions_dropped: int = 0
     details: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    reported: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -157,7 +160,7 @@ def run(job: Job, event: Mapping[str, Any] | None, database: db.Database | None 
         return JobResult(job.name, "skipped", params.as_of, elapsed, message=SKIPPED)
     return JobResult(
         job.name, "ok", params.as_of, elapsed, outcome.rows_written, outcome.partitions_created,
-        outcome.partitions_dropped, outcome.details,
+        outcome.partitions_dropped, outcome.details, reported=outcome.reported,
     )
 
 
@@ -169,6 +172,8 @@ def emit(result: JobResult) -> None:
     metrics.add_metric(name="PartitionsDropped", unit=MetricUnit.Count, value=result.partitions_dropped)
     metrics.add_metric(name="Duration", unit=MetricUnit.Milliseconds, value=result.duration_ms)
     metrics.add_metric(name="Skipped", unit=MetricUnit.Count, value=int(result.status == "skipped"))
+    for name, value in result.reported.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def handler(job: Job) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:

@@ -21,9 +21,17 @@ ReportStatus = Literal["pending", "ready", "failed", "expired"]
 class ReportRequest(ApiModel):
     """A report to generate. The period is whole days, both ends included (at most 366); it
     defaults to the 30 days ending today (UTC), or to the 30 days from `from`; days fall between
-    2000-01-01 and 2999-12-31. `types` defaults to all four."""
+    2000-01-01 and 2999-12-31. `types` defaults to all four (personal reports).
+
+    `kind` defaults by the active role: `personal` for a learner (their own learning), `cohort` for
+    a trainer (their assigned learners), `organization` for an org admin (population trends and
+    every trainer cohort); an org admin names a cohort with `trainerId`."""
 
     format: ReportFormat = Field(description="pdf, csv, excel (.xlsx) or json")
+    kind: ReportKind | None = Field(
+        default=None, description="personal, cohort or organization; default by the active role")
+    trainer_id: UUID | None = Field(
+        default=None, alias="trainerId", description="The cohort's trainer (kind cohort, org admin)")
     start: date | None = Field(default=None, alias="from", description="First day (YYYY-MM-DD)")
     end: date | None = Field(default=None, alias="to", description="Last day, included (YYYY-MM-DD)")
     types: list[AnalyticsType] = Field(default_factory=lambda: list(ANALYTICS_TYPES), min_length=1, max_length=4)
@@ -75,6 +83,7 @@ class Report(ApiModel):
     organization_id: UUID
     role: Role
     kind: ReportKind
+    trainer_id: UUID | None = Field(default=None, description="The cohort's trainer (kind cohort)")
     format: ReportFormat
     status: ReportStatus
     period: ReportPeriod

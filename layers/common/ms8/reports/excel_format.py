@@ -1,6 +1,7 @@
 """Excel (.xlsx, openpyxl): a "Report" sheet (title block, snapshots, peer comparison, period
 summary), then one sheet per analytics type: a frozen, filterable header row and one row per day,
 with typed cells (dates as dates, counts as integers, ratios as numbers shown as percentages).
+A cohort or organization report has one such sheet per table (learners, at risk, trends, cohorts).
 
 Text from people (organization and person names) is always stored as text: openpyxl would store
 a string starting with "=" as a formula, so such cells are forced to the string type and marked
@@ -19,7 +20,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from ms8.reports.model import MetricKind, ReportData, Series, summarize
+from ms8.reports.model import MetricKind, ReportData, Series, Table, summarize
 
 NUMBER_FORMATS: dict[MetricKind, str] = {"count": "#,##0", "ratio": "0.0%", "number": "#,##0.00"}
 DATE_FORMAT = "yyyy-mm-dd"
@@ -66,6 +67,7 @@ def _report_sheet(ws: Worksheet, data: ReportData) -> None:
     rows: list[tuple[str, Any, str | None]] = [
         ("Organization", data.organization_name, None),
         ("Person", data.user_name, None),
+        *([("About", data.subject, None)] if data.subject else []),
         ("Role", data.role_title, None),
         ("Period from", data.period_start, DATE_FORMAT),
         ("Period to", data.period_end, DATE_FORMAT),
@@ -111,6 +113,9 @@ def _report_sheet(ws: Worksheet, data: ReportData) -> None:
                 _text(ws, r, 9, c.message)
             r += 1
 
+    if not data.series:
+        _widths(ws)
+        return
     r += 1
     _text(ws, r, 1, "Period summary", bold=True)
     _header(ws, r + 1, ["Analytics", "Metric", "Mean", "Lowest", "Highest", "Days with data"])
@@ -126,8 +131,33 @@ def _report_sheet(ws: Worksheet, data: ReportData) -> None:
                 _value(ws, r, col, v, NUMBER_FORMATS[m.kind])
             _value(ws, r, 6, summary.days_with_data, "0")
             r += 1
+    _widths(ws)
+
+
+def _widths(ws: Worksheet) -> None:
     for letter, width in zip("ABCDEFGHI", (26, 44, 14, 14, 16, 14, 16, 10, 60), strict=True):
         ws.column_dimensions[letter].width = width
+
+
+CELL_FORMATS: dict[str, str] = {"date": DATE_FORMAT, "datetime": DATETIME_FORMAT, **dict(NUMBER_FORMATS.items())}
+
+
+def _table_sheet(ws: Worksheet, table: Table) -> None:
+    """A cohort or organization table: typed cells, text always as text, frozen header."""
+    ws.title = table.title.split(" (")[0][:31]
+    labels = [c.label for c in table.columns]
+    _header(ws, 1, labels)
+    for r, row in enumerate(table.rows, start=2):
+        for col, (column, value) in enumerate(zip(table.columns, row, strict=True), start=1):
+            if isinstance(value, str):
+                _text(ws, r, col, value)
+            elif value is not None:
+                _value(ws, r, col, value, CELL_FORMATS.get(column.kind))
+    for col, column in enumerate(table.columns, start=1):
+        width = 40 if column.name in ("reasons", "at_risk") else 26 if column.kind == "text" else 16
+        ws.column_dimensions[get_column_letter(col)].width = max(width, min(len(column.label) + 2, 30))
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(labels))}{len(table.rows) + 1}"
 
 
 def _series_sheet(ws: Worksheet, data: ReportData, series: Series) -> None:
@@ -155,6 +185,8 @@ def render(data: ReportData) -> bytes:
     _report_sheet(wb.active, data)
     for series in data.series:
         _series_sheet(wb.create_sheet(), data, series)
+    for table in data.tables:
+        _table_sheet(wb.create_sheet(), table)
     wb.properties.title = data.title
     wb.properties.creator = "MS8 Learning Analytics"
     out = io.BytesIO()

@@ -3,7 +3,8 @@
 
     {
       "schemaVersion": "1.0",
-      "report": {"id", "kind": "personal"|"organization", "generatedAt", "granularity": "daily"},
+      "report": {"id", "kind": "personal"|"cohort"|"organization", "generatedAt", "granularity": "daily",
+                 "subject"?},                                       # whom a cohort report is about
       "organization": {"id", "name"},
       "person": {"id", "name", "role"},
       "period": {"from", "to", "days", "timezone"},        # dates, both ends included
@@ -12,7 +13,10 @@
       "comparison": [{"analyticsType", "metric", "yourValue", "available", "peers"|null, "message"}],
       "series": [{"analyticsType", "description",
                   "metrics": [{"name", "label", "kind", "fold"}],
-                  "rows": [{"date", "values": {name: number|null}}]}]      # one row per day
+                  "rows": [{"date", "values": {name: number|null}}]}],     # one row per day
+      "tables": [{"name", "title", "description",                  # cohort and organization reports
+                  "columns": [{"name", "label", "kind"}],
+                  "rows": [{column name: string|number|null}]}]    # dates as YYYY-MM-DD, instants ISO
     }
 
 `snapshots` and `comparison` are empty in an organization report; `peers` is null unless the
@@ -22,9 +26,10 @@ peer group has at least 10 people.
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from typing import Any
 
-from ms8.reports.model import SCHEMA_VERSION, ReportData, Series
+from ms8.reports.model import SCHEMA_VERSION, Cell, ReportData, Series, Table
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _DATE = {"type": "string", "format": "date"}
@@ -50,10 +55,11 @@ SCHEMA: dict[str, Any] = {
         "schemaVersion": {"type": "string", "pattern": r"^1\.\d+$"},
         "report": _object({
             "id": _UUID,
-            "kind": {"enum": ["personal", "organization"]},
+            "kind": {"enum": ["personal", "cohort", "organization"]},
             "generatedAt": _DATETIME,
             "granularity": {"const": "daily"},
-        }),
+            "subject": {"type": "string"},
+        }, optional=("subject",)),
         "organization": _object({"id": _UUID, "name": {"type": "string"}}),
         "person": _object({
             "id": _UUID, "name": {"type": "string"}, "role": {"enum": ["learner", "trainer", "org_admin"]},
@@ -98,8 +104,34 @@ SCHEMA: dict[str, Any] = {
                 "values": {"type": "object", "additionalProperties": _NUMBER_OR_NULL},
             })},
         })},
-    }),
+        "tables": {"type": "array", "items": _object({
+            "name": {"type": "string"},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "columns": {"type": "array", "minItems": 1, "items": _object({
+                "name": {"type": "string"},
+                "label": {"type": "string"},
+                "kind": {"enum": ["text", "date", "datetime", "count", "ratio", "number"]},
+            })},
+            "rows": {"type": "array", "items": {
+                "type": "object", "additionalProperties": {"type": ["string", "number", "null"]},
+            }},
+        })},
+    }, optional=("tables",)),
 }
+
+
+def _cell(value: Cell) -> str | int | float | None:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+def _table(t: Table) -> dict[str, Any]:
+    names = [c.name for c in t.columns]
+    return {
+        "name": t.name, "title": t.title, "description": t.description,
+        "columns": [{"name": c.name, "label": c.label, "kind": c.kind} for c in t.columns],
+        "rows": [{n: _cell(v) for n, v in zip(names, row, strict=True)} for row in t.rows],
+    }
 
 
 def _series(s: Series, days: list[str]) -> dict[str, Any]:
@@ -124,6 +156,7 @@ def document(data: ReportData) -> dict[str, Any]:
         "report": {
             "id": str(data.report_id), "kind": data.kind,
             "generatedAt": data.generated_at.isoformat(), "granularity": "daily",
+            **({"subject": data.subject} if data.subject else {}),
         },
         "organization": {"id": str(data.organization_id), "name": data.organization_name},
         "person": {"id": str(data.user_id), "name": data.user_name, "role": data.role},
@@ -148,6 +181,7 @@ def document(data: ReportData) -> dict[str, Any]:
             for c in data.comparison
         ],
         "series": [_series(s, days) for s in data.series],
+        **({"tables": [_table(t) for t in data.tables]} if data.tables else {}),
     }
 
 

@@ -12,18 +12,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
-SCHEMA_VERSION = "1.0"  # of the JSON document; bump the major on any incompatible change
+SCHEMA_VERSION = "1.1"  # of the JSON document; bump the major on any incompatible change
 MAX_PERIOD_DAYS = 366
 
 ReportFormat = Literal["pdf", "csv", "excel", "json"]
-ReportKind = Literal["personal", "organization"]
+ReportKind = Literal["personal", "cohort", "organization"]
+REPORT_KINDS: tuple[ReportKind, ...] = ("personal", "cohort", "organization")
 MetricKind = Literal["count", "ratio", "number"]  # ratio: a share or score in 0..1
 Fold = Literal["sum", "mean"]  # how the days of a longer period combine
 Value = float | int | None
+ColumnKind = Literal["text", "date", "datetime", "count", "ratio", "number"]
+Cell = str | int | float | date | datetime | None
 
 EXTENSIONS: dict[ReportFormat, str] = {"pdf": "pdf", "csv": "csv", "excel": "xlsx", "json": "json"}
 CONTENT_TYPES: dict[ReportFormat, str] = {
@@ -106,6 +109,29 @@ class PeerComparison:
 
 
 @dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    label: str
+    kind: ColumnKind
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Rows of a cohort or organization report (learners, trends, cohorts): one cell per column."""
+
+    name: str
+    title: str
+    description: str
+    columns: tuple[Column, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    charts: tuple[str, ...] = ()  # columns drawn over the first (a date) column in the PDF
+
+    def __post_init__(self) -> None:
+        if any(len(r) != len(self.columns) for r in self.rows):
+            raise ValueError(f"{self.name}: one cell per column is needed")
+
+
+@dataclass(frozen=True, slots=True)
 class ReportData:
     """Everything a report file shows."""
 
@@ -123,6 +149,8 @@ class ReportData:
     series: tuple[Series, ...]
     snapshots: tuple[Snapshot, ...] = ()
     comparison: tuple[PeerComparison, ...] = ()
+    tables: tuple[Table, ...] = ()
+    subject: str = ""  # whom a cohort or organization report is about ("Cohort of ...")
     days: tuple[date, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -138,7 +166,8 @@ class ReportData:
 
     @property
     def title(self) -> str:
-        return "Organization learning report" if self.kind == "organization" else "Personal learning report"
+        return {"organization": "Organization learning report", "cohort": "Cohort learning report"}.get(
+            self.kind, "Personal learning report")
 
     @property
     def role_title(self) -> str:
@@ -226,10 +255,17 @@ def buckets(days: Sequence[date], granularity: Granularity) -> Iterator[Bucket]:
             start = i
 
 
-def format_value(kind: MetricKind, value: Value) -> str:
-    """A value as printed: counts whole, ratios as percentages, other numbers to two places."""
+def format_value(kind: MetricKind | ColumnKind, value: Cell) -> str:
+    """A value as printed: counts whole, ratios as percentages, other numbers to two places,
+    dates as ISO dates, instants as UTC minutes."""
     if value is None:
         return "\u2013"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value
     if kind == "count":
         return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
     if kind == "ratio":

@@ -16,7 +16,6 @@ import math
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
-from xml.sax.saxutils import escape
 
 from reportlab.graphics.shapes import Circle, Drawing, Line, Polygon, PolyLine, Rect, String
 from reportlab.lib import colors
@@ -24,9 +23,11 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from ms8.reports import fonts
 from ms8.reports.model import (
     Granularity,
     Metric,
@@ -40,6 +41,7 @@ from ms8.reports.model import (
     summarize,
     table_granularity,
 )
+from ms8.reports.model import Table as DataTable
 
 PAGE_W, PAGE_H = A4
 MARGIN = 16 * mm
@@ -52,19 +54,20 @@ MUTED = colors.HexColor("#555555")
 RULE = colors.HexColor("#888888")
 HEAD_BG = colors.HexColor("#e6e6e6")
 
-_BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9, leading=11.5, textColor=INK)
+BODY_FONT = fonts.regular()  # embedded (subset) so every script renders; see ms8.reports.fonts
+_BASE = ParagraphStyle("base", fontName=BODY_FONT, fontSize=9, leading=11.5, textColor=INK)
 STYLES = {
-    "title": ParagraphStyle("title", parent=_BASE, fontName="Helvetica-Bold", fontSize=19, leading=23),
+    "title": ParagraphStyle("title", parent=_BASE, fontName=fonts.BOLD, fontSize=19, leading=23),
     "subtitle": ParagraphStyle("subtitle", parent=_BASE, fontSize=10.5, leading=13, textColor=MUTED),
-    "h2": ParagraphStyle("h2", parent=_BASE, fontName="Helvetica-Bold", fontSize=13, leading=16,
+    "h2": ParagraphStyle("h2", parent=_BASE, fontName=fonts.BOLD, fontSize=13, leading=16,
                          spaceBefore=10, spaceAfter=3),
-    "h3": ParagraphStyle("h3", parent=_BASE, fontName="Helvetica-Bold", fontSize=10, leading=13,
+    "h3": ParagraphStyle("h3", parent=_BASE, fontName=fonts.BOLD, fontSize=10, leading=13,
                          spaceBefore=6, spaceAfter=3),
     "body": _BASE,
     "note": ParagraphStyle("note", parent=_BASE, fontSize=8, leading=10, textColor=MUTED),
     "cell": ParagraphStyle("cell", parent=_BASE, fontSize=8, leading=10),
-    "cell_head": ParagraphStyle("cell_head", parent=_BASE, fontName="Helvetica-Bold", fontSize=7.5, leading=9),
-    "num_head": ParagraphStyle("num_head", parent=_BASE, fontName="Helvetica-Bold", fontSize=7.5, leading=9,
+    "cell_head": ParagraphStyle("cell_head", parent=_BASE, fontName=fonts.BOLD, fontSize=7.5, leading=9),
+    "num_head": ParagraphStyle("num_head", parent=_BASE, fontName=fonts.BOLD, fontSize=7.5, leading=9,
                                alignment=TA_RIGHT),
 }
 HEADLINE_KIND: dict[str, MetricKind] = {
@@ -73,8 +76,16 @@ HEADLINE_KIND: dict[str, MetricKind] = {
 
 
 def _p(text: str, style: str = "body") -> Paragraph:
-    """A paragraph of plain text (escaped: names never become markup)."""
-    return Paragraph(escape(text), STYLES[style])
+    """A paragraph of plain text (escaped: names never become markup), each character in a font
+    that has it."""
+    st = STYLES[style]
+    return Paragraph(fonts.markup(text, bold=st.fontName == fonts.BOLD), st)
+
+
+def _cell(text: str) -> str | Paragraph:
+    """A table cell of data (a name, a skill): plain when the body font has every character,
+    else a paragraph that switches fonts where needed."""
+    return _p(text, "cell") if fonts.needs_fallback(text) else text
 
 
 # --- charts ---
@@ -137,14 +148,15 @@ def chart(
     """One metric over the period: a line of daily values (a gap where a day has none, the
     optional band shaded behind), or `bars` of (first day index, stop index, total)."""
     d = Drawing(width, height)
-    d.add(String(0, height - 9, title or metric.label, fontName="Helvetica-Bold", fontSize=7.5, fillColor=INK))
+    label = title or metric.label
+    d.add(String(0, height - 9, label, fontName=fonts.single_font(label, bold=True), fontSize=7.5, fillColor=INK))
     left, right, bottom, top = 34.0, width - 6.0, 16.0, height - 16.0
     present = [b[2] for b in bars] if bars is not None else [float(v) for v in values if v is not None]
     if band:
         present += [float(v) for col in band for v in col if v is not None]
     if not present or (bars is not None and not any(present)):
         d.add(Line(left, bottom, right, bottom, strokeColor=GRID, strokeWidth=0.5))
-        d.add(String((left + right) / 2, (bottom + top) / 2, "No data in this period", fontName="Helvetica",
+        d.add(String((left + right) / 2, (bottom + top) / 2, "No data in this period", fontName=BODY_FONT,
                      fontSize=8, fillColor=MUTED, textAnchor="middle"))
         return d
     low, high = min(0.0, min(present)), max(present)
@@ -163,11 +175,11 @@ def chart(
 
     for t in ticks:
         d.add(Line(left, y(t), right, y(t), strokeColor=GRID, strokeWidth=0.4))
-        d.add(String(left - 3, y(t) - 2.3, _tick_label(metric.kind, t, step), fontName="Helvetica",
+        d.add(String(left - 3, y(t) - 2.3, _tick_label(metric.kind, t, step), fontName=BODY_FONT,
                      fontSize=6.5, fillColor=MUTED, textAnchor="end"))
     for i, label in _x_ticks(days):
         d.add(Line(x(i), bottom, x(i), bottom - 2.5, strokeColor=RULE, strokeWidth=0.5))
-        d.add(String(x(i), bottom - 9.5, label, fontName="Helvetica", fontSize=6.5, fillColor=MUTED,
+        d.add(String(x(i), bottom - 9.5, label, fontName=BODY_FONT, fontSize=6.5, fillColor=MUTED,
                      textAnchor="start" if n > 62 else "middle"))
     if bars is not None:
         for first, stop, total in bars:
@@ -201,7 +213,7 @@ def chart(
 def _table(rows: list[list[Any]], widths: list[float] | None, numeric_from: int = 1, zebra: bool = True) -> Table:
     table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
     style = [
-        ("FONT", (0, 0), (-1, -1), "Helvetica", 8),
+        ("FONT", (0, 0), (-1, -1), BODY_FONT, 8),
         ("TEXTCOLOR", (0, 0), (-1, -1), INK),
         ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
         ("LINEBELOW", (0, 0), (-1, 0), 0.6, RULE),
@@ -219,14 +231,16 @@ def _table(rows: list[list[Any]], widths: list[float] | None, numeric_from: int 
 
 def _title_block(data: ReportData) -> list[Any]:
     days = len(data.days)
+    values = "daily values, time zone" if data.series else "UTC days; metrics as of generation,"
     period = (f"{data.period_start:%d %B %Y} \u2013 {data.period_end:%d %B %Y}  "
-              f"({days} day{'s' if days != 1 else ''}, daily values, time zone {data.timezone})")
+              f"({days} day{'s' if days != 1 else ''}, {values} {data.timezone})")
     generated = data.generated_at.strftime("%d %B %Y, %H:%M %Z").strip()
     rows = [
         ("Organization", data.organization_name),
         ("Person", f"{data.user_name} ({data.role_title})"),
+        *([("About", data.subject)] if data.subject else []),
         ("Period", period),
-        ("Analytics", ", ".join(s.title for s in data.series)),
+        *([("Analytics", ", ".join(s.title for s in data.series))] if data.series else []),
         ("Generated", generated),
         ("Report ID", str(data.report_id)),
     ]
@@ -281,7 +295,67 @@ def _comparison(data: ReportData) -> list[Any]:
     ]
 
 
+def _data_table(table: DataTable) -> list[Any]:
+    """A cohort or organization table: text cells wrap (and switch fonts), numbers as printed."""
+    if not table.rows:
+        return [KeepTogether([_p(table.title, "h2"), _p(table.description, "note"), Spacer(1, 3),
+                              _p("None.", "body")])]
+    text_w = {"learner": 36 * mm, "trainer": 50 * mm, "email": 45 * mm, "reasons": 0.0, "at_risk": 0.0}
+    fixed = {"date": 20 * mm, "datetime": 30 * mm}
+    widths: list[float] = []
+    for c in table.columns:
+        widths.append(text_w.get(c.name, 30 * mm) if c.kind == "text" else fixed.get(c.kind, 15 * mm))
+    flexible = [i for i, w in enumerate(widths) if not w]
+    if not flexible:  # no free text column: the numbers share what is left of the line
+        flexible = [i for i, c in enumerate(table.columns) if c.kind not in ("text", "date", "datetime")]
+        for i in flexible:
+            widths[i] = 0.0
+    rest = max(FRAME_W - sum(widths), 15 * mm * len(flexible))
+    for i in flexible:
+        widths[i] = rest / len(flexible)
+    if sum(widths) > FRAME_W:
+        widths = [w * FRAME_W / sum(widths) for w in widths]
+    head = [_p(c.label, "cell_head" if c.kind in ("text", "date", "datetime") else "num_head") for c in table.columns]
+    rows: list[list[Any]] = [head]
+    for r in table.rows:
+        rows.append([_p(format_value(c.kind, v), "cell") if c.kind == "text" and v is not None
+                     else format_value(c.kind, v) for c, v in zip(table.columns, r, strict=True)])
+    grid = _table(rows, widths, numeric_from=len(table.columns))
+    charts = _table_charts(table)
+    numeric = [("ALIGN", (i, 1), (i, -1), "RIGHT") for i, c in enumerate(table.columns)
+               if c.kind not in ("text", "date", "datetime")]
+    grid.setStyle(TableStyle([*numeric, ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                              ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3)]))
+    return [KeepTogether([_p(table.title, "h2"), _p(table.description, "note"), Spacer(1, 3), *charts]), grid]
+
+
+def _table_charts(table: DataTable) -> list[Any]:
+    """The table's chart columns over its first column (period starts), two per row."""
+    if len(table.rows) < 2 or not table.charts:
+        return []
+    starts = [r[0] for r in table.rows if isinstance(r[0], date)]
+    if len(starts) != len(table.rows):
+        return []
+    gap = 6 * mm
+    width = (FRAME_W - gap) / 2
+    drawings: list[Any] = []
+    for name in table.charts:
+        i, column = next((i, c) for i, c in enumerate(table.columns) if c.name == name)
+        values: list[Value] = [v if isinstance(v, int | float) else None for v in (r[i] for r in table.rows)]
+        kind: MetricKind = column.kind if column.kind in ("count", "ratio", "number") else "number"
+        drawings.append(chart(starts, values, Metric(name, column.label, kind, "mean"), width, 110))
+    if len(drawings) % 2:
+        drawings.append(Spacer(width, 1))
+    grid = Table([drawings[i:i + 2] for i in range(0, len(drawings), 2)], colWidths=[width + gap, width],
+                 hAlign="LEFT")
+    grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+                              ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))
+    return [grid]
+
+
 def _summary(data: ReportData) -> list[Any]:
+    if not data.series:
+        return []
     rows: list[list[Any]] = [[_p(h, "cell_head" if i < 2 else "num_head") for i, h in enumerate(
         ("Analytics", "Metric", "Mean per day", "Lowest day", "Highest day", "Total", "Days with data"))]]
     for series in data.series:
@@ -290,7 +364,7 @@ def _summary(data: ReportData) -> list[Any]:
                 continue
             s = summarize(series.values[m.name])
             total = format_value(m.kind, fold(series.values[m.name], "sum")) if m.fold == "sum" else ""
-            rows.append([series.title, _p(m.label, "cell"), format_value(m.kind, s.mean),
+            rows.append([_p(series.title, "cell"), _p(m.label, "cell"), format_value(m.kind, s.mean),
                          format_value(m.kind, s.low), format_value(m.kind, s.high), total, f"{s.days_with_data}"])
     return [
         _p("The period at a glance", "h2"),
@@ -364,12 +438,16 @@ class _NumberedCanvas(Canvas):  # type: ignore[misc]
         total = len(self._pages)
         for number, state in enumerate(self._pages, start=1):
             self.__dict__.update(state)
-            self.setFont("Helvetica", 7.5)
             self.setFillColor(MUTED)
             self.setStrokeColor(GRID)
             self.setLineWidth(0.5)
             self.line(MARGIN, 11 * mm, PAGE_W - MARGIN, 11 * mm)
-            self.drawString(MARGIN, 7.5 * mm, self._footer)
+            x = MARGIN
+            for font, part in fonts.runs(self._footer):  # names in any script: font by font
+                self.setFont(font, 7.5)
+                self.drawString(x, 7.5 * mm, part)
+                x += pdfmetrics.stringWidth(part, font, 7.5)
+            self.setFont(BODY_FONT, 7.5)
             self.drawRightString(PAGE_W - MARGIN, 7.5 * mm, f"Page {number} of {total}")
             super().showPage()
         super().save()
@@ -386,6 +464,8 @@ def render(data: ReportData) -> bytes:
     story: list[Any] = [*_title_block(data), *_comparison(data), *_summary(data)]
     for series in data.series:
         story += _series_section(data, series)
+    for table in data.tables:
+        story += _data_table(table)
     footer = f"{data.title} \u00b7 {data.organization_name} \u00b7 {data.user_name} \u00b7 " \
              f"{data.period_start.isoformat()} to {data.period_end.isoformat()}"
     if len(footer) > 110:

@@ -20,6 +20,7 @@ class StoredRollup:
     period_end: date
     sums: RollupSums
     distribution: dict[str, Any]
+    capped: dict[str, Any]
 
 
 def rollups(
@@ -30,13 +31,20 @@ def rollups(
     [start, end], oldest first."""
     rows = conn.execute(
         "SELECT trainer_id, granularity, period_start, period_end, learners, active_learners, completions, "
-        "assessments, scored, score_micros, duration_seconds, distribution FROM population_rollups "
+        "assessments, scored, score_micros, duration_seconds, distribution, capped FROM population_rollups "
         "WHERE organization_id = %s AND trainer_id IS NOT DISTINCT FROM %s AND granularity = %s "
         "AND period_start BETWEEN %s AND %s ORDER BY period_start",
         (organization_id, trainer_id, granularity, start, end),
     ).fetchall()
     return [
         StoredRollup(r[0], r[1], r[2], r[3],
-                     RollupSums((r[3] - r[2]).days, r[4], r[5], r[6], r[7], r[8], r[9], r[10]), r[11])
+                     RollupSums((r[3] - r[2]).days, r[4], r[5], r[6], r[7], r[8], r[9], r[10]), r[11], r[12])
         for r in rows
     ]
+
+
+def release_seeds(conn: psycopg.Connection, keys: list[str]) -> list[bytes]:
+    """One secret-keyed seed per key (app.release_seeds, migration 0009)."""
+    row = conn.execute("SELECT app.release_seeds(%s)", (keys,)).fetchone()
+    assert row is not None
+    return [bytes(b) for b in row[0]]

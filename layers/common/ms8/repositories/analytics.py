@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -23,6 +23,34 @@ _FIELDS = tuple(c.strip() for c in _COLUMNS.split(","))
 def _row(row: Sequence[Any]) -> Analytics:
     # Rows come from our own table under its CHECK constraints: no need to validate them again.
     return Analytics.model_construct(**dict(zip(_FIELDS, row, strict=True)))
+
+
+# Calls of the read functions of migration 0011 for ms8.db.read_as_user: the context call's row
+# `c` gives the caller; the rest are this read's own parameters.
+READ_RECENT: LiteralString = "app.read_analytics(c.user_id, c.active_role, %s::text, %s::integer)"
+READ_SUMMARY: LiteralString = "app.read_analytics_summary(c.user_id, c.active_role)"
+READ_USER: LiteralString = (
+    "app.read_user_analytics(c.user_id, c.active_role, %s::uuid, %s::text, %s::integer)"
+)
+
+
+def items(rows: Sequence[Sequence[Any]]) -> list[Analytics]:
+    """Snapshots from rows of READ_RECENT (or any rows of the analytics columns)."""
+    return [_row(r) for r in rows]
+
+
+def summary_of(rows: Sequence[Sequence[Any]]) -> tuple[int, Analytics | None]:
+    """Count and newest snapshot from the rows of READ_SUMMARY."""
+    if not rows:
+        return 0, None
+    return int(rows[0][0]), _row(rows[0][1:])
+
+
+def user_items(rows: Sequence[Sequence[Any]]) -> list[Analytics] | None:
+    """READ_USER's rows: the user's snapshots, None when the caller may not see that user."""
+    if rows and rows[0][0] is False:
+        return None
+    return [_row(r[1:]) for r in rows]
 
 
 def recent(
@@ -119,6 +147,23 @@ def upsert_batch(conn: psycopg.Connection, rows: Sequence[SnapshotWrite]) -> lis
         WrittenAnalytics.model_construct(**dict(zip(fields, r, strict=True)))
         for r in conn.execute(_UPSERT, (_payload(rows),)).fetchall()
     ]
+
+
+# The summary answer: how many rows were new and how many replaced, one row back instead of 500
+# (a row an upsert inserted has no xmax; an updated one carries the updating transaction's).
+_UPSERT_SUMMARY = (
+    "WITH w AS (" + _WRITE + "RETURNING (a.xmax = 0) AS inserted)\n"
+    "SELECT count(*) FILTER (WHERE w.inserted), count(*) FILTER (WHERE NOT w.inserted) FROM w"
+)
+
+
+def upsert_batch_summary(conn: psycopg.Connection, rows: Sequence[SnapshotWrite]) -> tuple[int, int]:
+    """upsert_batch answering only (inserted, updated): the default answer of PUT /v1/analytics."""
+    if not rows:
+        return 0, 0
+    row = conn.execute(_UPSERT_SUMMARY, (_payload(rows),)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def upsert_batch_count(conn: psycopg.Connection, rows: Sequence[SnapshotWrite]) -> int:

@@ -4,14 +4,14 @@ events the analytics computation reads (one statement for all users)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import NamedTuple
 from uuid import UUID
 
 import psycopg
 
 from ms8.domain.metrics import EventRecord, EventRow
-from ms8.repositories.days import DAYS_FROM_STORED, VERB_PARAMS
+from ms8.repositories.days import DAY_PARAMS, DAYS_FROM_STORED
 
 
 class NewEvent(NamedTuple):
@@ -86,7 +86,7 @@ def insert_batch(conn: psycopg.Connection, organization_id: UUID, rows: Sequence
         "org": organization_id, "ids": list(event_ids), "users": list(user_ids), "verbs": list(verbs),
         "objects": list(object_ids), "types": list(object_types), "skills": [join(s) for s in skills],
         "scores": list(scores), "successes": list(successes), "durations": list(durations),
-        "occurred": list(occurred), "sent": len(rows), **VERB_PARAMS,
+        "occurred": list(occurred), "sent": len(rows), **DAY_PARAMS,
     }).fetchone()
     assert row is not None
     count, stored_ids = row
@@ -118,70 +118,52 @@ def lock_users(conn: psycopg.Connection, user_ids: Sequence[UUID]) -> None:
         conn.execute(_LOCK, (_LOCK_SPACE, sorted(user_ids)))
 
 
-# user_id as text: grouping by a str is much cheaper in Python than hashing uuid.UUID objects.
-# skills as one joined string: splitting it costs a fraction of decoding a text[] per row.
+# The events of some (user, UTC day) pairs: the days on which a window of the analytics starts or
+# ends mid-day (ms8.domain.metrics.boundary_days). The instant as POSIX seconds (date_part gives
+# the double nearest the exact value, as datetime.timestamp() does; see EventRow).
+_ON_DAYS = """
+SELECT e.user_id, e.verb, e.object_id, e.skills, e.score, e.duration_seconds, date_part('epoch', e.occurred_at)
+FROM unnest(%s::uuid[], %s::date[]) AS b(user_id, day)
+JOIN learning_events e ON e.user_id = b.user_id
+     AND e.occurred_at >= b.day::timestamp AT TIME ZONE 'UTC'
+     AND e.occurred_at < (b.day + 1)::timestamp AT TIME ZONE 'UTC'
+"""
+
+
+def on_days(conn: psycopg.Connection, pairs: Sequence[tuple[UUID, date]]) -> dict[UUID, list[EventRow]]:
+    """The events of each (user, UTC day), per user (RLS decides visibility)."""
+    out: dict[UUID, list[EventRow]] = {}
+    if not pairs:
+        return out
+    users, days = zip(*pairs, strict=True)
+    # Binary: a real score arrives as the exact float4 value, as the day sums in SQL see it.
+    with conn.cursor(binary=True) as cur:
+        for user, verb, object_id, skills, score, duration, at in cur.execute(
+            _ON_DAYS, (list(users), list(days))
+        ).fetchall():
+            out.setdefault(user, []).append(EventRow(verb, object_id, tuple(skills or ()), score, duration, at))
+    return out
+
+
 _WINDOW = """
-SELECT verb, object_id, array_to_string(skills, E'\\x1f'), score, success, duration_seconds,
-       occurred_at, user_id::text
+SELECT user_id, verb, object_id, skills, score, success, duration_seconds, occurred_at
 FROM learning_events
 WHERE user_id = ANY (%s) AND occurred_at > %s AND occurred_at <= %s
 """
-_NO_SKILLS: tuple[str, ...] = ()
 
 
 def window(
     conn: psycopg.Connection, user_ids: Sequence[UUID], since: datetime, until: datetime
 ) -> dict[UUID, list[EventRecord]]:
-    """The users' events with since < occurred_at <= until, per user (RLS decides visibility)."""
-    by_text: dict[str, list[EventRecord]] = {}
+    """The users' raw events with since < occurred_at <= until, per user (RLS decides visibility):
+    what a full recomputation reads (the analytics are derived from the learner days instead)."""
+    out: dict[UUID, list[EventRecord]] = {}
     if not user_ids:
-        return {}
-    new = tuple.__new__
-    sep, none = SKILL_SEPARATOR, _NO_SKILLS
+        return out
     with conn.cursor(binary=True) as cur:
-        for verb, object_id, skills, score, success, duration, occurred_at, user in cur.execute(
+        for user, verb, object_id, skills, score, success, duration, occurred_at in cur.execute(
             _WINDOW, (list(user_ids), since, until)
         ).fetchall():
-            events = by_text.get(user)
-            if events is None:
-                events = by_text[user] = []
-            events.append(new(EventRecord, (
-                verb, object_id, skills.split(sep) if skills else none, score, success, duration, occurred_at,
-            )))
-    return {UUID(key): events for key, events in by_text.items()}
-
-
-# The computation's bulk read (ingest, recomputation): as _WINDOW, with the instant as POSIX
-# seconds instead of a datetime (date_part gives the double nearest the exact value, as
-# datetime.timestamp() does; see EventRow) and without `success`, which no computation reads.
-_WINDOW_ROWS = """
-SELECT user_id::text, verb, object_id, array_to_string(skills, E'\\x1f'), score, duration_seconds,
-       date_part('epoch', occurred_at)
-FROM learning_events
-WHERE user_id = ANY (%s) AND occurred_at > %s AND occurred_at <= %s
-"""
-_FETCH = 10_000  # rows converted at a time: fewer live objects, less work for the cyclic GC
-
-
-def window_rows(
-    conn: psycopg.Connection, user_ids: Sequence[UUID], since: datetime, until: datetime
-) -> dict[UUID, list[EventRow]]:
-    """window() as EventRows: one tuple per event, the rows with the same skills sharing one."""
-    if not user_ids:
-        return {}
-    by_text: dict[str, list[EventRow]] = {}
-    split: dict[str | None, tuple[str, ...]] = {}
-    new = tuple.__new__
-    sep = SKILL_SEPARATOR
-    with conn.cursor(binary=True) as cur:
-        cur.execute(_WINDOW_ROWS, (list(user_ids), since, until))
-        while chunk := cur.fetchmany(_FETCH):
-            for user, verb, object_id, skills, score, duration, at in chunk:
-                events = by_text.get(user)
-                if events is None:
-                    events = by_text[user] = []
-                parts = split.get(skills)
-                if parts is None:
-                    parts = split[skills] = tuple(skills.split(sep)) if skills else ()
-                events.append(new(EventRow, (verb, object_id, parts, score, duration, at)))
-    return {UUID(key): events for key, events in by_text.items()}
+            out.setdefault(user, []).append(
+                EventRecord(verb, object_id, tuple(skills or ()), score, success, duration, occurred_at))
+    return out

@@ -6,12 +6,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, LiteralString, NamedTuple
 from uuid import UUID
 
 import psycopg
 
-from ms8.domain.gamification import Award, State, Streak
+from ms8.domain.gamification import Grant, State, Streak
 
 ROLE = "learner"
 
@@ -22,44 +22,59 @@ class LedgerView:
 
     existing: dict[UUID, set[str]] = field(default_factory=dict)  # candidate keys already awarded
     total: dict[UUID, int] = field(default_factory=dict)  # every point ever awarded
-    recent: dict[UUID, int] = field(default_factory=dict)  # points awarded after `since`
+    by_hour: dict[UUID, dict[datetime, int]] = field(default_factory=dict)  # points per asked cap hour
 
 
-# Both parts reach the rows through the primary key (user_id, award_key). The second returns
-# every pair of these users and keys, which may include a key another user of the batch
-# asked about: harmless, only a user's own candidates are looked up in their set.
+# One statement, three parts, all through indexes: every point of each user; which candidate
+# keys are taken (the primary key (user_id, award_key); the pairs may include a key another user
+# of the batch asked about: harmless, only a user's own candidates are looked up in their set);
+# the points already counted against each (user, cap hour) asked about.
 _LEDGER = """
-SELECT l.user_id, NULL::text, sum(l.points)::integer, (sum(l.points) FILTER (WHERE l.awarded_at > %s))::integer
-FROM points_ledger l WHERE l.user_id = ANY (%s) GROUP BY l.user_id
+SELECT l.user_id, 't', NULL::text, NULL::timestamptz, sum(l.points)::integer
+FROM points_ledger l WHERE l.user_id = ANY (%(users)s) GROUP BY l.user_id
 UNION ALL
-SELECT l.user_id, l.award_key, NULL, NULL
-FROM points_ledger l WHERE l.user_id = ANY (%s) AND l.award_key = ANY (%b)
+SELECT l.user_id, 'k', l.award_key, NULL, NULL
+FROM points_ledger l WHERE l.user_id = ANY (%(users)s) AND l.award_key = ANY (%(keys)s)
+UNION ALL
+SELECT l.user_id, 'h', NULL, l.cap_hour, sum(l.points)::integer
+FROM points_ledger l
+JOIN unnest(%(hour_users)s::uuid[], %(hours)s::timestamptz[]) AS c(user_id, cap_hour)
+  ON l.user_id = c.user_id AND l.cap_hour = c.cap_hour
+GROUP BY l.user_id, l.cap_hour
 """
 
 
 def ledger(
-    conn: psycopg.Connection, user_ids: Sequence[UUID], candidates: Sequence[tuple[UUID, str]], since: datetime
+    conn: psycopg.Connection,
+    user_ids: Sequence[UUID],
+    candidates: Sequence[tuple[UUID, str]],
+    hours: Sequence[tuple[UUID, datetime]],
 ) -> LedgerView:
-    """Per user: which of the candidate keys are taken, total points, points awarded after `since`."""
+    """Per user: which of the candidate keys are taken, total points, and the points counted
+    against each of the (user, cap hour) pairs in `hours`."""
     view = LedgerView()
     if not user_ids:
         return view
-    users = list(user_ids)
-    rows = conn.execute(_LEDGER, (since, users, users, sorted({c[1] for c in candidates}))).fetchall()
-    for user_id, key, total, recent in rows:
-        if key is None:
-            view.total[user_id] = total or 0
-            view.recent[user_id] = recent or 0
-        else:
+    pairs = sorted(set(hours))
+    rows = conn.execute(_LEDGER, {
+        "users": list(user_ids), "keys": sorted({c[1] for c in candidates}),
+        "hour_users": [p[0] for p in pairs], "hours": [p[1] for p in pairs],
+    }).fetchall()
+    for user_id, part, key, hour, points in rows:
+        if part == "t":
+            view.total[user_id] = points or 0
+        elif part == "k":
             view.existing.setdefault(user_id, set()).add(key)
+        else:
+            view.by_hour.setdefault(user_id, {})[hour] = points or 0
     return view
 
 
 _AWARD = """
-INSERT INTO points_ledger (user_id, organization_id, award_key, event_id, points, occurred_at, awarded_at)
-SELECT x.user_id, x.organization_id, x.award_key, x.event_id, x.points, x.occurred_at, %s
-FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::uuid[], %b::integer[], %b::timestamptz[])
-     AS x(user_id, organization_id, award_key, event_id, points, occurred_at)
+INSERT INTO points_ledger (user_id, organization_id, award_key, event_id, points, occurred_at, awarded_at, cap_hour)
+SELECT x.user_id, x.organization_id, x.award_key, x.event_id, x.points, x.occurred_at, %s, x.cap_hour
+FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::uuid[], %b::integer[], %b::timestamptz[], %b::timestamptz[])
+     AS x(user_id, organization_id, award_key, event_id, points, occurred_at, cap_hour)
 ORDER BY x.user_id, x.award_key
 ON CONFLICT (user_id, award_key) DO NOTHING
 RETURNING user_id, points
@@ -67,16 +82,17 @@ RETURNING user_id, points
 
 
 def award(
-    conn: psycopg.Connection, awards: Sequence[tuple[UUID, UUID, Award]], awarded_at: datetime
+    conn: psycopg.Connection, grants: Sequence[tuple[UUID, UUID, Grant]], awarded_at: datetime
 ) -> dict[UUID, int]:
-    """Write the awards (user id, organization id, award); a key already taken is skipped.
-    Returns the points actually written per user."""
+    """Write the grants (user id, organization id, grant) in one statement; a key already taken
+    is skipped. Returns the points actually written per user."""
     written: dict[UUID, int] = {}
-    if not awards:
+    if not grants:
         return written
     rows = conn.execute(_AWARD, (
-        awarded_at, [a[0] for a in awards], [a[1] for a in awards], [a[2].key for a in awards],
-        [a[2].event_id for a in awards], [a[2].points for a in awards], [a[2].occurred_at for a in awards],
+        awarded_at, [g[0] for g in grants], [g[1] for g in grants], [g[2].award.key for g in grants],
+        [g[2].award.event_id for g in grants], [g[2].award.points for g in grants],
+        [g[2].award.occurred_at for g in grants], [g[2].hour for g in grants],
     )).fetchall()
     for user_id, points in rows:
         written[user_id] = written.get(user_id, 0) + points
@@ -124,14 +140,16 @@ def upsert_states(conn: psycopg.Connection, rows: Sequence[tuple[UUID, UUID, Sta
     return conn.execute(_UPSERT, (ROLE, payload)).rowcount
 
 
-def own(conn: psycopg.Connection, user_id: UUID) -> tuple[State, datetime] | None:
-    """A user's row and when it last changed."""
-    row = conn.execute(
-        "SELECT points, level, badges, streaks, updated_at FROM gamification WHERE user_id = %s AND role = %s",
-        (user_id, ROLE),
-    ).fetchone()
-    if row is None:
+# Calls of the read functions of migration 0011 for ms8.db.read_as_user.
+READ_OWN: LiteralString = "app.read_gamification(c.user_id, c.active_role)"
+READ_LEADERBOARD: LiteralString = "app.read_leaderboard(c.user_id, c.active_role, %s::integer)"
+
+
+def own_of(rows: Sequence[Sequence[Any]]) -> tuple[State, datetime] | None:
+    """The caller's row and when it last changed, from READ_OWN's rows."""
+    if not rows:
         return None
+    row = rows[0]
     return _state(*row[:4]), row[4]
 
 
@@ -144,10 +162,7 @@ class BoardRow(NamedTuple):
     participants: int
 
 
-def leaderboard(conn: psycopg.Connection, limit: int) -> list[BoardRow]:
-    """The top `limit` of the caller's organization, then the caller's own row if not among them
-    (app.leaderboard, migration 0005)."""
-    rows = conn.execute(
-        "SELECT rank, display_name, points, level, is_caller, participants FROM app.leaderboard(%s)", (limit,)
-    ).fetchall()
+def board_of(rows: Sequence[Sequence[Any]]) -> list[BoardRow]:
+    """READ_LEADERBOARD's rows: the top `limit` of the caller's organization, then the caller's
+    own row if not among them (app.leaderboard, migration 0005)."""
     return [BoardRow(*r) for r in rows]

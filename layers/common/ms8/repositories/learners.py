@@ -13,7 +13,7 @@ from uuid import UUID
 import psycopg
 
 from ms8.domain.metrics import ENGAGEMENT_DAYS, VELOCITY_WEEKS
-from ms8.domain.vocabulary import LEARNER
+from ms8.domain.vocabulary import LEARNER, TRAINER
 
 VELOCITY_DAYS = 7 * VELOCITY_WEEKS
 ACTIVE_SHARE_DAYS = 7
@@ -137,8 +137,8 @@ def weeks(conn: psycopg.Connection, user_id: UUID, start: date, end: date) -> li
 def is_trainer(conn: psycopg.Connection, organization_id: UUID, trainer_id: UUID) -> bool:
     """Whether `trainer_id` is a trainer of the organization the caller may see."""
     row = conn.execute(
-        "SELECT 1 FROM users WHERE id = %s AND organization_id = %s AND 'trainer' = ANY (roles)",
-        (trainer_id, organization_id),
+        "SELECT 1 FROM users WHERE id = %s AND organization_id = %s AND %s = ANY (roles)",
+        (trainer_id, organization_id, TRAINER),
     ).fetchone()
     return row is not None
 
@@ -159,11 +159,11 @@ def trainers(conn: psycopg.Connection, organization_id: UUID) -> list[Trainer]:
         FROM users t
         LEFT JOIN trainer_assignments ta ON ta.trainer_id = t.id
         LEFT JOIN users u ON u.id = ta.learner_id AND %(learner)s = ANY (u.roles)
-        WHERE t.organization_id = %(org)s AND 'trainer' = ANY (t.roles)
+        WHERE t.organization_id = %(org)s AND %(trainer)s = ANY (t.roles)
         GROUP BY t.id, t.name
         ORDER BY t.name, t.id
         """,
-        {"org": organization_id, "learner": LEARNER},
+        {"org": organization_id, "learner": LEARNER, "trainer": TRAINER},
     ).fetchall()
     return [Trainer(r[0], r[1], tuple(r[2])) for r in rows]
 

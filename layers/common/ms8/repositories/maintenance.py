@@ -30,6 +30,13 @@ def begin_job(conn: psycopg.Connection, job: str) -> bool:
     return bool(row[1])
 
 
+def transaction_now(conn: psycopg.Connection) -> datetime:
+    """The database's now(): the instant of the current transaction (what the views are relative to)."""
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
 # --- comparison view ---
 
 def comparison_populated(conn: psycopg.Connection) -> bool:

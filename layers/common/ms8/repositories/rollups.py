@@ -13,6 +13,7 @@ from datetime import date, timedelta
 
 import psycopg
 
+from ms8.domain import privacy
 from ms8.domain.vocabulary import LEARNER, Granularity
 
 # date_trunc unit and period length per granularity; date_trunc('week') starts on ISO Mondays.
@@ -97,7 +98,15 @@ stats AS (
            sum(score_micros) AS score_micros, sum(duration_seconds) AS duration_seconds,
            app_zq(completions), app_zq(active_days), app_zq(minutes),
            percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY score_micros::float8 / scored / 1e6)
-               FILTER (WHERE scored > 0) AS score_q
+               FILTER (WHERE scored > 0) AS score_q,
+           -- Sums where each learner adds a bounded amount (capped per day of the period): what a
+           -- reader who may not see each learner gets, with noise (ms8.domain.privacy).
+           sum(least(completions, %(cap_completions)s * ((period_start + %(step)s::interval)::date - period_start)))
+               AS capped_completions,
+           sum(least(duration_seconds, %(cap_seconds)s * ((period_start + %(step)s::interval)::date - period_start)))
+               AS capped_seconds,
+           count(*) FILTER (WHERE scored > 0) AS scored_learners,
+           round(sum(score_micros::numeric / scored) FILTER (WHERE scored > 0)) AS learner_score_micros
     FROM ranked
     GROUP BY organization_id, scope_id, period_start, learners, active_n
 ),
@@ -111,7 +120,12 @@ computed AS (
                'completions', app_q3(s.completions_q0, s.completions_q1, s.completions_q2, 0),
                'activeDays', app_q3(s.active_days_q0, s.active_days_q1, s.active_days_q2, 0),
                'meanScore', app_q3(s.score_q[1], s.score_q[2], s.score_q[3], NULL),
-               'minutes', app_q3(s.minutes_q0, s.minutes_q1, s.minutes_q2, 0)) AS distribution
+               'minutes', app_q3(s.minutes_q0, s.minutes_q1, s.minutes_q2, 0)) AS distribution,
+           jsonb_build_object(
+               'learners', p.learners, 'activeLearners', coalesce(s.active_learners, 0),
+               'completions', coalesce(s.capped_completions, 0), 'seconds', coalesce(s.capped_seconds, 0),
+               'scoredLearners', coalesce(s.scored_learners, 0),
+               'scoreMicros', coalesce(s.learner_score_micros, 0)) AS capped
     FROM populations p
     CROSS JOIN periods d
     LEFT JOIN stats s ON s.organization_id = p.organization_id AND s.scope_id = p.scope_id
@@ -120,19 +134,19 @@ computed AS (
 written AS (
     INSERT INTO population_rollups AS t
         (organization_id, trainer_id, granularity, period_start, period_end, learners, active_learners,
-         completions, assessments, scored, score_micros, duration_seconds, distribution, version)
+         completions, assessments, scored, score_micros, duration_seconds, distribution, capped, version)
     SELECT c.organization_id, c.trainer_id, %(granularity)s, c.period_start, c.period_end, c.learners,
            c.active_learners, c.completions, c.assessments, c.scored, c.score_micros, c.duration_seconds,
-           c.distribution, %(version)s
+           c.distribution, c.capped, %(version)s
     FROM computed c
     WHERE NOT EXISTS (
         SELECT 1 FROM population_rollups o
         WHERE o.organization_id = c.organization_id AND o.trainer_id IS NOT DISTINCT FROM c.trainer_id
           AND o.granularity = %(granularity)s AND o.period_start = c.period_start
           AND (o.period_end, o.learners, o.active_learners, o.completions, o.assessments, o.scored,
-               o.score_micros, o.duration_seconds, o.distribution, o.version)
+               o.score_micros, o.duration_seconds, o.distribution, o.capped, o.version)
               = (c.period_end, c.learners, c.active_learners, c.completions, c.assessments, c.scored,
-                 c.score_micros, c.duration_seconds, c.distribution, %(version)s)
+                 c.score_micros, c.duration_seconds, c.distribution, c.capped, %(version)s)
     )
     ORDER BY c.organization_id, c.trainer_id, c.period_start
     ON CONFLICT (organization_id, trainer_id, granularity, period_start) DO UPDATE
@@ -140,7 +154,7 @@ written AS (
         active_learners = EXCLUDED.active_learners, completions = EXCLUDED.completions,
         assessments = EXCLUDED.assessments, scored = EXCLUDED.scored, score_micros = EXCLUDED.score_micros,
         duration_seconds = EXCLUDED.duration_seconds, distribution = EXCLUDED.distribution,
-        version = EXCLUDED.version, computed_at = now()
+        capped = EXCLUDED.capped, version = EXCLUDED.version, computed_at = now()
     RETURNING (xmax = 0) AS inserted
 ),
 removed AS (
@@ -238,6 +252,7 @@ def rollup(conn: psycopg.Connection, granularity: Granularity, start: date, end:
     row = conn.execute(_STATEMENT, {
         "granularity": granularity, "unit": unit, "step": step, "start": start, "end": end,
         "learner": LEARNER, "version": ROLLUP_VERSION,
+        "cap_completions": privacy.CAP_COMPLETIONS_PER_DAY, "cap_seconds": privacy.CAP_SECONDS_PER_DAY,
     }).fetchone()
     assert row is not None
     return RollupCounts(int(row[0]), int(row[1]), int(row[2]))
@@ -251,3 +266,13 @@ def forget_fingerprints_before(conn: psycopg.Connection, cutoff: date) -> int:
 def delete_before(conn: psycopg.Connection, cutoff: date) -> int:
     """Drop population rollups of periods that start before `cutoff` (past retention)."""
     return conn.execute("DELETE FROM population_rollups WHERE period_start < %s", (cutoff,)).rowcount
+
+
+def pending_spans(conn: psycopg.Connection) -> tuple[date, date] | None:
+    """[first, last] day of every span of learner days deleted since the last run (erasure,
+    migration 0009), taken off the list: the run recomputes them. None when there are none."""
+    row = conn.execute(
+        "WITH taken AS (DELETE FROM app.rollup_pending RETURNING first_day, last_day) "
+        "SELECT min(first_day), max(last_day) FROM taken"
+    ).fetchone()
+    return (row[0], row[1]) if row and row[0] is not None else None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
+
+READ_ME: LiteralString = "app.read_me(c.user_id, c.active_role)"  # ms8.db.read_as_user, migration 0011
+ME_KEYS = ("id", "organization_id", "email", "name", "roles", "timezone")
 
 
 def get(conn: psycopg.Connection, user_id: UUID) -> dict[str, Any] | None:

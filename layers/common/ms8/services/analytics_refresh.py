@@ -1,17 +1,22 @@
-"""Computing analytics snapshots from learning events, for a set of users.
+"""Computing analytics snapshots for a set of users from their learner days.
 
-Used by ingest (the users a batch added events for, in the request's transaction) and by the
-stale-analytics job (an owner connection in maintenance). The organization of each user comes
-from the data (app.activity_owners), never from the caller, so both contexts work: RLS decides
-which users and events are visible, and a snapshot is written for every visible user, with or
-without events in the window (then the numbers say "no activity").
+Used by ingest (the users a batch added events for, in the request's transaction, after the
+insert statement updated their days) and by the stale-analytics job (an owner connection in
+maintenance). The organization of each user comes from the data (app.activity_owners), never
+from the caller, so both contexts work: RLS decides which users and rows are visible, and a
+snapshot is written for every visible user, with or without activity in the window (then the
+numbers say "no activity").
+
+Each user's snapshots are derived from their day rows (at most ~92 per user) and the raw events
+of the few UTC days on which a window starts or ends mid-day (ms8.domain.metrics.from_days):
+the cost of a batch grows with the learners it touches, not with their history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -20,8 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from ms8.domain import metrics
-from ms8.gcpause import gc_paused
-from ms8.repositories import computation, events
+from ms8.repositories import computation, days, events
 from ms8.repositories.analytics import SnapshotWrite, upsert_batch_count
 
 ROLE = "learner"  # learning activity is the learner's
@@ -38,28 +42,38 @@ def zone(name: str | None) -> ZoneInfo:
 
 @dataclass(frozen=True, slots=True)
 class Computed:
-    """One user's inputs and results."""
+    """One user's results: the snapshots' data and the active local days of the streak window."""
 
     user_id: UUID
     organization_id: UUID
     tz: ZoneInfo
-    events: list[metrics.EventRow]
     data: dict[str, dict[str, Any]]
+    active_days: set[date]
 
 
 def compute(conn: psycopg.Connection, user_ids: Sequence[UUID], now: datetime) -> dict[UUID, Computed]:
-    """Read the users' events of the widest window (one query) and compute every type."""
+    """Read the users' days and boundary-day events (two queries) and compute every type."""
     owners = computation.owners(conn, sorted(set(user_ids)))
     if not owners:
         return {}
-    window = events.window_rows(conn, list(owners), now - metrics.READ_WINDOW, now)
+    edges: dict[tzinfo, frozenset[date]] = {}
+    pairs: list[tuple[UUID, date]] = []
+    for user_id, (_, tz_name) in owners.items():
+        tz = zone(tz_name)
+        found = edges.get(tz)
+        if found is None:
+            found = edges[tz] = metrics.boundary_days(now, tz)
+        pairs.extend((user_id, d) for d in sorted(found))
+    day_rows = days.read(conn, list(owners), metrics.first_day(now), now.astimezone(UTC).date())
+    boundary = events.on_days(conn, pairs)
     targets = computation.skill_targets(conn, {org for org, _ in owners.values()})
     result = {}
     for user_id, (org, tz_name) in owners.items():
         tz = zone(tz_name)
-        user_events = window.get(user_id, [])
-        data = metrics.compute_rows(user_events, now, tz, targets.get(org, {}))
-        result[user_id] = Computed(user_id, org, tz, user_events, data)
+        data, active = metrics.from_days(
+            day_rows.get(user_id, ()), boundary.get(user_id, []), now, tz, targets.get(org, {})
+        )
+        result[user_id] = Computed(user_id, org, tz, data, active)
     return result
 
 
@@ -80,5 +94,4 @@ def write(conn: psycopg.Connection, computed: Mapping[UUID, Computed], now: date
 
 def recompute_users(conn: psycopg.Connection, user_ids: list[UUID], now: datetime) -> int:
     """Recompute and store the analytics of `user_ids` as of `now`; returns snapshots written."""
-    with gc_paused():  # the users' event windows: many objects, no cycles
-        return write(conn, compute(conn, user_ids, now), now)
+    return write(conn, compute(conn, user_ids, now), now)

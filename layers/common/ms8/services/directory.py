@@ -38,6 +38,7 @@ from ms8.models.directory import (
     UserUpserted,
 )
 from ms8.repositories import directory as repo
+from ms8.services import xapi
 from ms8.services.erasure import erase_user
 
 Kind = Literal["organization", "user"]
@@ -179,9 +180,13 @@ def apply_events(
     repo.lock_directory_users(conn, sorted({*deletions, *upserts}))
     for i, deletion in deletions.values():
         results[i] = _delete(conn, deletion)
+    written = []
     for w in _upsert_users(conn, [e for _, e in upserts.values()], isolate):
         i, upsert = upserts[w.id]
         results[i] = _user_outcome(upsert, w)
+        if w.written:
+            written.append((upsert.id, str(upsert.email)))
+    xapi.map_pending(conn, written)  # xAPI statements that were waiting for these users
 
     answered: list[Applied] = []
     for i, event in enumerate(events):

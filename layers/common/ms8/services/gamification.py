@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
-from operator import attrgetter
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -12,12 +11,10 @@ import psycopg
 
 from ms8.db import Caller
 from ms8.domain import gamification as rules
-from ms8.domain.metrics import READ_WINDOW
+from ms8.domain.metrics import streak_window
 from ms8.models.gamification import Badge, GamificationView, Leaderboard, LeaderboardEntry, StreakView
 from ms8.repositories import gamification as repo
 from ms8.services.analytics_refresh import Computed, zone
-
-_AT = attrgetter("at")
 
 
 class StoredEvent(rules.Source, Protocol):
@@ -28,10 +25,16 @@ class StoredEvent(rules.Source, Protocol):
 
 
 def award_and_refresh(
-    conn: psycopg.Connection, computed: Mapping[UUID, Computed], new_events: Sequence[StoredEvent], now: datetime
+    conn: psycopg.Connection,
+    computed: Mapping[UUID, Computed],
+    new_events: Sequence[StoredEvent],
+    now: datetime,
+    *,
+    basis: rules.CapBasis,
 ) -> int:
-    """Award the points the new events earn (idempotent per award key, within the hourly cap),
-    then rewrite the gamification rows of the users in `computed`. Returns points awarded."""
+    """Award the points the new events earn (idempotent per award key, within the hourly cap
+    counted by `basis`: "occurred" for a platform service's events, "arrived" for a learner's
+    own), then rewrite the gamification rows of the users in `computed`. Returns points awarded."""
     sources: dict[UUID, list[StoredEvent]] = {}
     completed: set[UUID] = set()
     for e in new_events:
@@ -44,25 +47,26 @@ def award_and_refresh(
     candidates = {u: rules.candidate_awards(s, computed[u].tz) for u, s in sources.items() if u in computed}
     user_ids = sorted(computed)
     ledger = repo.ledger(
-        conn, user_ids, [(u, a.key) for u, awards in candidates.items() for a in awards], now - rules.CAP_WINDOW
+        conn, user_ids, [(u, a.key) for u, awards in candidates.items() for a in awards],
+        [(u, rules.cap_hour(a, basis, now)) for u, awards in candidates.items() for a in awards],
     )
     granted = [
-        (u, computed[u].organization_id, a)
+        (u, computed[u].organization_id, grant)
         for u, awards in candidates.items()
-        for a in rules.apply_hourly_cap(awards, ledger.existing.get(u, set()), ledger.recent.get(u, 0))
+        for grant in rules.apply_hourly_cap(
+            awards, ledger.existing.get(u, set()), ledger.by_hour.get(u, {}), basis, now
+        )
     ]
     written = repo.award(conn, granted, now)
     previous = repo.states(conn, user_ids)
-    since = now - READ_WINDOW
     rows = []
     for u in user_ids:
         c = computed[u]
-        today = now.astimezone(c.tz).date()
-        window_start = since.astimezone(c.tz).date() + timedelta(days=1)
+        window_start, today = streak_window(now, c.tz)
         rows.append((u, c.organization_id, rules.next_state(
             previous.get(u),
             points=ledger.total.get(u, 0) + written.get(u, 0),
-            days=rules.active_days_at(map(_AT, c.events), c.tz, window_start, today),
+            days=c.active_days,
             completed=u in completed or _completions(c) > 0,
             skill_mastery=c.data["mastery"]["skills"],
             today=today,
@@ -78,10 +82,9 @@ def _completions(c: Computed) -> int:
     return int(velocity["completions"]) + int(velocity["previous_completions"])
 
 
-def view(conn: psycopg.Connection, caller: Caller, now: datetime) -> GamificationView:
-    """The caller's own learner gamification, the streak as of today in their time zone."""
-    assert caller.user_id is not None
-    found = repo.own(conn, caller.user_id)
+def view(found: tuple[rules.State, datetime] | None, caller: Caller, now: datetime) -> GamificationView:
+    """The caller's own learner gamification (their row, ms8.repositories.gamification.own_of),
+    the streak as of today in their time zone."""
     state, updated_at = found if found else (rules.State(0, 1, [], rules.Streak()), None)
     today = now.astimezone(zone(caller.timezone)).date()
     streak = state.streak
@@ -96,9 +99,8 @@ def view(conn: psycopg.Connection, caller: Caller, now: datetime) -> Gamificatio
     )
 
 
-def leaderboard(conn: psycopg.Connection, limit: int) -> Leaderboard:
+def leaderboard(rows: Sequence[repo.BoardRow], limit: int) -> Leaderboard:
     """The organization's top `limit` learners and the caller's own place."""
-    rows = repo.leaderboard(conn, limit)
     entries = [
         LeaderboardEntry(rank=r.rank, display_name=r.display_name, points=r.points, level=r.level, is_you=r.is_caller)
         for r in rows

@@ -10,17 +10,18 @@ Who may send what:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from pydantic import ValidationError
 
 from ms8 import db
 from ms8.db import Caller
+from ms8.domain.gamification import cap_basis
 from ms8.errors import Forbidden, NotFound, Unprocessable
-from ms8.gcpause import gc_paused
 from ms8.models.events import BusDetail, EventBatch, IngestResult
 from ms8.repositories import events as repo
 from ms8.services import analytics_refresh, gamification
@@ -36,7 +37,6 @@ def resolve(caller: Caller, batch: EventBatch, now: datetime) -> list[repo.NewEv
     oldest, newest = now - MAX_AGE, now + MAX_AHEAD
     service, own = caller.is_service, caller.user_id
     assert service or own is not None
-    new, row = tuple.__new__, repo.NewEvent
     rows = []
     for i, e in enumerate(batch.events):
         user_id = e.user_id
@@ -47,6 +47,7 @@ def resolve(caller: Caller, batch: EventBatch, now: datetime) -> list[repo.NewEv
             user_id = own
         else:
             raise Forbidden("users send only their own events", code="OWN_EVENTS_ONLY")
+        assert user_id is not None
         # In UTC from here on: the parsed offsets (pydantic's TzInfo) are slow to read, and every
         # comparison, timestamp and dump of the instant reads one.
         occurred_at = e.occurred_at.astimezone(UTC)
@@ -58,16 +59,15 @@ def resolve(caller: Caller, batch: EventBatch, now: datetime) -> list[repo.NewEv
         score = success = duration = None
         if result is not None:
             score, success, duration = result.score, result.success, result.duration_seconds
-        rows.append(new(row, (
+        rows.append(repo.NewEvent(
             e.event_id, user_id, e.verb, e.object_id, e.object_type, e.skills, score, success, duration, occurred_at,
-        )))
+        ))
     return rows
 
 
 def ingest(conn: psycopg.Connection, caller: Caller, batch: EventBatch, now: datetime) -> IngestResult:
     """Store the batch and update the touched users, all inside the caller's transaction."""
-    with gc_paused():  # many objects (the batch, the touched users' windows), no cycles
-        inserted, users_updated, written, points = _store_and_update(conn, caller, batch, now)
+    inserted, users_updated, written, points = _store_and_update(conn, caller, batch, now)
     return IngestResult(
         received=len(batch.events), inserted=inserted, duplicates=len(batch.events) - inserted,
         users_updated=users_updated, analytics_written=written, points_awarded=points, computed_at=now,
@@ -77,19 +77,30 @@ def ingest(conn: psycopg.Connection, caller: Caller, batch: EventBatch, now: dat
 def _store_and_update(
     conn: psycopg.Connection, caller: Caller, batch: EventBatch, now: datetime
 ) -> tuple[int, int, int, int]:
-    """Events inserted, users updated, snapshots written, points awarded. What it builds is freed
-    when it returns, before the garbage collector resumes."""
+    """Events inserted, users updated, snapshots written, points awarded."""
     assert caller.organization_id is not None
-    rows = resolve(caller, batch, now)
+    return store_rows(conn, caller.organization_id, resolve(caller, batch, now), now)
+
+
+def store_rows(
+    conn: psycopg.Connection, organization_id: UUID, rows: Sequence[repo.NewEvent], now: datetime,
+    also_touched: Iterable[UUID] = (),
+) -> tuple[int, int, int, int]:
+    """Store resolved events and bring their users (and `also_touched`, e.g. users whose events
+    were removed) up to date: events inserted, users updated, snapshots written, points awarded."""
     try:
-        inserted = repo.insert_batch(conn, caller.organization_id, rows)
+        inserted = repo.insert_batch(conn, organization_id, rows)
     except psycopg.errors.ForeignKeyViolation as exc:
         raise NotFound("one or more users are not users of this organization") from exc
-    touched = sorted({e.user_id for e in inserted})
+    touched = sorted({e.user_id for e in inserted} | set(also_touched))
+    if not touched:
+        return 0, 0, 0, 0
     repo.lock_users(conn, touched)  # concurrent batches of one user: one after the other
     computed = analytics_refresh.compute(conn, touched, now)
     written = analytics_refresh.write(conn, computed, now)
-    points = gamification.award_and_refresh(conn, computed, inserted, now)
+    points = gamification.award_and_refresh(
+        conn, computed, inserted, now, basis=cap_basis(caller.is_service)
+    )
     return len(inserted), len(computed), written, points
 
 

@@ -1,10 +1,14 @@
 """Reports: generated within POST /v1/reports, listed, and read with a fresh download link.
 
-What a report holds (gathered in the caller's request transaction, so RLS decides):
+What a report holds (gathered in the caller's request transaction, so RLS decides; the kind by
+role as ms8.domain.report_kinds decides):
 
-- an org admin's report ("organization"): the organization's daily rollups from
-  aggregated_analytics (its learners: mean, quartiles, p90, min, max, learner count per day);
-- anyone else's ("personal"): their own latest analytics snapshots for the active role, the peer
+- "organization" (org admin): the population rollups of the organization over the period (as
+  GET /v1/aggregates), each trainer cohort's summary (as GET /v1/cohorts) and the learners at
+  risk (as GET /v1/learners?atRisk=true);
+- "cohort" (a trainer's own; an org admin's for any trainer): each assigned learner's row (as
+  GET /v1/learners), the at-risk list, the cohort's rollups over the period;
+- "personal" (anyone's own): their own latest analytics snapshots for the active role, the peer
   comparison (figures only for groups of k >= 10, through app.peer_comparison), and the history
   over the period computed from their own learning_events folded per day in their time zone
   (the analytics table keeps only the latest snapshot per type, so it has no history of its
@@ -36,12 +40,15 @@ from ms8 import reports as renderers
 from ms8 import storage
 from ms8.config import settings
 from ms8.db import Caller
+from ms8.domain.report_kinds import KindChoice, choose_kind
 from ms8.errors import BadRequest, NotFound, Unavailable
 from ms8.models.base import HEADLINE_METRIC
 from ms8.models.reports import Download, Report, ReportPage, ReportRequest
+from ms8.reports import population as tables
 from ms8.reports.model import (
     CONTENT_TYPES,
     EXTENSIONS,
+    REPORT_KINDS,
     PeerComparison,
     ReportData,
     ReportFormat,
@@ -49,9 +56,11 @@ from ms8.reports.model import (
     Snapshot,
     file_name,
 )
-from ms8.reports.series import organization_series, personal_series
+from ms8.reports.series import personal_series
 from ms8.repositories import analytics
+from ms8.repositories import learners as learners_repo
 from ms8.repositories import reports as repo
+from ms8.services import learners, population
 from ms8.services.comparison import compare
 
 logger = Logger(child=True)
@@ -66,10 +75,6 @@ def retention_days() -> int:
 
 def object_key(organization_id: UUID, user_id: UUID, report_id: UUID, fmt: ReportFormat) -> str:
     return f"reports/{organization_id}/{user_id}/{report_id}.{EXTENSIONS[fmt]}"
-
-
-def report_kind(caller: Caller) -> ReportKind:
-    return "organization" if caller.active_role == "org_admin" else "personal"
 
 
 def _time_zone(name: str) -> str:
@@ -94,31 +99,36 @@ def _numeric_metrics(data: dict[str, Any]) -> dict[str, float]:
 
 
 def gather(
-    conn: psycopg.Connection, caller: Caller, report_id: UUID, request: ReportRequest, generated_at: datetime
+    conn: psycopg.Connection, caller: Caller, report_id: UUID, request: ReportRequest, generated_at: datetime,
+    choice: KindChoice | None = None,
 ) -> ReportData:
     """Everything the report shows, read as the caller (RLS applies)."""
     assert caller.user_id is not None and caller.organization_id is not None
+    choice = choice or choose_kind(caller.active_role, caller.user_id, request.kind, request.trainer_id)
     start, end = request.period
     types: list[str] = list(request.types)
     org_name, person = repo.names(conn, caller.user_id) or ("", "")
-    kind = report_kind(caller)
+    kind = choice.kind
     common: dict[str, Any] = {
         "report_id": report_id, "kind": kind, "organization_id": caller.organization_id,
         "organization_name": org_name, "user_id": caller.user_id, "user_name": person,
         "role": caller.active_role, "period_start": start, "period_end": end, "generated_at": generated_at,
     }
-    if kind == "organization":
-        rows = repo.organization_days(conn, caller.organization_id, types, start, end)
-        return ReportData(**common, timezone="UTC", series=organization_series(types, start, end, rows))
+    if kind != "personal":
+        return ReportData(**common, timezone="UTC", series=(),
+                          **_population(conn, caller.organization_id, choice, start, end, generated_at))
 
     tz = _time_zone(caller.timezone)
     days = repo.person_days(conn, caller.user_id, tz, start, end)
     skills, targets = [], {}
+    latest_gap: float | None = None
     if "skill_gap" in types:
         skills = repo.person_skill_days(conn, caller.user_id, tz, start, end)
         targets = repo.skill_targets(conn, caller.organization_id)
+        latest_gap = _latest_skill_gap(conn, caller, tz, targets, generated_at)
     snapshots = tuple(
-        Snapshot(a.analytics_type, HEADLINE_METRIC[a.analytics_type], _numeric_metrics(a.data), a.updated_at)
+        _with_latest_gap(Snapshot(a.analytics_type, HEADLINE_METRIC[a.analytics_type], _numeric_metrics(a.data),
+                                  a.updated_at), latest_gap)
         for a in sorted(analytics.recent(conn, caller.user_id, caller.active_role, None, 10),
                         key=lambda a: types.index(a.analytics_type) if a.analytics_type in types else 99)
         if a.analytics_type in types
@@ -128,8 +138,9 @@ def gather(
         if item.analytics_type not in types:
             continue
         group = item.peers
+        mine = latest_gap if item.analytics_type == "skill_gap" and targets else item.your_value
         peers.append(PeerComparison(
-            item.analytics_type, item.metric, item.your_value, item.available,
+            item.analytics_type, item.metric, mine, item.available,
             group.user_count if group else None, group.average if group else None,
             group.p25 if group else None, group.p50 if group else None, group.p75 if group else None,
             item.message,
@@ -141,23 +152,75 @@ def gather(
     )
 
 
+def _latest_skill_gap(
+    conn: psycopg.Connection, caller: Caller, tz: str, targets: dict[str, float], now: datetime
+) -> float | None:
+    """The person's skill gap today, by the same definition and targets as the report's daily
+    skill-gap table (one source for the first page and the table: the stored snapshot may predate
+    the organization's current targets)."""
+    assert caller.user_id is not None
+    today = now.astimezone(ZoneInfo(tz)).date()
+    skills = repo.person_skill_days(conn, caller.user_id, tz, today, today)
+    series = personal_series(["skill_gap"], today, today, [], skills, targets)
+    value = series[0].values[series[0].headline.name][0] if series else None
+    return None if value is None else float(value)
+
+
+def _with_latest_gap(snapshot: Snapshot, latest_gap: float | None) -> Snapshot:
+    if snapshot.analytics_type != "skill_gap" or latest_gap is None:
+        return snapshot
+    return Snapshot(snapshot.analytics_type, snapshot.metric, {**snapshot.metrics, snapshot.metric: latest_gap},
+                    snapshot.updated_at)
+
+
+def _population(
+    conn: psycopg.Connection, organization_id: UUID, choice: KindChoice, start: date, end: date, now: datetime
+) -> dict[str, Any]:
+    """The tables of a cohort or organization report, by the same services as the API."""
+    granularity = tables.rollup_granularity((end - start).days + 1)
+    if choice.kind == "cohort":
+        trainer_id = choice.trainer_id
+        assert trainer_id is not None
+        if not learners_repo.is_trainer(conn, organization_id, trainer_id):
+            raise NotFound("no such trainer")
+        trainer = repo.names(conn, trainer_id)
+        rows = learners.learner_rows(conn, organization_id, now, trainer_id=trainer_id)
+        rollups = population.cohort_rollups(conn, organization_id, trainer_id, granularity, start, end)
+        return {
+            "subject": f"Cohort of {trainer[1] if trainer else trainer_id} ({len(rows)} learners)",
+            "tables": (tables.learners_table(rows), tables.at_risk_table(rows),
+                       tables.trends_table(rollups, granularity, "cohort's learners")),
+        }
+    rollups = population.organization_rollups(conn, organization_id, granularity, start, end)
+    cohorts = learners.cohort_summaries(conn, organization_id, now)
+    everyone = learners.learner_rows(conn, organization_id, now)  # the at-risk table keeps those at risk
+    return {
+        "subject": f"All learners of the organization ({len(everyone)})",
+        "tables": (tables.trends_table(rollups, granularity, "organization's learners"),
+                   tables.cohorts_table(cohorts.items, cohorts.unassigned_learners),
+                   tables.at_risk_table(everyone)),
+    }
+
+
 # --- metadata and links ---
 
 def _params(row: repo.ReportRow) -> tuple[ReportKind, date, date, list[Any]]:
     p = row.params
-    kind: ReportKind = "organization" if p.get("kind") == "organization" else "personal"
+    kind: ReportKind = p["kind"] if p.get("kind") in REPORT_KINDS else "personal"
     return kind, date.fromisoformat(p["from"]), date.fromisoformat(p["to"]), list(p.get("types", []))
 
 
 def to_api(row: repo.ReportRow, now: datetime | None = None) -> Report:
     kind, start, end, types = _params(row)
+    trainer = row.params.get("trainerId")
     retained_until = row.created_at + timedelta(days=retention_days())
     status = row.status
     if status == "ready" and (now or datetime.now(UTC)) >= retained_until:
         status = "expired"
     return Report.model_validate({
         "id": row.id, "user_id": row.user_id, "organization_id": row.organization_id, "role": row.role,
-        "kind": kind, "format": row.format, "status": status, "period": {"from": start, "to": end},
+        "kind": kind, "trainer_id": trainer, "format": row.format, "status": status,
+        "period": {"from": start, "to": end},
         "types": types, "size_bytes": row.size_bytes, "checksum_sha256": row.checksum_sha256, "error": row.error,
         "created_at": row.created_at, "retained_until": retained_until,
     })
@@ -264,11 +327,15 @@ class ReportCreation:
         report_id = uuid4()
         key = object_key(caller.organization_id, caller.user_id, report_id, fmt)
         start, end = self.request.period
-        kind = report_kind(caller)
-        params = {"kind": kind, "from": start.isoformat(), "to": end.isoformat(), "types": list(self.request.types)}
+        choice = choose_kind(caller.active_role, caller.user_id, self.request.kind, self.request.trainer_id)
+        kind = choice.kind
+        params: dict[str, Any] = {"kind": kind, "from": start.isoformat(), "to": end.isoformat(),
+                                  "types": list(self.request.types)}
+        if choice.trainer_id is not None:
+            params["trainerId"] = str(choice.trainer_id)
         repo.insert_pending(conn, report_id, caller.user_id, caller.organization_id, caller.active_role, fmt,
                             params, key)
-        data = gather(conn, caller, report_id, self.request, datetime.now(UTC))
+        data = gather(conn, caller, report_id, self.request, datetime.now(UTC), choice)
         body = renderers.render(data, fmt)
         digest = hashlib.sha256(body)
         try:

@@ -8,8 +8,8 @@ import psycopg
 
 from ms8.db import Caller
 from ms8.errors import Forbidden, NotFound, Unprocessable
-from ms8.models.analytics import AnalyticsBatch, WrittenAnalytics
-from ms8.repositories.analytics import SnapshotWrite, upsert_batch
+from ms8.models.analytics import AnalyticsBatch, AnalyticsWriteResult
+from ms8.repositories.analytics import SnapshotWrite, upsert_batch, upsert_batch_summary
 
 
 def resolve(caller: Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
@@ -38,15 +38,25 @@ def resolve(caller: Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
     return rows
 
 
-def write_batch(conn: psycopg.Connection, caller: Caller, batch: AnalyticsBatch) -> list[WrittenAnalytics]:
-    """Upsert the whole batch in one statement (RLS checks every row; all or nothing).
+def write_batch(
+    conn: psycopg.Connection, caller: Caller, batch: AnalyticsBatch, rows: bool = False
+) -> AnalyticsWriteResult:
+    """Upsert the whole batch in one statement (RLS checks every row; all or nothing); the
+    written rows come back only when `rows` is asked for, otherwise only the counts.
 
     A user of another organization is refused by the foreign key (no such user here) or by RLS
     (their existing row is not ours to update); both answer the same 404, so the answer does
     not reveal whether that user has analytics elsewhere.
     """
     try:
-        return upsert_batch(conn, resolve(caller, batch))
+        writes = resolve(caller, batch)
+        if rows:
+            written = upsert_batch(conn, writes)
+            inserted = sum(1 for w in written if w.version == 1)
+            return AnalyticsWriteResult(written=len(written), inserted=inserted,
+                                        updated=len(written) - inserted, items=written)
+        inserted, updated = upsert_batch_summary(conn, writes)
+        return AnalyticsWriteResult(written=inserted + updated, inserted=inserted, updated=updated)
     except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
         if not caller.is_service:
             raise

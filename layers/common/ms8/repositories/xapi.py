@@ -1,0 +1,247 @@
+"""xAPI statements and credentials: SQL only. Statements are read and written by an xAPI request
+(RLS: its credential's organization); credentials are managed in maintenance transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import psycopg
+
+SEP = "\x1f"  # arrays travel as one joined string per row (tokens and keys never hold control characters)
+
+
+class NewStatement(NamedTuple):
+    statement_id: UUID
+    statement: str  # JSON text as stored
+    tokens: Sequence[str]
+    content_hash: bytes | None
+    voids: UUID | None
+    ref: UUID | None
+    actor_keys: Sequence[str]
+    event: str | None  # the mapped event (JSON), when the statement maps to one
+    user_id: UUID | None
+    event_occurred_at: datetime | None
+
+
+class Existing(NamedTuple):
+    statement_id: UUID
+    statement: dict[str, Any] | None  # only when asked for (comparing a statement sent again)
+    is_voiding: bool
+
+
+def existing(conn: psycopg.Connection, ids: Sequence[UUID], *, with_statement: bool = False) -> dict[UUID, Existing]:
+    """The statements already stored under these ids."""
+    if not ids:
+        return {}
+    rows = conn.execute(
+        "SELECT statement_id, CASE WHEN %s THEN statement END, voids IS NOT NULL FROM xapi_statements "
+        "WHERE organization_id = app.current_org_id() AND statement_id = ANY (%s)",
+        (with_statement, list(ids)),
+    ).fetchall()
+    return {r[0]: Existing(r[0], r[1], r[2]) for r in rows}
+
+
+def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[bytes, UUID]:
+    """Statements sent earlier without an id, by content hash."""
+    if not hashes:
+        return {}
+    rows = conn.execute(
+        "SELECT content_hash, statement_id FROM xapi_statements "
+        "WHERE organization_id = app.current_org_id() AND content_hash = ANY (%s)",
+        (list(hashes),),
+    ).fetchall()
+    return {bytes(r[0]): r[1] for r in rows}
+
+
+_INSERT = """
+INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, tokens,
+                             content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
+SELECT %s, x.id, x.st::jsonb, %s, %s, string_to_array(x.tokens, E'\\x1f'),
+       x.content, x.voids, x.ref, string_to_array(x.keys, E'\\x1f'), x.event::jsonb, x.user_id, x.at
+FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::bytea[], %b::uuid[], %b::uuid[], %b::text[],
+            %b::text[], %b::uuid[], %b::timestamptz[])
+     AS x(id, st, tokens, content, voids, ref, keys, event, user_id, at)
+ORDER BY x.id
+ON CONFLICT DO NOTHING
+RETURNING statement_id
+"""
+
+
+def insert(
+    conn: psycopg.Connection, organization_id: UUID, key: str, stored: datetime, rows: Sequence[NewStatement]
+) -> set[UUID]:
+    """Store the statements (one statement); returns the ids stored now (a concurrent request may
+    have stored one of them first)."""
+    if not rows:
+        return set()
+    ids, sts, tokens, content, voids, refs, keys, events, users, ats = zip(*rows, strict=True)
+    join = SEP.join
+    cur = conn.execute(_INSERT, (
+        organization_id, stored, key, list(ids), list(sts), [join(t) for t in tokens], list(content), list(voids),
+        list(refs), [join(k) for k in keys], list(events), list(users), list(ats),
+    ))
+    return {r[0] for r in cur.fetchall()}
+
+
+class VoidedEvent(NamedTuple):
+    user_id: UUID
+    event_id: UUID
+    occurred_at: datetime
+
+
+def void(conn: psycopg.Connection, targets: Sequence[UUID]) -> list[VoidedEvent]:
+    """Mark the targets voided (never a voiding statement) and delete their learning events;
+    returns the deleted events."""
+    if not targets:
+        return []
+    rows = conn.execute(
+        """
+        WITH voided AS (
+            UPDATE xapi_statements SET voided = true
+            WHERE organization_id = app.current_org_id() AND statement_id = ANY (%s) AND voids IS NULL
+              AND NOT voided
+            RETURNING statement_id, user_id, event_occurred_at
+        )
+        DELETE FROM learning_events e USING voided v
+        WHERE e.user_id = v.user_id AND e.event_id = v.statement_id AND e.occurred_at = v.event_occurred_at
+        RETURNING e.user_id, e.event_id, e.occurred_at
+        """,
+        (list(targets),),
+    ).fetchall()
+    return [VoidedEvent(*r) for r in rows]
+
+
+def users_by_keys(
+    conn: psycopg.Connection, ids: Sequence[UUID], emails: Sequence[str], everyone: bool
+) -> list[tuple[UUID, str]]:
+    """(user id, lower-case e-mail) of the organization's users with these ids or e-mails (all of them
+    when `everyone`), through app.xapi_users."""
+    return [
+        (r[0], r[1]) for r in conn.execute(
+            "SELECT user_id, email FROM app.xapi_users(%s, %s, %s)", (list(ids), list(emails), everyone)
+        ).fetchall()
+    ]
+
+
+def claim_pending(conn: psycopg.Connection, users: Sequence[tuple[UUID, Sequence[str]]]) -> int:
+    """Map the pending statements of these users' actor keys to them (app.xapi_claim_pending);
+    returns the learning events inserted."""
+    if not users:
+        return 0
+    row = conn.execute(
+        "SELECT app.xapi_claim_pending(%s, %s)", ([u for u, _ in users], [SEP.join(k) for _, k in users])
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class Query:
+    """GET /statements filters (already validated)."""
+
+    tokens: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    ascending: bool = False
+    after_seq: int | None = None  # the `more` cursor: past this position
+    limit: int = 100
+
+
+def one(conn: psycopg.Connection, statement_id: UUID, voided: bool) -> tuple[dict[str, Any], datetime] | None:
+    """A statement by id: a voided one only when `voided`, a not-voided one otherwise."""
+    row = conn.execute(
+        "SELECT statement, stored FROM xapi_statements "
+        "WHERE organization_id = app.current_org_id() AND statement_id = %s AND voided = %s",
+        (statement_id, voided),
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def search(conn: psycopg.Connection, q: Query) -> list[tuple[int, dict[str, Any]]]:
+    """(seq, statement) of the matching statements that are not voided, limit + 1 of them (the
+    extra one says there are more)."""
+    where = ["organization_id = app.current_org_id()", "NOT voided"]
+    params: list[Any] = []
+    if q.tokens:
+        # A statement that targets (StatementRef) a matching statement matches too.
+        where.append("(tokens @> %s OR ref IN (SELECT t.statement_id FROM xapi_statements t "
+                     "WHERE t.organization_id = app.current_org_id() AND t.tokens @> %s))")
+        params += [list(q.tokens), list(q.tokens)]
+    if q.since is not None:
+        where.append("stored > %s")
+        params.append(q.since)
+    if q.until is not None:
+        where.append("stored <= %s")
+        params.append(q.until)
+    if q.after_seq is not None:
+        where.append("seq > %s" if q.ascending else "seq < %s")
+        params.append(q.after_seq)
+    order = "ASC" if q.ascending else "DESC"
+    params.append(q.limit + 1)
+    sql = f"SELECT seq, statement FROM xapi_statements WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT %s"
+    return [(r[0], r[1]) for r in conn.execute(sql.encode(), params).fetchall()]
+
+
+def store_attachments(conn: psycopg.Connection, parts: Sequence[tuple[str, str, bytes]]) -> None:
+    """(sha2, content type, content) of attachments, each kept once."""
+    if parts:
+        sha2, types, contents = zip(*parts, strict=True)
+        conn.execute(
+            "INSERT INTO xapi_attachments (organization_id, sha2, content_type, content) "
+            "SELECT app.current_org_id(), x.sha2, x.ctype, x.content "
+            "FROM unnest(%s::text[], %s::text[], %s::bytea[]) AS x(sha2, ctype, content) ON CONFLICT DO NOTHING",
+            (list(sha2), list(types), list(contents)),
+        )
+
+
+def attachments(conn: psycopg.Connection, sha2: Sequence[str]) -> list[tuple[str, str, bytes]]:
+    if not sha2:
+        return []
+    rows = conn.execute(
+        "SELECT sha2, content_type, content FROM xapi_attachments "
+        "WHERE organization_id = app.current_org_id() AND sha2 = ANY (%s) ORDER BY sha2",
+        (list(sha2),),
+    ).fetchall()
+    return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+
+# --- credentials (maintenance) ---------------------------------------------------------------
+
+def create_credential(
+    conn: psycopg.Connection, key: str, organization_id: UUID, secret_hash: str, home_page: str | None,
+    description: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO xapi_credentials (key, organization_id, secret_hash, home_page, description) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        (key, organization_id, secret_hash, home_page, description),
+    )
+
+
+def rotate_credential(conn: psycopg.Connection, key: str, secret_hash: str) -> bool:
+    cur = conn.execute(
+        "UPDATE xapi_credentials SET secret_hash = %s, rotated_at = now() WHERE key = %s AND revoked_at IS NULL",
+        (secret_hash, key),
+    )
+    return cur.rowcount == 1
+
+
+def revoke_credential(conn: psycopg.Connection, key: str) -> bool:
+    cur = conn.execute(
+        "UPDATE xapi_credentials SET revoked_at = now() WHERE key = %s AND revoked_at IS NULL", (key,)
+    )
+    return cur.rowcount == 1
+
+
+def credentials(conn: psycopg.Connection, organization_id: UUID) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT key, home_page, description, created_at, rotated_at, revoked_at FROM xapi_credentials "
+        "WHERE organization_id = %s ORDER BY created_at",
+        (organization_id,),
+    ).fetchall()
+    keys = ("key", "homePage", "description", "createdAt", "rotatedAt", "revokedAt")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
