@@ -439,6 +439,9 @@ def test_demo_loads_into_a_fresh_database() -> None:
                     "SELECT min((data->>'mastery')::float), max((data->>'mastery')::float) FROM analytics "
                     "WHERE analytics_type = 'mastery'").fetchone()
                 gamified = conn.execute("SELECT count(*) FROM gamification").fetchone()
+                points = [p for (p,) in conn.execute(
+                    "SELECT points FROM gamification WHERE organization_id = %s",
+                    (demo_ids.org_id(demo_ids.ACME),)).fetchall()]
                 rows = learners.learner_rows(conn, demo_ids.org_id(demo_ids.ACME), datetime.now(UTC))
                 cohorts = dict(conn.execute(
                     "SELECT trainer_id, learners FROM population_rollups WHERE granularity = 'weekly' "
@@ -446,6 +449,9 @@ def test_demo_loads_into_a_fresh_database() -> None:
             assert per_type == dict.fromkeys(("learning_velocity", "engagement", "mastery", "skill_gap"), 36)
             assert headline is not None and 0.3 < headline[0] < headline[1] <= 1.0
             assert gamified == (41,)
+            # The 90 days are platform history, capped per hour they occurred in: a spread board,
+            # not 35 learners clamped at one hour's 200 points.
+            assert len(points) == 36 and len(set(points)) >= 25 and max(points) > 2 * 200, sorted(points)
             # Several learners at risk for each reason; trends both ways; cohorts of 15, 12 and 9.
             reasons = [r.code for row in rows for r in row.risk_reasons]
             assert {c: reasons.count(c) >= 3 for c in ("inactive", "velocity_drop", "below_target")} == dict.fromkeys(

@@ -104,7 +104,7 @@ def _open(kind: Kind) -> psycopg.Connection:
     # The reader refuses writes even when its URL names a writable server.
     options: dict[str, Any] = {"options": "-c default_transaction_read_only=on"} if kind == "reader" else {}
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             **connection_params(kind),
             prepare_threshold=None,  # poolers (RDS Proxy) and prepared statements do not mix
             connect_timeout=cfg.connect_timeout_s,
@@ -113,6 +113,8 @@ def _open(kind: Kind) -> psycopg.Connection:
         )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable("the database cannot be reached; try again shortly") from exc
+    conn.read_only = kind == "reader"  # _begin_with's BEGIN says so too (a standby refuses READ WRITE)
+    return conn
 
 
 def _rollback(conn: psycopg.Connection) -> None:
@@ -197,7 +199,10 @@ class Database:
             raise mapped from exc
 
 
+# The mode is said, not left to defaults the runtime role could change on itself (ALTER ROLE ...
+# SET default_transaction_read_only); the reader's transactions are read-only.
 _BEGIN: LiteralString = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE"
+_BEGIN_READ_ONLY: LiteralString = "BEGIN ISOLATION LEVEL READ COMMITTED, READ ONLY"
 
 
 def _begin_with(conn: psycopg.Connection, query: LiteralString, params: tuple[object, ...]) -> tuple[Any, ...]:
@@ -213,7 +218,7 @@ def _begin_with(conn: psycopg.Connection, query: LiteralString, params: tuple[ob
     else:
         conn.autocommit = True
         with conn.pipeline():
-            conn.execute(_BEGIN)
+            conn.execute(_BEGIN_READ_ONLY if conn.read_only else _BEGIN)
             cur = conn.execute(query, params)
         row = cur.fetchone()
     assert row is not None

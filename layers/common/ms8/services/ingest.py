@@ -79,15 +79,17 @@ def _store_and_update(
 ) -> tuple[int, int, int, int]:
     """Events inserted, users updated, snapshots written, points awarded."""
     assert caller.organization_id is not None
-    return store_rows(conn, caller.organization_id, resolve(caller, batch, now), now)
+    return store_rows(conn, caller.organization_id, resolve(caller, batch, now), now,
+                      sent_by_service=caller.is_service)
 
 
 def store_rows(
     conn: psycopg.Connection, organization_id: UUID, rows: Sequence[repo.NewEvent], now: datetime,
-    also_touched: Iterable[UUID] = (),
+    also_touched: Iterable[UUID] = (), *, sent_by_service: bool,
 ) -> tuple[int, int, int, int]:
     """Store resolved events and bring their users (and `also_touched`, e.g. users whose events
-    were removed) up to date: events inserted, users updated, snapshots written, points awarded."""
+    were removed) up to date: events inserted, users updated, snapshots written, points awarded.
+    `sent_by_service` picks the points cap's clock (ms8.domain.gamification.cap_basis)."""
     try:
         inserted = repo.insert_batch(conn, organization_id, rows)
     except psycopg.errors.ForeignKeyViolation as exc:
@@ -99,7 +101,7 @@ def store_rows(
     computed = analytics_refresh.compute(conn, touched, now)
     written = analytics_refresh.write(conn, computed, now)
     points = gamification.award_and_refresh(
-        conn, computed, inserted, now, basis=cap_basis(caller.is_service)
+        conn, computed, inserted, now, basis=cap_basis(sent_by_service)
     )
     return len(inserted), len(computed), written, points
 

@@ -12,7 +12,6 @@ actor's keys, and is counted when the user appears (map_pending).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid as uuidlib
 from collections.abc import Sequence
@@ -119,7 +118,8 @@ def store(
     inserted = repo.insert(conn, caller.organization_id, caller.key, stored_at, rows)
     events = [e for e in mapped if e.event_id in inserted]
     if events or removed:
-        ingest.store_rows(conn, caller.organization_id, events, now, also_touched={e.user_id for e in removed})
+        ingest.store_rows(conn, caller.organization_id, events, now, also_touched={e.user_id for e in removed},
+                          sent_by_service=True)  # a platform's statements: capped by when they occurred
     return [str(i) for i in ids]
 
 
