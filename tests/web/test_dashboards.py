@@ -313,6 +313,28 @@ def test_trainer_sorts_the_cohort_by_keyboard_and_opens_an_at_risk_learner(stack
     rollups = api(stack.url, token, "/v1/aggregates?granularity=weekly&scope=cohort")["items"]
     assert len(css(trends, "figure")[0].find_elements(By.CSS_SELECTOR, "tbody tr")) == len(rollups)
 
+    # The organization's days as a trainer reads them: small cells come back suppressed and read so.
+    Select(css(trends, "#trend-scope")[0]).select_by_value("organization")
+    Select(css(trends, "#trend-granularity")[0]).select_by_value("daily")
+    org_days = api(stack.url, token, "/v1/aggregates?granularity=daily&scope=organization")["items"]
+    assert any(r["suppressed"] for r in org_days), "the demo has suppressed days for a trainer"
+
+    def daily_rows(d: WebDriver) -> list[WebElement] | None:
+        rows = css(d, "#trends figure tbody tr")
+        return rows if len(rows) == 3 * len(org_days) and not css(d, "#trends [aria-busy]") else None
+    rows = wait(chrome, daily_rows)
+    for figure, field in zip(css(trends, "figure"), ("activeShare", "velocity", "meanScore"), strict=True):
+        for row, rollup in zip(figure.find_elements(By.CSS_SELECTOR, "tbody tr"), org_days, strict=True):
+            assert row.get_attribute("data-period") == rollup["periodStart"]
+            cell = row.find_elements(By.TAG_NAME, "td")[0].get_attribute("textContent")
+            if rollup["suppressed"]:
+                assert cell == "suppressed", (field, rollup)
+            else:
+                assert cell not in ("suppressed", "—") or rollup[field] is None, (field, rollup)
+    assert rows
+    chrome.execute_script("arguments[0].scrollIntoView()", trends)
+    shoot(chrome, "trainer-organization-daily")
+
     # The main task: only the learners at risk, then open the first one.
     css(table, 'input[data-filter="at-risk"]')[0].click()
     at_risk = [x["userId"] for x in expected["items"] if x["atRisk"]]

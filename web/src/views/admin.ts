@@ -5,7 +5,7 @@
 import { ApiError, allUsers, call, get, query, type Cohort, type CohortList, type DirectoryUser, type LearnerList, type Me, type Rollup, type SkillTarget, ANALYTICS_TYPES } from "../api";
 import { announce, card, errorText, h, mount, notice } from "../dom";
 import { cohortTable, openLearner } from "./cohort";
-import { fill, fmtPercent, latestTiles, reportButton, rollupCharts } from "./shared";
+import { fill, fmtPercent, latestTiles, reportButton, trendsPanel } from "./shared";
 
 /** Skills the demo organization assesses; any other skill name can be typed. */
 const KNOWN_SKILLS = ["sql", "python", "statistics", "communication"];
@@ -134,7 +134,7 @@ export function adminDashboard(_me: Me): HTMLElement {
     { class: "dashboard", "data-dashboard": "org_admin" },
     h("h1", {}, "Your organization"),
     card("At a glance", "summary", summary),
-    card("Active share, velocity and mastery (weekly)", "trends", trends),
+    card("Active share, velocity and mastery", "trends", trends),
     card("Cohorts by trainer", "cohorts", cohorts, members),
     drill,
     h("div", { class: "two" }, card("Users and assignments", "assignments", assignments), card("Skill targets", "targets", h("p", { class: "small muted" }, "Skill gap measures each learner against these levels."), targetsForm())),
@@ -142,7 +142,7 @@ export function adminDashboard(_me: Me): HTMLElement {
   );
   const rollups = get<{ items: Rollup[] }>(`/v1/aggregates${query({ granularity: "weekly", scope: "organization" })}`).then((r) => r.items);
   void fill(summary, async () => latestTiles(await rollups));
-  void fill(trends, async () => rollupCharts(await rollups, "organization"));
+  trends.append(trendsPanel([["organization", "The organization"]], rollups));
 
   const showCohort = (c: { trainerId: string; displayName: string }) =>
     fill(members, async () => {

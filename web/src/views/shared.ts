@@ -1,6 +1,6 @@
 // Pieces more than one dashboard uses: metric tiles, the report button, the rollup charts.
 
-import { ApiError, makeReport, type LearnerWeek, type Rollup } from "../api";
+import { ApiError, get, makeReport, query, type LearnerWeek, type Rollup } from "../api";
 import { lineChart } from "../charts";
 import { announce, errorText, fixed, h, mount, notice, percent } from "../dom";
 
@@ -125,4 +125,33 @@ export function weeklyCharts(weeks: LearnerWeek[]): HTMLElement[] {
       lineChart({ title: "Mean assessment score per week", periods, yRange: [0, 1], series: [{ label: "Mean score", values: weeks.map((w) => w.meanScore), color: COLORS.purple, format: fmtPercent }] }),
     ),
   ];
+}
+
+const GRANULARITIES: [string, string][] = [["weekly", "Weekly"], ["daily", "Daily"], ["monthly", "Monthly"]];
+
+/** Rollup charts with a choice of population (`scopes`: value, label) and period length. */
+export function trendsPanel(scopes: [string, string][], first?: Promise<Rollup[]>): HTMLElement {
+  const charts = h("div", { class: "trend-charts" });
+  const scope = h("select", { id: "trend-scope", name: "scope" }, scopes.map(([v, label]) => h("option", { value: v }, label)));
+  const granularity = h("select", { id: "trend-granularity", name: "granularity" }, GRANULARITIES.map(([v, label]) => h("option", { value: v }, label)));
+  const load = (initial?: Promise<Rollup[]>) =>
+    fill(charts, async () => {
+      const items = initial ?? get<{ items: Rollup[] }>(`/v1/aggregates${query({ granularity: granularity.value, scope: scope.value })}`).then((r) => r.items);
+      return rollupCharts(await items, scope.selectedOptions[0]?.textContent?.toLowerCase() ?? "");
+    });
+  scope.addEventListener("change", () => void load());
+  granularity.addEventListener("change", () => void load());
+  void load(first);
+  return h(
+    "div",
+    {},
+    h(
+      "div",
+      { class: "row" },
+      scopes.length > 1 ? [h("label", { for: scope.id }, "Show"), scope] : null,
+      h("label", { for: granularity.id }, "Periods"),
+      granularity,
+    ),
+    charts,
+  );
 }

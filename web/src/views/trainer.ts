@@ -5,7 +5,7 @@
 import { ANALYTICS_TYPES, get, query, type LearnerList, type Me, type Rollup } from "../api";
 import { card, h } from "../dom";
 import { cohortTable, openLearner } from "./cohort";
-import { fill, latestTiles, reportButton, rollupCharts, tile } from "./shared";
+import { fill, latestTiles, reportButton, tile, trendsPanel } from "./shared";
 
 export function trainerDashboard(me: Me): HTMLElement {
   const summary = h("div");
@@ -19,7 +19,7 @@ export function trainerDashboard(me: Me): HTMLElement {
     card("At a glance", "summary", summary),
     card("Learners", "learners", table),
     drill,
-    card("Cohort trends (weekly)", "trends", trends),
+    card("Trends", "trends", trends),
     card("Cohort report", "report", h("p", {}, "Your learners' metrics over the last 30 days."), reportButton("Download the cohort report", { types: ANALYTICS_TYPES })),
   );
   const rows = get<LearnerList>("/v1/learners").then((r) => r.items);
@@ -34,6 +34,8 @@ export function trainerDashboard(me: Me): HTMLElement {
     );
   });
   void fill(table, async () => cohortTable(await rows, (r) => openLearner(drill, r), "Your learners"));
-  void fill(trends, async () => rollupCharts(await rollups, "cohort"));
+  // The organization's figures, as a trainer reads them, leave out what would reveal individuals
+  // outside their cohort: such periods come back suppressed.
+  trends.append(trendsPanel([["cohort", "My cohort"], ["organization", "The whole organization"]], rollups));
   return view;
 }
