@@ -91,7 +91,7 @@ def css(driver: WebDriver | WebElement, selector: str) -> list[WebElement]:
     return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
-def sign_in(driver: WebDriver, url: str, login: str, keyboard: bool = False) -> str:
+def sign_in(driver: WebDriver, url: str, login: str, keyboard: bool = False, screenshot: str | None = None) -> str:
     """Through the sign-in page as a demo user (a click, or Tab to the button and Enter);
     returns the token the app keeps."""
     driver.get(f"{url}/app/config.json")  # this origin, but no app running to use the old session
@@ -99,6 +99,9 @@ def sign_in(driver: WebDriver, url: str, login: str, keyboard: bool = False) -> 
     driver.get_log("browser")  # what earlier pages logged is theirs
     driver.get(f"{url}/app/")
     button = wait(driver, lambda d: (css(d, f'button[data-login="{login}"]') or [None])[0])
+    if screenshot:
+        shoot(driver, screenshot)
+        assert accessibility_violations(driver) == []
     if keyboard:
         for _ in range(200):  # Tab through the page until the user's button has the focus
             if driver.switch_to.active_element == button:
@@ -192,7 +195,7 @@ def no_page_errors(driver: WebDriver) -> None:
 
 def test_learner_sees_their_numbers_and_downloads_their_report(stack: RunningGateway, chrome: WebDriver,
                                                                 downloads: Path) -> None:
-    token = sign_in(chrome, stack.url, "acme:learner-01")
+    token = sign_in(chrome, stack.url, "acme:learner-01", screenshot="signin")
     headline = loaded(chrome, "headline")
     analytics = {a["analyticsType"]: a["data"] for a in api(stack.url, token, "/v1/analytics?limit=50")["items"]}
     comparison = {c["analyticsType"]: c for c in api(stack.url, token, "/v1/comparison")["items"]}

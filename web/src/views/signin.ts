@@ -36,17 +36,26 @@ export function signInPage(cfg: AppConfig, done: () => void, problem?: string): 
             "section",
             { class: "card", "aria-label": org },
             h("h2", {}, org),
-            h(
-              "ul",
-              { class: "users" },
-              list.map((u) =>
-                h(
-                  "li",
-                  {},
-                  h("button", { type: "button", class: "user", "data-login": u.login, onclick: () => void pick(u) }, h("span", { class: "user-name" }, u.name), h("span", { class: "small muted" }, ` ${u.handle} · ${u.roles.map((r) => ROLE_LABEL[r] ?? r).join(", ")}`)),
-                ),
-              ),
-            ),
+            // Admins and trainers first: there are few of them and many learners.
+            ["org_admin", "trainer", "learner"].flatMap((role) => {
+              const people = list.filter((u) => u.roles[0] === role);
+              return people.length === 0
+                ? []
+                : [
+                    h("h3", {}, `${ROLE_LABEL[role][0].toUpperCase()}${ROLE_LABEL[role].slice(1)}s`),
+                    h(
+                      "ul",
+                      { class: "users" },
+                      people.map((u) =>
+                        h(
+                          "li",
+                          {},
+                          h("button", { type: "button", class: "user", "data-login": u.login, onclick: () => void pick(u) }, h("span", { class: "user-name" }, u.name), h("span", { class: "small muted" }, `${u.handle} · ${u.roles.map((r) => ROLE_LABEL[r] ?? r).join(", ")}`)),
+                        ),
+                      ),
+                    ),
+                  ];
+            }),
           ),
         ),
       );
