@@ -4,6 +4,9 @@ by the API's CORS, and the local gateway reading those CORS origins as the templ
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from scripts import apigw, gateway
@@ -42,3 +45,20 @@ def test_cors_allows_the_listed_origins_and_the_apps_own() -> None:
     assert "https://${WebDistribution.DomainName}" in str(origins)
     # Locally the deploy-time origin is unknown: the listed ones (the parameter's default) remain.
     assert gateway._resolve(origins, apigw.template()) == ["https://app.example.com"]
+
+
+def test_the_viewer_request_function_routes_app_paths_to_index(tmp_path: Path) -> None:
+    """The CloudFront Function's own code, run by Node: the app's routes get index.html, files
+    are left alone, `/` and `/app` redirect to `/app/`."""
+    code = resources()["WebRewriteFunction"]["Properties"]["FunctionCode"]
+    script = tmp_path / "rewrite.js"
+    script.write_text(code + """
+const cases = ["/app/", "/app/learners/42", "/app/assets/index-1.js", "/app/config.json", "/", "/app", "/other"];
+console.log(JSON.stringify(cases.map((uri) => handler({ request: { uri } }))));
+""")
+    out = json.loads(subprocess.run(["node", str(script)], capture_output=True, text=True, check=True).stdout)
+    uris = [r.get("uri") for r in out]
+    assert uris[:4] == ["/app/index.html", "/app/index.html", "/app/assets/index-1.js", "/app/config.json"]
+    assert [(r.get("statusCode"), r.get("headers", {}).get("location", {}).get("value")) for r in out[4:6]] == \
+        [(308, "/app/"), (308, "/app/")]
+    assert uris[6] == "/other"
