@@ -358,6 +358,12 @@ def test_trainer_sorts_the_cohort_by_keyboard_and_opens_an_at_risk_learner(stack
     chrome.execute_script("arguments[0].scrollIntoView()", drill)
     shoot(chrome, "trainer-drilldown")
     assert accessibility_violations(chrome) == []
+
+    # The cohort report: the service names it by the trainer's role.
+    css(chrome, "#report button[data-action=report]")[0].click()
+    wait(chrome, lambda d: css(d, "#report-link"), timeout=30)
+    latest = api(stack.url, token, "/v1/reports?limit=1")["items"][0]
+    assert (latest["kind"], latest["status"]) == ("cohort", "ready")
     no_page_errors(chrome)
 
 
