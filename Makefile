@@ -11,7 +11,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test fuzz lint bench sam-validate sam-build checkov db-start db-stop clean web
+.PHONY: run test fuzz lint bench conformance sam-validate sam-build checkov db-start db-stop clean web
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: $(STAMP) web
 ## make fuzz: the fuzz test (tests/test_fuzz.py) with 500 generated requests per operation and role
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
+
+## make conformance: ADL's xAPI LRS conformance suite (../shared/xapi-conformance, Node) against the
+## local gateway; prints passed/total per group and fails unless every statement group passes
+conformance: $(STAMP)
+	$(BIN)/python -m scripts.conformance --require-statements $(CONFORMANCE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -50,8 +50,9 @@ def main() -> None:
             hits += abs(n * before.average - (n - 1) * after - values[0]) <= 0.05
         rows.append([str(n), f"{statistics.fmean(dev_avg):.4f}", f"{_p95(dev_avg):.4f}",
                      f"{statistics.fmean(dev_median):.4f}", f"{_p95(dev_median):.4f}", f"{hits / args.groups:.1%}"])
-    print(f"Peer comparison release (epsilon {float(privacy.EPSILON_MEAN)} on the sum, "
-          f"{float(privacy.EPSILON_HISTOGRAM)} on a {privacy.BINS}-bin histogram), {args.groups} groups per size")
+    mean, hist = (n / d for n, d in (privacy.EPSILON_MEAN, privacy.EPSILON_HISTOGRAM))
+    print(f"Peer comparison release (epsilon {mean} on the sum, {hist} on a {privacy.BINS}-bin histogram), "
+          f"{args.groups} groups per size")
     print(_common.table(rows))
 
 

@@ -163,7 +163,7 @@ def bench_rollups(url: str, as_of: date, rounds: int) -> dict[str, tuple[float, 
         _clear(url, ["aggregated_analytics", "app.rollup_inputs"])
         runs["old first"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
         runs["old again"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
-        _clear(url, ["population_rollups"])
+        _clear(url, ["population_rollups", "app.population_rollup_inputs"])
         runs["new first"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
         runs["new again"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
     return {k: (statistics.median(t for t, _ in v), v[-1][1]) for k, v in runs.items()}
@@ -205,8 +205,6 @@ def main() -> None:
     args = parser.parse_args()
     url, as_of, trainer, events, days = prepare(args.rebuild)
     r = bench_rollups(url, as_of, args.rounds)
-    p50, p95, listed = bench_learner_list(trainer, args.requests)
-
     (old_first, old_rows), (old_again, old_re) = r["old first"], r["old again"]
     (new_first, new_rows), (new_again, new_re) = r["new first"], r["new again"]
     print(f"\nRollups, 90-day backfill, {ORGS} organizations, {events:,} events ({days:,} learner days); "
@@ -216,7 +214,8 @@ def main() -> None:
           f"{new_rows:,} / {old_rows:,}")
     print(f"{'unchanged re-run':<44} {new_again:>8.2f}s {old_again:>8.2f}s {new_again / old_again:>8.2f}  "
           f"{new_re} / {old_re}")
-    print(f"{'re-run / first run':<44} {new_again / new_first:>9.2f} {old_again / old_first:>9.2f}")
+    print(f"{'re-run / first run':<44} {new_again / new_first:>9.2f} {old_again / old_first:>9.2f}", flush=True)
+    p50, p95, listed = bench_learner_list(trainer, args.requests)
     print(f"\nGET /v1/learners as a trainer with {listed} learners, through the handler, {args.requests} requests:"
           f" p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms")
 

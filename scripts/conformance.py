@@ -28,7 +28,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SUITE = ROOT.parent / "shared" / "xapi-conformance"
+# The suite sits in `shared/` beside the repository (CI); a git worktree one level further down
+# finds it one folder higher.
+SUITES = (ROOT.parent / "shared" / "xapi-conformance", ROOT.parent.parent / "shared" / "xapi-conformance")
+DEFAULT_SUITE = next((p for p in SUITES if p.is_dir()), SUITES[0])
 
 # The groups (top-level describes) about statements; the rest are documents, agents, activities,
 # attachments, signatures and the alternate request syntax, which this LRS does not offer.
@@ -95,24 +98,28 @@ def local_gateway() -> Iterator[tuple[str, str, str]]:
     """A fresh database, a gateway on a free port, and a credential of a new organization."""
     import psycopg
 
-    from scripts import localdb, xapi_credential
-    from tests.gateway_support import gateway_process
+    from scripts import gateway, local, localdb, xapi_credential
 
-    started = localdb.start()
+    started = False if localdb.EXTERNAL_ADMIN_URL or localdb.is_running() else localdb.start()
     dbname = f"ms8_conformance_{os.getpid()}"
     localdb.drop_database(dbname)
-    localdb.create_database(dbname)
     try:
+        localdb.bootstrap(dbname)
+        localdb.migrate(dbname)
+        localdb.set_runtime_password()
         with psycopg.connect(localdb.owner_url(dbname), autocommit=True) as conn, conn.transaction():
             conn.execute("SELECT app.begin_maintenance()")
             org = uuid.uuid4()
             conn.execute("INSERT INTO organizations (id, name) VALUES (%s, 'Conformance')", (org,))
             key, secret = xapi_credential.create(conn, org, "https://lms.example.org", "conformance suite")
-        env = {"DATABASE_URL": localdb.runtime_url(dbname), "OWNER_DATABASE_URL": localdb.owner_url(dbname),
-               "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true",
-               "POWERTOOLS_LOG_LEVEL": "ERROR", "AWS_DEFAULT_REGION": "eu-west-1"}
-        with gateway_process(env, workers=2) as gw:
-            yield gw.url, key, secret
+        local.apply_function_env(None, db=dbname)
+        os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+        pool = gateway.Workers(gateway.bind("127.0.0.1", 0), 2, quiet=True, stdout=subprocess.DEVNULL)
+        pool.start()
+        try:
+            yield pool.url, key, secret
+        finally:
+            pool.stop()
     finally:
         localdb.drop_database(dbname)
         if started and not localdb.other_databases(dbname):
@@ -155,5 +162,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "layers" / "common"))
+    sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
     sys.exit(main())

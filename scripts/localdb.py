@@ -233,7 +233,7 @@ def resume_replica(port: int) -> None:
 def replica_caught_up(replica_port: int, timeout: float = 30.0) -> None:
     """Wait until the replica has replayed everything the primary wrote so far."""
     with psycopg.connect(admin_url(), autocommit=True) as primary:
-        row = primary.execute("SELECT pg_current_wal_lsn()").fetchone()
+        row = primary.execute("SELECT pg_current_wal_insert_lsn()").fetchone()  # commits are asynchronous here
     assert row is not None
     target = row[0]
     url = f"postgresql://{SUPERUSER}:{SUPERUSER_PASSWORD}@127.0.0.1:{replica_port}/postgres"

@@ -89,13 +89,17 @@ class Factory:
         )
         return client_id
 
-    def refresh_comparison(self, randbelow: Any = None) -> Any:
+    def refresh_comparison(self, randbelow: Any = None, *, a_day_later: bool = True) -> Any:
         """The refresh job's work: the view, then the (noisy) releases; returns the release run.
-        `randbelow` (e.g. a seeded random.Random().randrange) makes the noise reproducible."""
+        `randbelow` (e.g. a seeded random.Random().randrange) makes the noise reproducible.
+        `a_day_later` forgets the groups' spent budget first, as if the next day's refresh ran
+        (a group gets one fresh release a day, ms8.domain.privacy)."""
         from ms8.services.comparison import release_groups
 
         with self.conn.transaction():
             self.conn.execute("SELECT app.begin_maintenance()")
+            if a_day_later:
+                self.conn.execute("DELETE FROM app.comparison_spend")
             self.conn.execute("REFRESH MATERIALIZED VIEW comparison_aggregates")
             now = self.conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
             return release_groups(self.conn, now, *([randbelow] if randbelow else []))

@@ -205,6 +205,8 @@ def test_deleted_through_the_bus_loses_every_row_and_report_file(factory: Factor
                 "learners, active_learners, completions, assessments, scored, score_micros, duration_seconds, "
                 "distribution, version) VALUES (%s, %s, 'daily', current_date - 1, current_date, 1, 0, 0, 0, 0, 0, "
                 "0, '{}', 2)", (org.id, alice))
+    factory.sql("INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, "
+                "user_id) VALUES (%s, %s, '{\"actor\": {}}', now(), 'xkerasure', %s)", (org.id, uuid.uuid4(), alice))
     keys = {}
     for uid in (alice, bob):
         rid = uuid.uuid4()

@@ -689,6 +689,31 @@ USER_READ = {a: Exp(200, 200, 200) for a in USERS} | {s: denied(403) for s in SE
 ADMIN_ONLY_GET = {a: denied(403) for a in ACTORS} | {"org_admin": Exp(200, 200, 200)}
 DIRECTORY_ONLY = {a: denied(403) for a in ACTORS}
 
+XAPI_VERSION = (("X-Experience-API-Version", "1.0.3"),)
+
+
+def xapi(method: str, path: str, body: Any = None) -> Builder:
+    """An xAPI route (Basic auth with an xAPI credential, not a JWT): the version header, and the
+    target where `idless` puts it. A JWT of any actor is no credential there."""
+    inner = idless(method, path, body)
+
+    def build(w: World, actor: str, target: str) -> list[Req] | None:
+        reqs = inner(w, actor, target)
+        return None if reqs is None else [Req(r.method, r.path, r.body, (*r.headers, *XAPI_VERSION), r.query)
+                                          for r in reqs]
+
+    return build
+
+
+def everyone(status: int) -> dict[str, Exp]:
+    return {a: Exp(status, status, status, status) for a in ACTORS}
+
+
+XAPI_STATEMENT = {"actor": {"mbox": "mailto:iso@example.test"}, "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+                  "object": {"id": "https://iso.example.test/course"}}
+XAPI_NOT_OFFERED = [f"{m} {p}" for p in ("/xapi/activities/state", "/xapi/activities/profile", "/xapi/agents/profile")
+                    for m in ("GET", "PUT", "POST", "DELETE")] + ["GET /xapi/agents", "GET /xapi/activities"]
+
 ROUTES: dict[str, Entry] = {
     "GET /v1/me": Entry(idless("GET", "/v1/me"), USER_READ, check_me),
     "GET /v1/analytics": Entry(idless("GET", "/v1/analytics", query=(("limit", "100"),)), USER_READ, check_own_items),
@@ -757,6 +782,15 @@ ROUTES: dict[str, Entry] = {
         "ingest": Exp(403, None, 403), "directory": Exp(403, None, 403),
     }, check_report_read),
 }
+
+
+ROUTES.update({
+    "GET /xapi/about": Entry(xapi("GET", "/xapi/about"), everyone(200)),
+    "GET /xapi/statements": Entry(xapi("GET", "/xapi/statements"), everyone(401)),
+    "POST /xapi/statements": Entry(xapi("POST", "/xapi/statements", [XAPI_STATEMENT]), everyone(401)),
+    "PUT /xapi/statements": Entry(xapi("PUT", "/xapi/statements", XAPI_STATEMENT), everyone(401)),
+    **{key: Entry(xapi(*key.split(" ", 1)), everyone(501)) for key in XAPI_NOT_OFFERED},
+})
 
 
 def test_every_route_of_the_template_has_an_entry() -> None:

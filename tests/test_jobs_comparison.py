@@ -78,6 +78,11 @@ def peers(runtime_url: str, user: UUID, lock_timeout: str = "2s") -> list[tuple[
                             ).fetchall()
 
 
+def a_day_later(url: str) -> None:
+    """Forget every group's spent budget, as if the next day's refresh ran (one release a day)."""
+    sql(url, "DELETE FROM app.comparison_spend")
+
+
 def view_rows(url: str) -> list[tuple[Any, ...]]:
     """The view's exact statistics (mastery: sum_units / 10000 is the sum of the values)."""
     return sql(url, "SELECT organization_id, role, analytics_type, user_count, sum_units, bins, counts, digest "
@@ -107,6 +112,13 @@ def test_first_run_populates_then_refreshes_concurrently_and_shows_new_analytics
     learners(scratch.owner, org, [0.0, 0.0])
     assert peers(scratch.runtime, ten[0]) == released  # not until the refresh
 
+    # Within the day the group has spent its budget: the grown group keeps its release.
+    same_day = invoke(handler, sample_event("refresh_comparison"))
+    assert {k: same_day["details"][k] for k in ("concurrently", "released", "budgetExhausted")} == {
+        "concurrently": True, "released": 0, "budgetExhausted": 1}
+    assert peers(scratch.runtime, ten[0]) == released
+
+    a_day_later(scratch.owner)
     second = invoke(handler, sample_event("refresh_comparison"))
 
     assert {k: second["details"][k] for k in ("concurrently", "viewRows", "released")} == {
@@ -120,6 +132,7 @@ def test_readers_are_not_blocked_while_a_concurrent_refresh_is_in_flight(scratch
     ten = learners(scratch.owner, org, [0.5] * 10)
     invoke(handler, {})
     learners(scratch.owner, org, [1.0] * 5)
+    a_day_later(scratch.owner)
 
     before = peers(scratch.runtime, ten[0])
     with psycopg.connect(scratch.owner) as refresher:

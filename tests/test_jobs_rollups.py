@@ -246,9 +246,27 @@ def test_the_job_rolls_up_its_windows_and_a_rerun_writes_nothing(scratch: str) -
     again = invoke(handler, event)
 
     assert first["status"] == "ok" and first["rowsWritten"] > 0
-    assert again["rowsWritten"] == 0
+    # Both organizations' 7 days, 1 week and the complete months the run covers.
+    first_month, end_month = windows(WEEK_END, 7)["monthly"]
+    months = (end_month.year - first_month.year) * 12 + end_month.month - first_month.month
+    assert [first["details"][g]["periodsChanged"] for g in ("daily", "weekly", "monthly")] == [14, 2, 2 * months]
+    assert again["rowsWritten"] == 0  # and nothing recomputed: the fingerprints are unchanged
+    assert [again["details"][g]["periodsChanged"] for g in ("daily", "weekly", "monthly")] == [0, 0, 0]
     weekly = stored(scratch, [data.org_a], "weekly")
     assert weekly[(data.org_a, None, "weekly", MONDAY)] == expected(data)[(data.org_a, None, "weekly", MONDAY)]
+
+    # A new event of org A: that day, week and month of org A only are recomputed.
+    send(data.org_a, [ev(data.users["c"], "completed", at(5), "course-4")])
+    grown = invoke(handler, event)
+    in_months = int(first_month <= MONDAY < end_month)
+    assert [grown["details"][g]["periodsChanged"] for g in ("daily", "weekly", "monthly")] == [1, 1, in_months]
+    assert grown["rowsWritten"] == 2 + in_months  # org A's day 5, week (and month): c is in no cohort
+    # A new assignment changes every period of org A (the cohort's population).
+    sql(scratch, "INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id) VALUES (%s, %s, %s)",
+        (data.org_a, data.users["u"], data.users["c"]))
+    assigned = invoke(handler, event)
+    assert [assigned["details"][g]["periodsChanged"] for g in ("daily", "weekly", "monthly")] == [7, 1, months]
+    assert stored(scratch, [data.org_a], "weekly")[(data.org_a, data.users["u"], "weekly", MONDAY)]["learners"] == 1
 
 
 def test_replays_see_new_events_erasures_unassignments_and_a_new_version(

@@ -31,7 +31,7 @@ from uuid import UUID
 import psycopg
 import pytest
 from psycopg import errors, pq, sql
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 
 from ms8 import db
 from tests.factories import Factory
@@ -130,6 +130,24 @@ service_clients       org_admin   -..-    -..-    -..-    -..-
 service_clients       ingest      -..-    -..-    -..-    -..-
 service_clients       directory   -..-    -..-    -..-    -..-
 service_clients       none        -..-    -..-    -..-    -..-
+xapi_credentials      learner     -..-    -..-    -..-    -..-
+xapi_credentials      trainer     -..-    -..-    -..-    -..-
+xapi_credentials      org_admin   -..-    -..-    -..-    -..-
+xapi_credentials      ingest      -..-    -..-    -..-    -..-
+xapi_credentials      directory   -..-    -..-    -..-    -..-
+xapi_credentials      none        -..-    -..-    -..-    -..-
+xapi_attachments      learner     -..-    -..-    -..-    -..-
+xapi_attachments      trainer     -..-    -..-    -..-    -..-
+xapi_attachments      org_admin   -..-    -..-    -..-    -..-
+xapi_attachments      ingest      -..-    -..-    -..-    -..-
+xapi_attachments      directory   -..-    -..-    -..-    -..-
+xapi_attachments      none        -..-    -..-    -..-    -..-
+xapi_statements       learner     ----    ----    ----    ----
+xapi_statements       trainer     ----    ----    ----    ----
+xapi_statements       org_admin   ----    ----    ----    ----
+xapi_statements       ingest      .---    .---    .---    .---
+xapi_statements       directory   .---    .---    .---    .---
+xapi_statements       none        .---    .---    .---    .---
 """
 
 ACTORS = ("learner", "trainer", "org_admin", "ingest", "directory", "none")
@@ -137,7 +155,7 @@ USER_ACTORS = ("learner", "trainer", "org_admin")
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 TARGETS = ("own", "peer", "assigned", "other")
 ORG_TABLES = frozenset({"organizations", "aggregated_analytics", "population_rollups", "skill_targets",
-                        "service_clients"})
+                        "service_clients", "xapi_credentials", "xapi_attachments"})
 # A new organization is never the actor's own: organizations INSERT has only the `other` target.
 NO_CELL = frozenset({("organizations", "INSERT", "own")})
 
@@ -165,7 +183,7 @@ SUBJECTS = ("learner", "trainer", "org_admin", "peer", "assigned", "stranger")
 TABLE_ORDER = (
     "user_tombstones", "analytics", "gamification", "points_ledger", "learning_events", "learner_daily_activity",
     "reports", "report_links", "trainer_assignments", "aggregated_analytics", "population_rollups", "skill_targets",
-    "service_clients",
+    "service_clients", "xapi_credentials", "xapi_attachments", "xapi_statements",
 )
 
 
@@ -233,7 +251,19 @@ BUILDERS: dict[str, Callable[[World, str], dict[str, Any]]] = {
     "service_clients": lambda w, s: {
         "client_id": f"matrix-{uuid.uuid4().hex}", "organization_id": w.org[s], "scopes": ["ingest"],
     },
+    # Only an xAPI request (a credential's key in the context) reaches these: no actor here does.
+    "xapi_credentials": lambda w, s: {
+        "key": f"xkmatrix{uuid.uuid4().hex[:12]}", "organization_id": w.org[s], "secret_hash": "scrypt$matrix",
+    },
+    "xapi_attachments": lambda w, s: {
+        "organization_id": w.org[s], "sha2": uuid.uuid4().hex, "content_type": "text/plain", "content": b"x",
+    },
+    "xapi_statements": lambda w, s: {
+        **_user_row(w, s), "statement_id": uuid.uuid4(), "statement": Json({"matrix": True}), "stored": _now(),
+        "credential_key": "xkmatrix",
+    },
 }
+
 
 def _rollup_row(org: UUID, trainer: UUID | None, granularity: str = "daily") -> dict[str, Any]:
     return {"organization_id": org, "trainer_id": trainer, "granularity": granularity,
@@ -258,6 +288,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "population_rollups": ("organization_id", "granularity", "period_start"),
     "skill_targets": ("organization_id", "skill"),
     "service_clients": ("client_id",),
+    "xapi_credentials": ("key",),
+    "xapi_attachments": ("organization_id", "sha2"),
+    "xapi_statements": ("organization_id", "statement_id"),
 }
 
 # A change that keeps the row where it is (same owner, same organization).
@@ -277,6 +310,9 @@ UPDATES: dict[str, str] = {
     "population_rollups": "learners = learners",
     "skill_targets": "target_level = target_level",
     "service_clients": "description = description",
+    "xapi_credentials": "description = description",
+    "xapi_attachments": "content_type = content_type",
+    "xapi_statements": "voided = voided",
 }
 
 
@@ -479,7 +515,7 @@ def test_org_admin_never_reads_another_organization(conn: psycopg.Connection, wo
     begin(conn, w, worlds.directory_client, "org_admin")
     try:
         assert _visible(conn, "SELECT id FROM organizations") == {w.org["home"]}
-        for table in sorted(set(KEYS) - {"organizations", "service_clients"}):
+        for table in sorted(set(KEYS) - {"organizations", "service_clients", "xapi_credentials"}):
             orgs = _visible(conn, f"SELECT DISTINCT organization_id FROM {table}")
             assert orgs <= {w.org["home"]}, table
         # Not vacuous: the admin does read its own organization's rows.

@@ -236,3 +236,13 @@ def test_resources_not_offered_answer_501(cred: tuple[str, str]) -> None:
         r = xcall("GET", path, cred)
         assert r.status == 501 and r.error_code == "NOT_SUPPORTED"
     assert xcall("GET", "agents", cred, headers={"X-Experience-API-Version": ""}).status == 400
+
+
+def test_a_statement_voided_in_its_own_batch_never_counts(factory: Factory, org: Org, cred: tuple[str, str]) -> None:
+    alice = org.users["alice"]
+    st = statement(email_of(factory, alice), "completed")
+    voiding = {"actor": st["actor"], "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+               "object": {"objectType": "StatementRef", "id": st["id"]}}
+    assert xcall("POST", "statements", cred, body=[st, voiding]).status == 200
+    assert events_of(factory, alice) == []
+    assert xcall("GET", "statements", cred, query={"voidedStatementId": st["id"]}).status == 200

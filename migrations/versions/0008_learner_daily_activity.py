@@ -18,7 +18,12 @@
    and their own cohort's. The job (owner, maintenance) writes; the runtime role only reads.
    `suppressed` is false until small-cell suppression is applied to what a caller reads.
 
-3. app.refresh_skill_gaps(): after an org admin changes a skill target, every learner of the
+3. app.population_rollup_inputs: per organization, granularity and period, a fingerprint of what
+   its rows were last computed from (how many learner days and memberships, an order-free digest
+   of them, the rollup version). The job recomputes only the periods whose fingerprint differs,
+   so an unchanged re-run reads the days once and writes nothing. Owner-only bookkeeping.
+
+4. app.refresh_skill_gaps(): after an org admin changes a skill target, every learner of the
    organization with a mastery snapshot gets their skill_gap snapshot recomputed from it, in the
    same request (one statement). SECURITY DEFINER because the snapshots are the learners' rows
    (an org admin may not write them); it computes the data itself (the definition of
@@ -103,6 +108,21 @@ CREATE TABLE population_rollups (
     UNIQUE NULLS NOT DISTINCT (organization_id, trainer_id, granularity, period_start)
 );
 CREATE INDEX population_rollups_period_idx ON population_rollups (granularity, period_start);
+
+CREATE TABLE app.population_rollup_inputs (
+    organization_id uuid NOT NULL REFERENCES public.organizations (id) ON DELETE CASCADE,
+    granularity text NOT NULL CHECK (granularity IN ('daily', 'weekly', 'monthly')),
+    period_start date NOT NULL,
+    inputs bigint NOT NULL CHECK (inputs > 0),
+    digest bigint NOT NULL,
+    version integer NOT NULL,
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (organization_id, granularity, period_start)
+);
+ALTER TABLE app.population_rollup_inputs ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY population_rollup_inputs_maintenance ON app.population_rollup_inputs TO CURRENT_USER
+    USING ((SELECT app.in_maintenance())) WITH CHECK ((SELECT app.in_maintenance()));
+REVOKE ALL ON app.population_rollup_inputs FROM PUBLIC;
 COMMENT ON TABLE population_rollups IS
     'Rollups of an organization''s learners (trainer_id NULL) or of a trainer''s cohort, per period.';
 """
@@ -247,6 +267,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION app.refresh_skill_gaps()")
+    op.execute("DROP TABLE app.population_rollup_inputs")
     op.execute("DROP TABLE population_rollups")
     op.execute("DROP TABLE learner_daily_activity")
     op.execute("DROP FUNCTION app.add_skill_sums(jsonb, jsonb)")

@@ -4,7 +4,8 @@
   declares the account `homePage` its actors use on its credential. Revoked rows stay (revoked_at)
   so a key is never reused. The table is read only through app.begin_xapi_request(), which also
   refuses a revoked key, so revocation takes effect on the next request.
-- xapi_statements: every stored statement as it will be returned (JSONB), its stored time, the
+- xapi_statements: every stored statement as it will be returned (json: as produced, no binary
+  conversion on the hot path), its stored time, the
   voided flag, the statement a StatementRef object targets (a query also returns the statements
   that target a statement it matches), the tokens the GET filters use (one GIN index), the content hash that keeps
   statements re-sent without an id from being stored twice, and the learning event it was mapped
@@ -52,7 +53,9 @@ CREATE TABLE xapi_statements (
     organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     statement_id uuid NOT NULL,
     seq bigint GENERATED ALWAYS AS IDENTITY,
-    statement jsonb NOT NULL CHECK (jsonb_typeof(statement) = 'object'),
+    -- json, not jsonb: kept as produced (key order too) and not converted on the hot path; the
+    -- filters never look inside it (they use tokens).
+    statement json NOT NULL,
     stored timestamptz NOT NULL,
     credential_key text NOT NULL,
     voided boolean NOT NULL DEFAULT false,
@@ -64,8 +67,12 @@ CREATE TABLE xapi_statements (
     event jsonb,
     user_id uuid,
     event_occurred_at timestamptz,
-    PRIMARY KEY (organization_id, statement_id)
+    PRIMARY KEY (organization_id, statement_id),
+    -- Erasing a user erases the statements that were counted as theirs (by cascade, as every
+    -- other row of the user); a statement waiting for its user has none yet.
+    FOREIGN KEY (organization_id, user_id) REFERENCES users (organization_id, id) ON DELETE CASCADE
 );
+CREATE INDEX xapi_statements_user_idx ON xapi_statements (user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX xapi_statements_seq_idx ON xapi_statements (organization_id, seq);
 CREATE INDEX xapi_statements_ref_idx ON xapi_statements (organization_id, ref) WHERE ref IS NOT NULL;
 CREATE INDEX xapi_statements_tokens_idx ON xapi_statements USING gin (tokens);

@@ -4,6 +4,7 @@ the replica is down (ms8.db.reader)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -77,7 +78,7 @@ def test_lag_tolerant_routes_read_the_replica_with_rls(factory: Factory, reader_
     assert comparison.split(rows)[0] == {"mastery": {"mastery": 0.25}}
 
 
-def test_writes_never_reach_the_reader(factory: Factory, reader_env: int) -> None:
+def test_writes_never_reach_the_reader(factory: Factory, reader_env: int, s3: Any) -> None:
     org = factory.org(ann=["learner"])
     localdb.replica_caught_up(reader_env)
     with pytest.raises((psycopg.errors.ReadOnlySqlTransaction, Unprocessable)), \
@@ -89,22 +90,34 @@ def test_writes_never_reach_the_reader(factory: Factory, reader_env: int) -> Non
              body={"items": [{"analyticsType": "mastery", "data": {"mastery": 0.7}}]})
     assert r.status == 200 and r.body["written"] == 1
     assert factory.sql("SELECT count(*) FROM analytics WHERE user_id = %s", (org.users["ann"],)) == [(1,)]
+    # A report: its data gathered on the replica, its row written on the writer.
+    localdb.replica_caught_up(reader_env)
+    r = call("POST", "/v1/reports", sub=org.users["ann"],
+             body={"format": "json", "from": "2026-11-01", "to": "2026-11-30"})
+    assert r.status == 201, r.body
+    assert factory.sql("SELECT status FROM reports WHERE id = %s", (r.body["id"],)) == [("ready",)]
 
 
 def test_replica_down_falls_back_to_the_writer(factory: Factory, reader_env: int) -> None:
-    _, learners = _peers(factory)
+    org, learners = _peers(factory)
     localdb.replica_caught_up(reader_env)
     assert call("GET", "/v1/comparison", sub=learners[0]).status == 200
     assert _on_replica()
+    admin = factory.user(org, ["org_admin"], name="admin")
+    localdb.replica_caught_up(reader_env)
+    assert call("GET", "/v1/aggregates", sub=admin).status == 200  # a transaction on the replica
     localdb.stop_replica()
     try:
+        # The reader's open connection is dead now: the transaction falls back to the writer.
+        r = call("GET", "/v1/aggregates", sub=admin)
+        assert r.status == 200, r.body
         for path in ("/v1/comparison", "/v1/leaderboard"):
             r = call("GET", path, sub=learners[0])
             assert r.status == 200, r.body  # answered by the writer
         # Written after the replica went down: only the writer has it, and the answer shows it.
-        factory.sql("UPDATE gamification SET points = 999 WHERE user_id = %s", (learners[0],))
+        factory.sql("UPDATE gamification SET points = 4321 WHERE user_id = %s", (learners[0],))
         r = call("GET", "/v1/leaderboard", sub=learners[0], query={"limit": "1"})
-        assert r.body["items"][0]["points"] == 999
+        assert r.body["items"][0]["points"] == 4321
     finally:
         localdb.resume_replica(reader_env)
     localdb.replica_caught_up(reader_env)

@@ -8,6 +8,7 @@ the connection), and it vanishes with the transaction.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -329,16 +330,22 @@ class ReaderDatabase(Database):
     @contextmanager
     def transaction(self, begin: Callable[[psycopg.Connection], T]) -> Iterator[tuple[psycopg.Connection, T]]:
         if self._usable():
+            on_replica = Database.transaction(self, begin)
             try:
-                self.connection()
+                pair = on_replica.__enter__()  # connects and sets the context: fails fast when down
             except DatabaseUnavailable:
                 self._failed()
-        if self._usable():
-            with super().transaction(begin) as pair:
-                yield pair
-        else:
-            with self.writer.transaction(begin) as pair:
-                yield pair
+            else:
+                try:
+                    yield pair
+                except BaseException:
+                    if not on_replica.__exit__(*sys.exc_info()):
+                        raise
+                else:
+                    on_replica.__exit__(None, None, None)
+                return
+        with self.writer.transaction(begin) as pair:
+            yield pair
 
 
 runtime = Database("runtime")

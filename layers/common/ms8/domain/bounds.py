@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # Above this many completions a week, a velocity is not a person learning but a client bug.
 MAX_VELOCITY = 1000.0
@@ -27,8 +26,7 @@ MAX_EXTRA_STRING = 1000
 MAX_EXTRA_ENTRIES = 100
 
 
-@dataclass(frozen=True, slots=True)
-class Range:
+class Range(NamedTuple):
     """A closed interval; `integer` fields take whole numbers only; `nullable` admits null."""
 
     low: float

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from ms8.domain import vocabulary
 
@@ -293,26 +294,21 @@ def streak_window(now: datetime, tz: tzinfo) -> tuple[date, date]:
     return (now - READ_WINDOW).astimezone(tz).date() + timedelta(days=1), now.astimezone(tz).date()
 
 
-class DayRow(NamedTuple):
-    """A learner's UTC day as learner_daily_activity keeps it (ms8.repositories.days): the
-    per-day sums the snapshots are derived from instead of the day's raw events."""
+class DaySums(NamedTuple):
+    """What a learner's UTC days wholly inside the windows add up to (ms8.repositories.days.sums,
+    one SQL statement over learner_daily_activity): the days after the edges (boundary_days) and
+    before `now`'s UTC day, each sum over the days inside its own window."""
 
-    day: date
-    completed_objects: Sequence[str]
-    scored: int
-    weighted_scores: float  # sum(score * 2^(seconds into the day / half-life))
-    weights: float  # sum(2^(seconds into the day / half-life))
-    weighted_skills: Mapping[str, Sequence[float]]  # {skill: (weighted score sum, weight sum)}
-    sessions: int
-    duration_seconds: int
-    quarters: str  # one character per quarter-hour of the day: '1' when it has activity
-
-
-_QUARTER_S = 900.0
-
-
-def _day_start(day: date) -> float:
-    return (day - _EPOCH).days * 86400.0
+    recent_objects: Sequence[str] = ()  # completed in the days inside the trailing 4 weeks
+    previous_objects: Sequence[str] = ()  # ... inside the 4 weeks before
+    weighted_scores: float = 0.0  # sum over days of 0.5^((now - day start) / half-life) * day's sum
+    weights: float = 0.0
+    scored: int = 0
+    skills: Mapping[str, Sequence[float]] = {}  # {skill: (weighted scores, weights)}, as above
+    sessions: int = 0  # in the days inside the engagement window
+    duration_seconds: int = 0
+    engaged_days: Sequence[date] = ()  # local dates with activity, days inside the engagement window
+    streak_days: Sequence[date] = ()  # ... inside the streak window
 
 
 _EPOCH = date(1970, 1, 1)
@@ -322,20 +318,53 @@ def _utc_date(instant_s: float) -> date:
     return _EPOCH + timedelta(days=int(instant_s // 86400))
 
 
-def boundary_days(now: datetime, tz: tzinfo) -> frozenset[date]:
-    """The UTC days on which a window of a definition starts or ends mid-day: their events are
-    read one by one (the day sums cannot say which side of the edge an event lies on)."""
-    now_s = now.timestamp()
-    first_engaged = _engagement_starts(now, tz)[0]
-    first_streak = local_day_start(streak_window(now, tz)[0], tz).timestamp()
-    return frozenset(_utc_date(t) for t in (
-        now_s,
-        (now - timedelta(weeks=VELOCITY_WEEKS)).timestamp(),
-        (now - timedelta(weeks=2 * VELOCITY_WEEKS)).timestamp(),
-        (now - timedelta(days=MASTERY_DAYS)).timestamp(),
-        first_engaged,
-        first_streak,
-    ))
+@lru_cache(maxsize=4096)
+def local_segments(tz_name: str, day: date) -> tuple[tuple[int, int, date], ...]:
+    """The quarter-hours [from, to) of a UTC day that fall on one local date of a time zone, with
+    that date: every zone's days start on a quarter-hour, so a quarter lies on one local date."""
+    tz = ZoneInfo(tz_name)
+    start = _day_start(day)
+    out: list[tuple[int, int, date]] = []
+    for q in range(96):
+        local = datetime.fromtimestamp(start + q * _QUARTER_S, tz).date()
+        if out and out[-1][2] == local:
+            out[-1] = (out[-1][0], q + 1, local)
+        else:
+            out.append((q, q + 1, local))
+    return tuple(out)
+
+
+_QUARTER_S = 900.0
+
+
+def _day_start(day: date) -> float:
+    return (day - _EPOCH).days * 86400.0
+
+
+class Edges(NamedTuple):
+    """The UTC days on which a window starts or ends mid-day, for `now` and one time zone: their
+    events are read one by one (a day's sums cannot say which side of the edge an event is on)."""
+
+    today: date  # now's UTC day: later days hold only events after now
+    recent_from: date  # velocity: now - 4 weeks
+    previous_from: date  # velocity: now - 8 weeks
+    mastery_from: date  # now - 90 days
+    engaged_from: date  # the engagement window's first local day starts on this UTC day
+    streak_from: date  # the streak window's first local day starts on this UTC day
+
+    def days(self) -> frozenset[date]:
+        return frozenset(self)
+
+
+def edges(now: datetime, tz: tzinfo) -> Edges:
+    return Edges(
+        _utc_date(now.timestamp()),
+        _utc_date((now - timedelta(weeks=VELOCITY_WEEKS)).timestamp()),
+        _utc_date((now - timedelta(weeks=2 * VELOCITY_WEEKS)).timestamp()),
+        _utc_date((now - timedelta(days=MASTERY_DAYS)).timestamp()),
+        _utc_date(_engagement_starts(now, tz)[0]),
+        _utc_date(local_day_start(streak_window(now, tz)[0], tz).timestamp()),
+    )
 
 
 def first_day(now: datetime) -> date:
@@ -344,65 +373,47 @@ def first_day(now: datetime) -> date:
 
 
 def from_days(
-    days: Iterable[DayRow], boundary: Sequence[EventRow], now: datetime, tz: tzinfo, targets: Mapping[str, float]
+    sums: DaySums, boundary: Sequence[EventRow], now: datetime, tz: tzinfo, targets: Mapping[str, float]
 ) -> tuple[dict[str, dict[str, Any]], set[date]]:
-    """compute_rows from a learner's day rows and the raw events of their boundary days
-    (boundary_days), plus the active local days of the streak window (streak_window).
+    """compute_rows from a learner's day sums and the raw events of their edge days (Edges), plus
+    the active local days of the streak window (streak_window).
 
-    Days wholly inside a window add their sums; the boundary days' events go through the same
-    per-event rules as compute_rows. Days after `now`'s UTC day hold only later events, and are
-    ignored. Equal to compute_rows over all the events up to the float rounding of the weighted
-    sums (the results are rounded to 4 decimals; see docs/ANALYTICS.md).
+    The edge days' events go through the same per-event rules as compute_rows; the sums of the
+    days wholly inside the windows are added to theirs. Equal to compute_rows over all the events
+    up to the float rounding of the weighted sums (the results are rounded to 4 decimals; see
+    docs/ANALYTICS.md).
     """
-    now_s = now.timestamp()
-    edges = boundary_days(now, tz)
-    today_utc = _utc_date(now_s)
-    recent_from = _utc_date((now - timedelta(weeks=VELOCITY_WEEKS)).timestamp())
-    previous_from = _utc_date((now - timedelta(weeks=2 * VELOCITY_WEEKS)).timestamp())
-    mastery_from = _utc_date((now - timedelta(days=MASTERY_DAYS)).timestamp())
-    starts = _engagement_starts(now, tz)
-    engaged_from = _utc_date(starts[0])
-    window_start, today = streak_window(now, tz)
-    streak_days = local_days(tz, window_start, (today - window_start).days + 1)
-    streak_from = _utc_date(streak_days.starts[0])
-
     recent, previous = _velocity_sets(boundary, now)
+    recent.update(sums.recent_objects)
+    previous.update(sums.previous_objects)
     active, sessions, seconds = _engagement_parts(boundary, now, tz)
+    engagement_first = _engagement_starts(now, tz)
+    first_local = now.astimezone(tz).date() - timedelta(days=ENGAGEMENT_DAYS - 1)
+    active.update((d - first_local).days + 1 for d in sums.engaged_days)  # positions as bisect gives them
     num, den, skills, count = _mastery_sums(boundary, now)
-    streak_positions = {bisect_right(streak_days.starts, at) for *_, at in boundary if at <= now_s}
-    for d in days:
-        if d.day in edges or d.day >= today_utc:
-            continue  # an edge (its events are in `boundary`) or after now
-        start = _day_start(d.day)
-        if d.day > recent_from:
-            recent.update(d.completed_objects)
-        elif d.day > previous_from:
-            previous.update(d.completed_objects)
-        if d.day > mastery_from and d.weights > 0:
-            factor = 0.5 ** ((now_s - start) / _HALF_LIFE_S)
-            num += factor * d.weighted_scores
-            den += factor * d.weights
-            count += d.scored
-            for skill, (weighted, weight) in d.weighted_skills.items():
-                sums = skills.get(skill)
-                if sums is None:
-                    skills[skill] = [factor * weighted, factor * weight]
-                else:
-                    sums[0] += factor * weighted
-                    sums[1] += factor * weight
-        quarters = [start + q * _QUARTER_S for q, bit in enumerate(d.quarters) if bit == "1"]
-        if d.day > engaged_from:
-            sessions += d.sessions
-            seconds += d.duration_seconds
-            active.update(bisect_right(starts, t) for t in quarters)
-        if d.day > streak_from:
-            streak_positions.update(bisect_right(streak_days.starts, t) for t in quarters)
+    num += sums.weighted_scores
+    den += sums.weights
+    count += sums.scored
+    for skill, (weighted, weight) in sums.skills.items():
+        found = skills.get(skill)
+        if found is None:
+            skills[skill] = [weighted, weight]
+        else:
+            found[0] += weighted
+            found[1] += weight
     mastery_data = _mastery_data(num, den, skills, count)
     data = {
         "learning_velocity": _velocity_data(recent, previous),
-        "engagement": _engagement_data(active, sessions, seconds),
+        "engagement": _engagement_data(
+            {i for i in active if 0 < i < len(engagement_first)}, sessions + sums.sessions,
+            seconds + sums.duration_seconds),
         "mastery": mastery_data,
         "skill_gap": skill_gap_from_mastery(mastery_data["skills"], targets),
     }
-    dates = streak_days.dates
-    return data, {dates[i - 1] for i in streak_positions if 0 < i <= len(dates)}
+    window_start, today = streak_window(now, tz)
+    now_s = now.timestamp()
+    days = local_days(tz, window_start, (today - window_start).days + 1)
+    streak = {days.dates[i - 1] for i in (bisect_right(days.starts, at) for *_, at in boundary if at <= now_s)
+              if 0 < i <= len(days.dates)}
+    streak.update(d for d in sums.streak_days if window_start <= d <= today)
+    return data, streak

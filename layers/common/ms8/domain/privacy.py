@@ -20,25 +20,33 @@ Pure: no database.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from fractions import Fraction
 
 from ms8.domain.vocabulary import PEER_K
 
 RandBelow = Callable[[int], int]
+# A privacy parameter as an exact ratio (numerator, denominator): the sampler works on integers.
+# (Not fractions.Fraction: it imports decimal, a cost every handler importing this would pay.)
+Epsilon = tuple[int, int]
+
+
+def system_randbelow(n: int) -> int:
+    """The operating system's randomness (secrets.randbelow), imported on first use only."""
+    import secrets
+
+    return secrets.randbelow(n)
+
 
 K_MIN_GROUP = PEER_K                  # no group of fewer distinct people is released at all
 GRID = 10_000                         # sum units per release range (migration 0009's GRID)
 BINS = 20                             # histogram bins over the release range (0009's BINS)
-EPSILON_MEAN = Fraction(1)            # privacy loss of the noisy sum, per release
-EPSILON_HISTOGRAM = Fraction(1)       # privacy loss of the noisy histogram, per release
-EPSILON_RELEASE = EPSILON_MEAN + EPSILON_HISTOGRAM
-BUDGET_WINDOW = timedelta(days=7)
-BUDGET = 7 * EPSILON_RELEASE          # per group and rolling window: one fresh release a day
+EPSILON_MEAN: Epsilon = (1, 1)       # privacy loss of the noisy sum, per release
+EPSILON_HISTOGRAM: Epsilon = (1, 1)  # privacy loss of the noisy histogram, per release
+EPSILON_RELEASE = EPSILON_MEAN[0] / EPSILON_MEAN[1] + EPSILON_HISTOGRAM[0] / EPSILON_HISTOGRAM[1]
+BUDGET_WINDOW = timedelta(days=1)
+BUDGET = EPSILON_RELEASE              # per group and rolling day: one fresh release (refreshes are hourly)
 DECIMALS = 4
 
 
@@ -46,6 +54,8 @@ def seeded_randbelow(seed: bytes) -> RandBelow:
     """A deterministic randbelow drawing from SHA-256 in counter mode keyed by `seed` (32 secret
     bytes): unpredictable without the seed, the same stream for the same seed. Uniform by
     rejection (no modulo bias)."""
+    import hashlib  # here: only the rollup reads need it
+
     counter = 0
     buffer = b""
 
@@ -87,11 +97,10 @@ def bernoulli_exp(num: int, den: int, randbelow: RandBelow) -> bool:
     return _bernoulli_exp_le1(num, den, randbelow)
 
 
-def discrete_laplace(scale: Fraction, randbelow: RandBelow = secrets.randbelow) -> int:
-    """An integer Z with P(Z = z) proportional to exp(-|z| / scale) (CKS20 algorithm 2)."""
-    if scale <= 0:
+def discrete_laplace(t: int, s: int = 1, randbelow: RandBelow = system_randbelow) -> int:
+    """An integer Z with P(Z = z) proportional to exp(-|z| / (t/s)): scale t/s (CKS20 algorithm 2)."""
+    if t <= 0 or s <= 0:
         raise ValueError("the scale must be positive")
-    t, s = scale.numerator, scale.denominator  # scale = t / s
     while True:
         u = randbelow(t)
         if not bernoulli_exp(u, t, randbelow):
@@ -138,22 +147,27 @@ def dense_histogram(bins: Sequence[int], counts: Sequence[int]) -> list[int]:
     return dense
 
 
-def noisy_average(stats: GroupStats, randbelow: RandBelow = secrets.randbelow) -> float:
+def laplace_noise(sensitivity: int, epsilon: Epsilon, randbelow: RandBelow) -> int:
+    """Noise for a sum that one person moves by at most `sensitivity`: scale sensitivity/epsilon."""
+    num, den = epsilon
+    return discrete_laplace(sensitivity * den, num, randbelow)
+
+
+def noisy_average(stats: GroupStats, randbelow: RandBelow = system_randbelow) -> float:
     """The group's average with noise of scale (one range) / EPSILON_MEAN on its sum.
 
     The count is public (k-anonymity shows it anyway); the sum is what one member moves by at most
     GRID units.
     """
-    noisy = stats.sum_units + discrete_laplace(GRID / EPSILON_MEAN, randbelow)
+    noisy = stats.sum_units + laplace_noise(GRID, EPSILON_MEAN, randbelow)
     share = min(max(noisy / (stats.user_count * GRID), 0.0), 1.0)
     return stats.low + share * (stats.high - stats.low)
 
 
-def noisy_histogram(histogram: Sequence[int], randbelow: RandBelow = secrets.randbelow) -> list[int]:
+def noisy_histogram(histogram: Sequence[int], randbelow: RandBelow = system_randbelow) -> list[int]:
     """Each bin plus noise of scale 2 / EPSILON_HISTOGRAM (one change moves two bins by one);
     negative counts are read as empty."""
-    scale = 2 / EPSILON_HISTOGRAM
-    return [max(n + discrete_laplace(scale, randbelow), 0) for n in histogram]
+    return [max(n + laplace_noise(2, EPSILON_HISTOGRAM, randbelow), 0) for n in histogram]
 
 
 def quantile(histogram: Sequence[int], q: float, low: float, high: float) -> float:
@@ -171,7 +185,7 @@ def quantile(histogram: Sequence[int], q: float, low: float, high: float) -> flo
     return high
 
 
-def release(stats: GroupStats, randbelow: RandBelow = secrets.randbelow) -> Release:
+def release(stats: GroupStats, randbelow: RandBelow = system_randbelow) -> Release:
     """A fresh noisy release of one group (of at least K_MIN_GROUP members)."""
     if stats.user_count < K_MIN_GROUP:
         raise ValueError(f"a group of {stats.user_count} is below k = {K_MIN_GROUP}")
@@ -179,7 +193,7 @@ def release(stats: GroupStats, randbelow: RandBelow = secrets.randbelow) -> Rele
     noisy = noisy_histogram(stats.histogram, randbelow)
     p25, p50, p75 = (quantile(noisy, q, stats.low, stats.high) for q in (0.25, 0.5, 0.75))
     return Release(round(average, DECIMALS), round(p25, DECIMALS), round(p50, DECIMALS), round(p75, DECIMALS),
-                   float(EPSILON_RELEASE))
+                   EPSILON_RELEASE)
 
 
 # --- population rollups, as read by someone who may not see each learner (a trainer reading the
@@ -187,8 +201,8 @@ def release(stats: GroupStats, randbelow: RandBelow = secrets.randbelow) -> Rele
 
 CAP_COMPLETIONS_PER_DAY = 1           # a learner counts at most this many completions per day of a period
 CAP_SECONDS_PER_DAY = 2 * 3600        # ... and at most two hours a day
-EPSILON_ROLLUP_EACH = Fraction(1, 2)  # per noisy sum; six sums per row
-EPSILON_ROLLUP = 6 * EPSILON_ROLLUP_EACH
+EPSILON_ROLLUP_EACH: Epsilon = (1, 2)  # per noisy sum; six sums per row
+EPSILON_ROLLUP = 6 * EPSILON_ROLLUP_EACH[0] / EPSILON_ROLLUP_EACH[1]
 SCORE_UNIT = 1_000_000                # per-learner mean scores are summed in micro-units
 
 
@@ -230,7 +244,7 @@ def protect_rollup(cell: CappedSums, days: int, randbelow: RandBelow) -> Protect
     row's state (app.release_seeds): the same row always gives the same figures. The mean score
     is shown only when at least k learners have a scored assessment."""
     def noisy(value: int, sensitivity: int) -> int:
-        return value + discrete_laplace(sensitivity / EPSILON_ROLLUP_EACH, randbelow)
+        return value + laplace_noise(sensitivity, EPSILON_ROLLUP_EACH, randbelow)
 
     learners = max(noisy(cell.learners, 1), 1)
     active = min(max(noisy(cell.active_learners, 1), 0), learners)
@@ -247,6 +261,11 @@ def protect_rollup(cell: CappedSums, days: int, randbelow: RandBelow) -> Protect
     )
 
 
-def may_release(spent: float) -> bool:
-    """Whether a group that spent `spent` in the current window can afford one more release."""
-    return spent + float(EPSILON_RELEASE) <= float(BUDGET) + 1e-9
+def may_release(spent: float, member_left: bool = False) -> bool:
+    """Whether a group that spent `spent` in the current window gets a fresh release.
+
+    A group someone left (an erasure, a value aging out) is always released again: an erased
+    person's value must leave the published figures at the next refresh. That release is still
+    charged, and it is one more release of the same size, so the guarantee per release holds.
+    """
+    return member_left or spent + EPSILON_RELEASE <= BUDGET + 1e-9

@@ -13,10 +13,13 @@ What a run covers, for the day D it runs as (default today, UTC) and `days` N (d
 daily, the N days before D; weekly, the complete ISO weeks that overlap those days, and always
 the last complete week before D; monthly likewise with calendar months. So the daily schedule
 also refreshes last week and last month (late events are picked up), and `{"date": D, "days":
-90}` backfills a quarter. Only rows that differ from what is stored are written: an unchanged
-re-run writes nothing. The population is the organization's learners and cohorts as they are at
-the run (assignments and roles have no history): a learner who joins a cohort is counted in the
-cohort's periods of the window the next run covers.
+90}` backfills a quarter. Only the (organization, period) pairs whose inputs changed are
+recomputed: one pass over the window's learner days and the memberships compares each pair's
+fingerprint with what it was last computed from (app.population_rollup_inputs), so an unchanged
+re-run reads the days once and writes nothing; of the pairs recomputed, only rows that differ
+are written. The population is the organization's learners and cohorts as they are at the run
+(assignments and roles have no history): a learner who joins a cohort is counted in the cohort's
+periods of the window the next run covers.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import psycopg
 
 from ms8.domain.vocabulary import Granularity
 from ms8.jobs.partitions import add_months
-from ms8.jobs.runner import Job, JobInput, Outcome
+from ms8.jobs.runner import Job, JobInput, Outcome, logger
 from ms8.repositories import rollups as repo
 
 
@@ -68,13 +71,21 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
         details["erasedDays"] = {"from": erased[0].isoformat(), "to": erased[1].isoformat()}
     written = 0
     for granularity, (start, end) in spans.items():
-        counts = repo.rollup(conn, granularity, start, end)
+        prints = repo.changed_periods(conn, granularity, start, end)
+        counts = repo.rollup(conn, granularity, start, end, [(p.organization_id, p.period_start) for p in prints])
+        repo.save_fingerprints(conn, granularity, prints)
         written += counts.written
         details[granularity] = {
-            "from": start.isoformat(), "to": end.isoformat(),
+            "from": start.isoformat(), "to": end.isoformat(), "periodsChanged": len(prints),
             "inserted": counts.inserted, "updated": counts.updated, "deleted": counts.deleted,
         }
-    return Outcome(rows_written=written, details=details)
+    first, last = min(s for s, _ in spans.values()), max(e for _, e in spans.values())
+    invalid = repo.invalid_days(conn, first, last)
+    if invalid:  # left out of every rollup; the other days and organizations are rolled up as usual
+        logger.warning("rollup_analytics: learner days out of range left out", extra={"invalidDays": invalid})
+        details["invalidDays"] = invalid
+    return Outcome(rows_written=written, details=details,
+                   reported={"OutOfRangeDays": sum(invalid.values())})
 
 
 JOB = Job("rollup_analytics", roll_up)

@@ -62,12 +62,12 @@ def groups(conn: psycopg.Connection) -> list[GroupRow]:
     return [GroupRow((r[0], r[1], r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]) for r in rows]
 
 
-def release_digests(conn: psycopg.Connection) -> dict[GroupKey, int]:
-    """The state each current release was drawn for."""
+def release_digests(conn: psycopg.Connection) -> dict[GroupKey, tuple[int, int]]:
+    """The state each current release was drawn for: (digest, user count)."""
     rows = conn.execute(
-        "SELECT organization_id, role, analytics_type, digest FROM app.comparison_releases"
+        "SELECT organization_id, role, analytics_type, digest, user_count FROM app.comparison_releases"
     ).fetchall()
-    return {(r[0], r[1], r[2]): r[3] for r in rows}
+    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
 
 
 def spent_since(conn: psycopg.Connection, since: datetime) -> dict[GroupKey, float]:

@@ -7,8 +7,8 @@ at-risk rule read it. The verbs come from the vocabulary as parameters (VERB_PAR
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -107,24 +107,106 @@ days_written AS (
 """
 
 
-_READ = """
-SELECT user_id, day, completed_objects, scored, weighted_scores, weights, weighted_skills, sessions,
-       duration_seconds, quarters::text
-FROM learner_daily_activity
-WHERE user_id = ANY (%s) AND day >= %s AND day <= %s
+# The sums of each learner's days wholly inside the windows (ms8.domain.metrics.DaySums), one row
+# per learner: the days from the first any window reaches back to until before now's UTC day,
+# without the edge days (ms8.domain.metrics.Edges; their events are read one by one). Each sum
+# takes the days inside its own window: strictly after the UTC day its window starts on.
+# The mastery sums get each day's factor 0.5^((now - day start) / half-life). The active
+# quarter-hours become local dates through `segments`: per time zone and UTC day, the runs of
+# quarter-hours that fall on one local date (ms8.domain.metrics.local_segments), so no time-zone
+# conversion runs per row.
+_SUMS = """
+WITH p AS (
+    SELECT * FROM unnest(%(users)s::uuid[], %(zones)s::text[], %(engaged_from)s::date[], %(streak_from)s::date[])
+        AS p(user_id, tz, engaged_from, streak_from)
+),
+d AS (
+    SELECT p.user_id, p.tz, p.engaged_from, p.streak_from, d.day, d.completed_objects, d.scored,
+           d.weighted_scores, d.weights, d.weighted_skills, d.sessions, d.duration_seconds, d.quarters,
+           power(0.5::float8, (%(now_s)s - date_part('epoch', d.day::timestamp)) / %(half_life_s)s) AS factor
+    FROM p JOIN learner_daily_activity d ON d.user_id = p.user_id
+    WHERE d.day >= %(first)s AND d.day < %(today)s
+      AND d.day NOT IN (%(recent_from)s, %(previous_from)s, %(mastery_from)s, p.engaged_from, p.streak_from)
+),
+objects AS (
+    SELECT d.user_id,
+           array_agg(DISTINCT o) FILTER (WHERE d.day > %(recent_from)s) AS recent,
+           array_agg(DISTINCT o) FILTER (WHERE d.day < %(recent_from)s AND d.day > %(previous_from)s) AS previous
+    FROM d CROSS JOIN LATERAL unnest(d.completed_objects) AS o
+    WHERE d.day > %(previous_from)s
+    GROUP BY 1
+),
+totals AS (
+    SELECT d.user_id,
+           sum(d.factor * d.weighted_scores) FILTER (WHERE d.day > %(mastery_from)s) AS weighted_scores,
+           sum(d.factor * d.weights) FILTER (WHERE d.day > %(mastery_from)s) AS weights,
+           sum(d.scored) FILTER (WHERE d.day > %(mastery_from)s) AS scored,
+           sum(d.sessions) FILTER (WHERE d.day > d.engaged_from) AS sessions,
+           sum(d.duration_seconds) FILTER (WHERE d.day > d.engaged_from) AS duration_seconds
+    FROM d GROUP BY 1
+),
+skills AS (
+    SELECT user_id, jsonb_object_agg(skill, jsonb_build_array(s, w)) AS skills
+    FROM (SELECT d.user_id, k.skill, sum(d.factor * (k.v ->> 0)::float8) AS s, sum(d.factor * (k.v ->> 1)::float8) AS w
+          FROM d CROSS JOIN LATERAL jsonb_each(d.weighted_skills) AS k(skill, v)
+          WHERE d.day > %(mastery_from)s AND d.weighted_skills <> '{}' GROUP BY 1, 2) per_skill
+    GROUP BY 1
+),
+segments AS (
+    SELECT * FROM unnest(%(seg_zones)s::text[], %(seg_days)s::date[], %(seg_from)s::integer[],
+                         %(seg_len)s::integer[], %(seg_local)s::date[]) AS s(tz, day, q_from, q_len, local_day)
+),
+local_days AS (
+    SELECT d.user_id,
+           array_agg(DISTINCT s.local_day) FILTER (WHERE d.day > d.engaged_from) AS engaged,
+           array_agg(DISTINCT s.local_day) FILTER (WHERE d.day > d.streak_from) AS streak
+    FROM d JOIN segments s ON s.tz = d.tz AND s.day = d.day
+    WHERE bit_count(substring(d.quarters FROM s.q_from + 1 FOR s.q_len)) > 0
+    GROUP BY 1
+)
+SELECT p.user_id, o.recent, o.previous, t.weighted_scores, t.weights, t.scored, k.skills, t.sessions,
+       t.duration_seconds, l.engaged, l.streak
+FROM p
+JOIN totals t ON t.user_id = p.user_id
+LEFT JOIN objects o ON o.user_id = p.user_id
+LEFT JOIN skills k ON k.user_id = p.user_id
+LEFT JOIN local_days l ON l.user_id = p.user_id
 """
 
 
-def read(
-    conn: psycopg.Connection, user_ids: Sequence[UUID], first: date, last: date
-) -> dict[UUID, list[metrics.DayRow]]:
-    """The users' days from `first` to `last` (UTC dates), per user (RLS decides visibility)."""
-    out: dict[UUID, list[metrics.DayRow]] = {}
-    if not user_ids:
-        return out
-    for user, *fields in conn.execute(_READ, (list(user_ids), first, last)).fetchall():
-        out.setdefault(user, []).append(metrics.DayRow(*fields))
-    return out
+def sums(
+    conn: psycopg.Connection, learners: Mapping[UUID, tuple[str, metrics.Edges]], now: datetime
+) -> dict[UUID, metrics.DaySums]:
+    """The day sums of each learner (user id -> (time zone name, edges)); a learner without days
+    inside the windows is left out (nothing to add). RLS decides visibility."""
+    if not learners:
+        return {}
+    any_edges = next(iter(learners.values()))[1]
+    first = metrics.first_day(now)
+    segments = [
+        (tz, day, q_from, q_to - q_from, local)
+        for tz in sorted({tz for tz, _ in learners.values()})
+        for day in (first + timedelta(days=i) for i in range((any_edges.today - first).days))
+        for q_from, q_to, local in metrics.local_segments(tz, day)
+    ]
+    seg_zones, seg_days, seg_from, seg_len, seg_local = (list(c) for c in zip(*segments, strict=True))
+    rows = conn.execute(_SUMS, {
+        "seg_zones": seg_zones, "seg_days": seg_days, "seg_from": seg_from, "seg_len": seg_len,
+        "seg_local": seg_local,
+        "users": list(learners), "zones": [tz for tz, _ in learners.values()],
+        "engaged_from": [e.engaged_from for _, e in learners.values()],
+        "streak_from": [e.streak_from for _, e in learners.values()],
+        "first": first, "today": any_edges.today, "recent_from": any_edges.recent_from,
+        "previous_from": any_edges.previous_from, "mastery_from": any_edges.mastery_from,
+        "now_s": now.timestamp(), "half_life_s": DAY_PARAMS["half_life_s"],
+    }).fetchall()
+    return {
+        r[0]: metrics.DaySums(
+            r[1] or (), r[2] or (), r[3] or 0.0, r[4] or 0.0, int(r[5] or 0),
+            {k: tuple(v) for k, v in (r[6] or {}).items()}, int(r[7] or 0), int(r[8] or 0), r[9] or (), r[10] or (),
+        )
+        for r in rows
+    }
 
 
 # The same aggregation over events already stored (a load that bypassed ingest, a repair): the

@@ -3,9 +3,9 @@ events the analytics computation reads (one statement for all users)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime
-from typing import NamedTuple
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -118,30 +118,46 @@ def lock_users(conn: psycopg.Connection, user_ids: Sequence[UUID]) -> None:
         conn.execute(_LOCK, (_LOCK_SPACE, sorted(user_ids)))
 
 
-# The events of some (user, UTC day) pairs: the days on which a window of the analytics starts or
-# ends mid-day (ms8.domain.metrics.boundary_days). The instant as POSIX seconds (date_part gives
-# the double nearest the exact value, as datetime.timestamp() does; see EventRow).
+# The events of the users on some UTC days: the days on which a window of the analytics starts or
+# ends mid-day (ms8.domain.metrics.boundary_days). One index range scan per run of consecutive
+# days (user_id = ANY and the instant range: the partitions outside the ranges are pruned when the
+# statement is planned). The instant as POSIX seconds (date_part gives the double nearest the
+# exact value, as datetime.timestamp() does; see EventRow).
 _ON_DAYS = """
-SELECT e.user_id, e.verb, e.object_id, e.skills, e.score, e.duration_seconds, date_part('epoch', e.occurred_at)
-FROM unnest(%s::uuid[], %s::date[]) AS b(user_id, day)
-JOIN learning_events e ON e.user_id = b.user_id
-     AND e.occurred_at >= b.day::timestamp AT TIME ZONE 'UTC'
-     AND e.occurred_at < (b.day + 1)::timestamp AT TIME ZONE 'UTC'
+SELECT e.user_id, e.verb, e.object_id, e.skills, e.score, e.duration_seconds, date_part('epoch', e.occurred_at),
+       (e.occurred_at AT TIME ZONE 'UTC')::date
+FROM learning_events e
+WHERE e.user_id = ANY (%s) AND ({ranges})
 """
+_RANGE = "(e.occurred_at >= %s AND e.occurred_at < %s)"
 
 
-def on_days(conn: psycopg.Connection, pairs: Sequence[tuple[UUID, date]]) -> dict[UUID, list[EventRow]]:
-    """The events of each (user, UTC day), per user (RLS decides visibility)."""
+def _runs(days: Iterable[date]) -> list[tuple[datetime, datetime]]:
+    """Consecutive days merged into [start, end) instant ranges (UTC)."""
+    runs: list[list[date]] = []
+    for d in sorted(set(days)):
+        if runs and d == runs[-1][1]:
+            runs[-1][1] = d + timedelta(days=1)
+        else:
+            runs.append([d, d + timedelta(days=1)])
+    return [(datetime.combine(a, time(), UTC), datetime.combine(b, time(), UTC)) for a, b in runs]
+
+
+def on_days(conn: psycopg.Connection, wanted: Mapping[UUID, Collection[date]]) -> dict[UUID, list[EventRow]]:
+    """The events of each user on their UTC days in `wanted`, per user (RLS decides visibility)."""
     out: dict[UUID, list[EventRow]] = {}
-    if not pairs:
+    ranges = _runs(d for days in wanted.values() for d in days)
+    if not ranges:
         return out
-    users, days = zip(*pairs, strict=True)
+    query = _ON_DAYS.format(ranges=" OR ".join([_RANGE] * len(ranges)))
+    params: list[Any] = [list(wanted)]
+    for start, end in ranges:
+        params += [start, end]
     # Binary: a real score arrives as the exact float4 value, as the day sums in SQL see it.
     with conn.cursor(binary=True) as cur:
-        for user, verb, object_id, skills, score, duration, at in cur.execute(
-            _ON_DAYS, (list(users), list(days))
-        ).fetchall():
-            out.setdefault(user, []).append(EventRow(verb, object_id, tuple(skills or ()), score, duration, at))
+        for user, verb, object_id, skills, score, duration, at, day in cur.execute(query, params).fetchall():
+            if day in wanted[user]:  # another user's boundary day is an ordinary day of this one
+                out.setdefault(user, []).append(EventRow(verb, object_id, tuple(skills or ()), score, duration, at))
     return out
 
 

@@ -37,6 +37,8 @@ class LearnerFacts:
 
 # Windows in UTC days ending with `today`: recent velocity [today-27, today], previous
 # [today-55, today-28], engagement [today-29, today], active share [today-6, today].
+# Per learner, LATERAL reads of their own days and snapshot: index scans by user, whatever the
+# size of the organization.
 _FACTS = f"""
 WITH l AS (
     SELECT u.id, u.name, u.email FROM users u
@@ -44,35 +46,26 @@ WITH l AS (
       AND (%(trainer)s::uuid IS NULL
            OR u.id IN (SELECT ta.learner_id FROM trainer_assignments ta WHERE ta.trainer_id = %(trainer)s))
       AND (%(user)s::uuid IS NULL OR u.id = %(user)s)
-),
-objects AS (
-    SELECT d.user_id,
-           count(DISTINCT o) FILTER (WHERE d.day > %(today)s::date - {VELOCITY_DAYS}) AS recent,
-           count(DISTINCT o) FILTER (WHERE d.day <= %(today)s::date - {VELOCITY_DAYS}) AS previous
-    FROM learner_daily_activity d CROSS JOIN LATERAL unnest(d.completed_objects) AS o
-    WHERE d.user_id IN (SELECT id FROM l) AND d.completions > 0
-      AND d.day > %(today)s::date - {2 * VELOCITY_DAYS} AND d.day <= %(today)s
-    GROUP BY 1
-),
-activity AS (
-    SELECT d.user_id, max(d.last_at) AS last_at,
+)
+SELECT l.id, l.name, l.email, a.last_at, o.recent, o.previous, a.active, a.active_7, s.mastery, s.skills
+FROM l
+CROSS JOIN LATERAL (
+    SELECT max(d.last_at) AS last_at,
            count(*) FILTER (WHERE d.day > %(today)s::date - {ENGAGEMENT_DAYS} AND d.day <= %(today)s) AS active,
            count(*) FILTER (WHERE d.day > %(today)s::date - {ACTIVE_SHARE_DAYS} AND d.day <= %(today)s) AS active_7
-    FROM learner_daily_activity d
-    WHERE d.user_id IN (SELECT id FROM l)
-    GROUP BY 1
-),
-snap AS (
-    SELECT a.user_id, a.headline_value AS mastery, a.data -> 'skills' AS skills
-    FROM analytics a
-    WHERE a.user_id IN (SELECT id FROM l) AND a.role = %(learner)s AND a.analytics_type = 'mastery'
-)
-SELECT l.id, l.name, l.email, a.last_at, coalesce(o.recent, 0), coalesce(o.previous, 0),
-       coalesce(a.active, 0), coalesce(a.active_7, 0), s.mastery, s.skills
-FROM l
-LEFT JOIN objects o ON o.user_id = l.id
-LEFT JOIN activity a ON a.user_id = l.id
-LEFT JOIN snap s ON s.user_id = l.id
+    FROM learner_daily_activity d WHERE d.user_id = l.id
+) a
+CROSS JOIN LATERAL (
+    SELECT count(DISTINCT o) FILTER (WHERE d.day > %(today)s::date - {VELOCITY_DAYS}) AS recent,
+           count(DISTINCT o) FILTER (WHERE d.day <= %(today)s::date - {VELOCITY_DAYS}) AS previous
+    FROM learner_daily_activity d CROSS JOIN LATERAL unnest(d.completed_objects) AS o
+    WHERE d.user_id = l.id AND d.completions > 0
+      AND d.day > %(today)s::date - {2 * VELOCITY_DAYS} AND d.day <= %(today)s
+) o
+LEFT JOIN LATERAL (
+    SELECT a.headline_value AS mastery, a.data -> 'skills' AS skills
+    FROM analytics a WHERE a.user_id = l.id AND a.role = %(learner)s AND a.analytics_type = 'mastery'
+) s ON true
 ORDER BY l.name, l.id
 """
 

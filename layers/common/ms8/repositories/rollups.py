@@ -8,12 +8,14 @@ differ from what is stored (docs/ANALYTICS.md defines every figure).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
+from uuid import UUID
 
 import psycopg
 
-from ms8.domain import privacy
 from ms8.domain.vocabulary import LEARNER, Granularity
 
 # date_trunc unit and period length per granularity; date_trunc('week') starts on ISO Mondays.
@@ -32,97 +34,119 @@ ROLLUP_VERSION = 2
 #   and of each trainer cohort (learners assigned to the trainer), as they are at the run;
 #   scope_id is the organization's id for the organization and the trainer's for a cohort, so
 #   every join is an equality (hashable), never IS NOT DISTINCT FROM.
-# - per_user / per_user_objects fold the learners' days into one row per learner and period with
-#   activity; distinct completed objects need their own pass (an object completed on two days of
-#   one week counts once in that week, as in the learner's velocity).
+# - per_user folds the learners' days into one row per learner and period with activity (a day
+#   is its own daily period, read as it is); distinct completed objects need their own pass for
+#   weeks and months (an object completed on two days of one week counts once in that week, as
+#   in the learner's velocity).
 # - Only active learners have rows: an organization of 2,500 learners of whom 100 learn does not
 #   make 2,500 rows per period. The distributions are over all the population's learners, so the
-#   inactive ones are zeros placed before the active values: the quartile at position
-#   p x (learners - 1) is interpolated between the values at its floor and ceiling, a zero below
-#   index (learners - active) and else the active value of that rank (row_number per metric).
-#   This is percentile_cont over the padded values, without the padding (a test holds them equal
-#   on a worked example). Mean score is over learners with a scored assessment (all active).
+#   inactive ones are Z = learners - active zeros placed before the active values (sorted into
+#   an array per population and period): the value at padded index i is 0 below Z and else the
+#   array's element i - Z + 1, and a quartile interpolates at p x (learners - 1) between the
+#   values at its floor and ceiling. This is percentile_cont over the padded values without the
+#   padding (tests hold them equal). Mean score is over learners with a scored assessment (all
+#   of them active).
 # - Every population gets a row for every period, with zeros when nobody was active.
 # - Unchanged rows are filtered out before the INSERT (ON CONFLICT DO UPDATE would lock, and so
 #   write, every conflicting row even when its WHERE finds no change); rows of the window the
 #   data no longer supports (a cohort that lost its learners) are deleted.
-_ROLLUP = """
+# The periods of [start, end) and the members of every population: an organization's learners
+# (scope_id = the organization's id) and each trainer's cohort (scope_id = the trainer's id), of
+# every organization or only those in scope.
+_PERIODS_AND_MEMBERS = """
 WITH periods AS (
     SELECT p::date AS period_start, (p + %(step)s::interval)::date AS period_end
     FROM generate_series(%(start)s::timestamp, %(end)s::timestamp - interval '1 day', %(step)s::interval) AS p
 ),
 members AS (
     SELECT u.organization_id, u.organization_id AS scope_id, NULL::uuid AS trainer_id, u.id AS user_id
-    FROM users u WHERE %(learner)s = ANY (u.roles)
+    FROM users u
+    WHERE %(learner)s = ANY (u.roles) AND (%(everything)s OR u.organization_id = ANY (%(scope_orgs)s::uuid[]))
     UNION ALL
     SELECT u.organization_id, ta.trainer_id, ta.trainer_id, u.id
     FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
-    WHERE %(learner)s = ANY (u.roles)
+    WHERE %(learner)s = ANY (u.roles) AND (%(everything)s OR u.organization_id = ANY (%(scope_orgs)s::uuid[]))
+),"""
+
+_ROLLUP = _PERIODS_AND_MEMBERS + """
+scope AS (
+    SELECT * FROM unnest(%(pair_orgs)s::uuid[], %(pair_starts)s::date[]) AS s(organization_id, period_start)
 ),
 populations AS MATERIALIZED (
-    SELECT organization_id, scope_id, trainer_id, count(*) AS learners FROM members GROUP BY 1, 2, 3
+    -- With the padded positions of the quartiles: p x (learners - 1), its floor and ceiling.
+    SELECT n.*, app_positions
+    FROM (SELECT organization_id, scope_id, trainer_id, count(*) AS learners FROM members GROUP BY 1, 2, 3) n
 ),
 per_user AS (
-    SELECT d.user_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start,
-           count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
-           sum(d.score_micros) AS score_micros, sum(d.duration_seconds) AS duration_seconds
+    -- A day is its own period: its row as it is (its objects are already distinct).
+    SELECT d.user_id, d.day AS period_start, 1 AS active_days, cardinality(d.completed_objects) AS completions,
+           d.assessments, d.scored, d.score_micros, d.duration_seconds
     FROM learner_daily_activity d
-    WHERE d.day >= %(start)s AND d.day < %(end)s
-    GROUP BY 1, 2
-),
-per_user_objects AS (
-    SELECT d.user_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start, count(DISTINCT o) AS completions
-    FROM learner_daily_activity d CROSS JOIN LATERAL unnest(d.completed_objects) AS o
-    WHERE d.day >= %(start)s AND d.day < %(end)s AND d.completions > 0
-    GROUP BY 1, 2
+    WHERE %(daily)s AND d.day >= %(start)s AND d.day < %(end)s AND {valid_day}
+      AND (%(everything)s OR d.organization_id = ANY (%(scope_orgs)s::uuid[]))
+    UNION ALL
+    SELECT a.user_id, a.period_start, a.active_days, coalesce(c.completions, 0), a.assessments, a.scored,
+           a.score_micros, a.duration_seconds
+    FROM (
+        SELECT d.user_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start,
+               count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
+               sum(d.score_micros) AS score_micros, sum(d.duration_seconds) AS duration_seconds
+        FROM learner_daily_activity d
+        WHERE NOT %(daily)s AND d.day >= %(start)s AND d.day < %(end)s AND {valid_day}
+          AND (%(everything)s OR d.organization_id = ANY (%(scope_orgs)s::uuid[]))
+        GROUP BY 1, 2
+    ) a
+    LEFT JOIN (
+        -- Distinct objects over the period's days (an object completed on two days counts once).
+        SELECT d.user_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start,
+               count(DISTINCT o) AS completions
+        FROM learner_daily_activity d CROSS JOIN LATERAL unnest(d.completed_objects) AS o
+        WHERE NOT %(daily)s AND d.day >= %(start)s AND d.day < %(end)s AND d.completions > 0 AND {valid_day}
+          AND (%(everything)s OR d.organization_id = ANY (%(scope_orgs)s::uuid[]))
+        GROUP BY 1, 2
+    ) c ON c.user_id = a.user_id AND c.period_start = a.period_start
 ),
 active AS (
-    SELECT m.organization_id, m.scope_id, a.period_start, a.active_days, coalesce(c.completions, 0) AS completions,
-           a.assessments, a.scored, a.score_micros, a.duration_seconds, a.duration_seconds / 60.0 AS minutes
+    SELECT m.organization_id, m.scope_id, a.period_start, a.active_days, a.completions,
+           a.assessments, a.scored, a.score_micros, a.duration_seconds, a.duration_seconds::float8 / 60 AS minutes
     FROM per_user a
     JOIN members m ON m.user_id = a.user_id
-    LEFT JOIN per_user_objects c ON c.user_id = a.user_id AND c.period_start = a.period_start
-),
-ranked AS (
-    SELECT x.*, p.learners, count(*) OVER w AS active_n,
-           row_number() OVER (w ORDER BY x.completions) AS r_completions,
-           row_number() OVER (w ORDER BY x.active_days) AS r_active_days,
-           row_number() OVER (w ORDER BY x.minutes) AS r_minutes
-    FROM active x
-    JOIN populations p ON p.organization_id = x.organization_id AND p.scope_id = x.scope_id
-    WINDOW w AS (PARTITION BY x.organization_id, x.scope_id, x.period_start)
 ),
 stats AS (
-    SELECT organization_id, scope_id, period_start, count(*) AS active_learners,
-           sum(completions) AS completions, sum(assessments) AS assessments, sum(scored) AS scored,
-           sum(score_micros) AS score_micros, sum(duration_seconds) AS duration_seconds,
-           app_zq(completions), app_zq(active_days), app_zq(minutes),
-           percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY score_micros::float8 / scored / 1e6)
-               FILTER (WHERE scored > 0) AS score_q,
+    SELECT x.organization_id, x.scope_id, x.period_start, count(*) AS active_n,
+           sum(x.completions) AS completions, sum(x.assessments) AS assessments, sum(x.scored) AS scored,
+           sum(x.score_micros) AS score_micros, sum(x.duration_seconds) AS duration_seconds,
+           array_agg(x.completions ORDER BY x.completions) AS completions_v,
+           array_agg(x.active_days ORDER BY x.active_days) AS active_days_v,
+           array_agg(x.minutes ORDER BY x.minutes) AS minutes_v,
+           percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY x.score_micros::float8 / x.scored / 1e6)
+               FILTER (WHERE x.scored > 0) AS score_q,
            -- Sums where each learner adds a bounded amount (capped per day of the period): what a
            -- reader who may not see each learner gets, with noise (ms8.domain.privacy).
-           sum(least(completions, %(cap_completions)s * ((period_start + %(step)s::interval)::date - period_start)))
+           sum(least(x.completions,
+                     %(cap_completions)s * ((x.period_start + %(step)s::interval)::date - x.period_start)))
                AS capped_completions,
-           sum(least(duration_seconds, %(cap_seconds)s * ((period_start + %(step)s::interval)::date - period_start)))
+           sum(least(x.duration_seconds,
+                     %(cap_seconds)s * ((x.period_start + %(step)s::interval)::date - x.period_start)))
                AS capped_seconds,
-           count(*) FILTER (WHERE scored > 0) AS scored_learners,
-           round(sum(score_micros::numeric / scored) FILTER (WHERE scored > 0)) AS learner_score_micros
-    FROM ranked
-    GROUP BY organization_id, scope_id, period_start, learners, active_n
+           count(*) FILTER (WHERE x.scored > 0) AS scored_learners,
+           round(sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 0)) AS learner_score_micros
+    FROM active x
+    GROUP BY x.organization_id, x.scope_id, x.period_start
 ),
 computed AS (
     SELECT p.organization_id, p.trainer_id, d.period_start, d.period_end, p.learners::integer,
-           coalesce(s.active_learners, 0)::integer AS active_learners,
+           coalesce(s.active_n, 0)::integer AS active_learners,
            coalesce(s.completions, 0)::bigint AS completions, coalesce(s.assessments, 0)::bigint AS assessments,
            coalesce(s.scored, 0)::bigint AS scored, coalesce(s.score_micros, 0)::bigint AS score_micros,
            coalesce(s.duration_seconds, 0)::bigint AS duration_seconds,
            jsonb_build_object(
-               'completions', app_q3(s.completions_q0, s.completions_q1, s.completions_q2, 0),
-               'activeDays', app_q3(s.active_days_q0, s.active_days_q1, s.active_days_q2, 0),
+               'completions', app_unpad(completions),
+               'activeDays', app_unpad(active_days),
                'meanScore', app_q3(s.score_q[1], s.score_q[2], s.score_q[3], NULL),
-               'minutes', app_q3(s.minutes_q0, s.minutes_q1, s.minutes_q2, 0)) AS distribution,
+               'minutes', app_unpad(minutes)) AS distribution,
            jsonb_build_object(
-               'learners', p.learners, 'activeLearners', coalesce(s.active_learners, 0),
+               'learners', p.learners, 'activeLearners', coalesce(s.active_n, 0),
                'completions', coalesce(s.capped_completions, 0), 'seconds', coalesce(s.capped_seconds, 0),
                'scoredLearners', coalesce(s.scored_learners, 0),
                'scoreMicros', coalesce(s.learner_score_micros, 0)) AS capped
@@ -130,6 +154,7 @@ computed AS (
     CROSS JOIN periods d
     LEFT JOIN stats s ON s.organization_id = p.organization_id AND s.scope_id = p.scope_id
                      AND s.period_start = d.period_start
+    WHERE %(everything)s OR (p.organization_id, d.period_start) IN (SELECT organization_id, period_start FROM scope)
 ),
 written AS (
     INSERT INTO population_rollups AS t
@@ -160,6 +185,8 @@ written AS (
 removed AS (
     DELETE FROM population_rollups t
     WHERE t.granularity = %(granularity)s AND t.period_start >= %(start)s AND t.period_start < %(end)s
+      AND (%(everything)s
+           OR (t.organization_id, t.period_start) IN (SELECT organization_id, period_start FROM scope))
       AND NOT EXISTS (
           SELECT 1 FROM computed c
           WHERE c.organization_id = t.organization_id AND c.trainer_id IS NOT DISTINCT FROM t.trainer_id
@@ -175,21 +202,26 @@ SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written),
 QUARTILES = (0.25, 0.5, 0.75)
 
 
-def _zero_padded_quartiles(metric: str) -> str:
-    """`<metric>_q0..q2`: the quartiles of the metric over the population's learners, the inactive
-    ones as zeros (see above); per row of `ranked`, grouped by population and period."""
-    zeros = "(learners - active_n)"
-    out = []
-    for n, p in enumerate(QUARTILES):
-        pos = f"({p} * (learners - 1))"
-        lo, hi = f"floor({pos})::bigint", f"ceil({pos})::bigint"
+def _positions() -> str:
+    """In `populations`: pos_n, lo_n, hi_n of each quartile n over the padded values."""
+    return ", ".join(
+        f"{q} * (n.learners - 1) AS pos_{i}, floor({q} * (n.learners - 1))::integer AS lo_{i}, "
+        f"ceil({q} * (n.learners - 1))::integer AS hi_{i}"
+        for i, q in enumerate(QUARTILES)
+    )
 
-        def at(i: str) -> str:
-            return (f"(CASE WHEN {i} < {zeros} THEN 0 "
-                    f"ELSE max({metric}) FILTER (WHERE r_{metric} = {i} - {zeros} + 1) END)")
 
-        out.append(f"({at(lo)} + ({pos} - {lo}) * ({at(hi)} - {at(lo)})) AS {metric}_q{n}")
-    return ", ".join(out)
+def _unpadded(metric: str) -> str:
+    """In `computed`: {p25, median, p75} of the metric over the population's learners, from the
+    sorted values of the active ones (`<metric>_v`) and zeros for the others (see above)."""
+    zeros = "(p.learners - coalesce(s.active_n, 0))"
+
+    def at(i: str) -> str:
+        return f"(CASE WHEN {i} < {zeros} THEN 0 ELSE s.{metric}_v[{i} - {zeros} + 1] END)"
+
+    values = [f"{at(f'p.lo_{i}')} + (p.pos_{i} - p.lo_{i}) * ({at(f'p.hi_{i}')} - {at(f'p.lo_{i}')})"
+              for i in range(len(QUARTILES))]
+    return _q3(values[0], values[1], values[2], "0")
 
 
 def _q3(p25: str, median: str, p75: str, empty: str) -> str:
@@ -200,14 +232,19 @@ def _q3(p25: str, median: str, p75: str, empty: str) -> str:
     ).join(("jsonb_build_object(", ")"))
 
 
-def _statement() -> str:
-    import re
+# A learner day whose figures cannot come from its events (written by hand, or by a bug): every
+# sum a rollup takes is bounded by the day's events, so no organization's data can overflow the
+# statement that rolls up every organization. Such days are left out and reported (invalid_days).
+_VALID_DAY = ("(d.completions <= d.events AND d.assessments <= d.events AND d.scored <= d.assessments "
+              "AND d.score_micros <= d.scored::bigint * 1000000 AND d.duration_seconds <= d.events::bigint * 86400)")
 
-    out = _ROLLUP
+
+def _statement() -> str:
+    out = _ROLLUP.replace("app_positions", _positions()).replace("{valid_day}", _VALID_DAY)
     for metric in ("completions", "active_days", "minutes"):
-        out = out.replace(f"app_zq({metric})", _zero_padded_quartiles(metric))
-    return re.sub(r"app_q3\(([^,]+), ([^,]+), ([^,]+), (\w+)\)",
-                  lambda m: _q3(m[1], m[2], m[3], m[4]), out)
+        out = out.replace(f"app_unpad({metric})", _unpadded(metric))
+    return out.replace("app_q3(s.score_q[1], s.score_q[2], s.score_q[3], NULL)",
+                       _q3("s.score_q[1]", "s.score_q[2]", "s.score_q[3]", "NULL"))
 
 
 _STATEMENT = _statement()
@@ -243,19 +280,124 @@ def period_start(granularity: Granularity, day: date) -> date:
     return day.replace(day=1)
 
 
-def rollup(conn: psycopg.Connection, granularity: Granularity, start: date, end: date) -> RollupCounts:
+def _params(granularity: Granularity, start: date, end: date,
+            scope: Sequence[tuple[UUID, date]] | None) -> dict[str, Any]:
+    from ms8.domain import privacy  # the job's side only: readers of this module need not load it
+
+    unit, step = UNITS[granularity]
+    return {
+        "granularity": granularity, "unit": unit, "step": step, "start": start, "end": end,
+        "learner": LEARNER, "version": ROLLUP_VERSION, "everything": scope is None, "daily": granularity == "daily",
+        "cap_completions": privacy.CAP_COMPLETIONS_PER_DAY, "cap_seconds": privacy.CAP_SECONDS_PER_DAY,
+        "scope_orgs": sorted({o for o, _ in scope or ()}),
+        "pair_orgs": [o for o, _ in scope or ()], "pair_starts": [s for _, s in scope or ()],
+    }
+
+
+def rollup(
+    conn: psycopg.Connection, granularity: Granularity, start: date, end: date,
+    scope: Sequence[tuple[UUID, date]] | None = None,
+) -> RollupCounts:
     """Recompute the `granularity` rows of the periods in [start, end) of every organization and
-    cohort; write only those that changed. `start` and `end` must be period boundaries."""
+    cohort, or only of the (organization, period start) pairs in `scope`; write only those that
+    changed. `start` and `end` must be period boundaries."""
+    if scope is not None:
+        if not scope:
+            return RollupCounts(0, 0, 0)
+        start = max(start, min(s for _, s in scope))
+        end = min(end, next_period(granularity, max(s for _, s in scope)))
     if end <= start:
         return RollupCounts(0, 0, 0)
-    unit, step = UNITS[granularity]
-    row = conn.execute(_STATEMENT, {
-        "granularity": granularity, "unit": unit, "step": step, "start": start, "end": end,
-        "learner": LEARNER, "version": ROLLUP_VERSION,
-        "cap_completions": privacy.CAP_COMPLETIONS_PER_DAY, "cap_seconds": privacy.CAP_SECONDS_PER_DAY,
-    }).fetchone()
+    row = conn.execute(_STATEMENT, _params(granularity, start, end, scope)).fetchone()
     assert row is not None
     return RollupCounts(int(row[0]), int(row[1]), int(row[2]))
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What an organization's period is computed from now: how many learner days and
+    memberships, and their digest (None, None: the organization has no learners any more)."""
+
+    organization_id: UUID
+    period_start: date
+    inputs: int | None
+    digest: int | None
+
+
+# One pass over the window's learner days and the memberships, per organization and period,
+# compared with what each period was last computed from. The digest is an XOR of hashes (order
+# free) of each membership and of each day's figures; any change of a day, a role, an assignment
+# or the rollup version makes the period differ.
+_CHANGED = _PERIODS_AND_MEMBERS + """
+member_prints AS (
+    SELECT organization_id, count(*) AS n,
+           bit_xor(uuid_hash_extended(user_id, 0) # uuid_hash_extended(scope_id, 1)) AS digest
+    FROM members GROUP BY 1
+),
+day_prints AS (
+    SELECT d.organization_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start, count(*) AS n,
+           -- Days only grow (ingest adds events), so their counts and sums tell any change apart.
+           bit_xor(uuid_hash_extended(d.user_id, d.day - date '2000-01-01')
+                   # hashint8extended(d.events::bigint << 32 | d.completions, d.assessments::bigint << 32 | d.scored)
+                   # hashint8extended(d.score_micros, d.duration_seconds)) AS digest
+    FROM learner_daily_activity d
+    WHERE d.day >= %(start)s AND d.day < %(end)s
+    GROUP BY 1, 2
+),
+now_inputs AS (
+    SELECT m.organization_id, p.period_start, m.n + coalesce(d.n, 0) AS inputs,
+           m.digest # coalesce(d.digest, 0) AS digest
+    FROM member_prints m CROSS JOIN periods p
+    LEFT JOIN day_prints d ON d.organization_id = m.organization_id AND d.period_start = p.period_start
+),
+last_inputs AS (
+    SELECT organization_id, period_start, inputs, digest, version FROM app.population_rollup_inputs
+    WHERE granularity = %(granularity)s AND period_start >= %(start)s AND period_start < %(end)s
+)
+SELECT coalesce(n.organization_id, l.organization_id), coalesce(n.period_start, l.period_start), n.inputs, n.digest
+FROM now_inputs n
+FULL JOIN last_inputs l ON l.organization_id = n.organization_id AND l.period_start = n.period_start
+WHERE n.inputs IS DISTINCT FROM l.inputs OR n.digest IS DISTINCT FROM l.digest
+   OR l.version IS DISTINCT FROM %(version)s
+ORDER BY 1, 2
+"""
+
+
+def changed_periods(conn: psycopg.Connection, granularity: Granularity, start: date, end: date) -> list[Fingerprint]:
+    """The (organization, period) pairs of [start, end) whose inputs differ from those of their
+    last rollup (or that were never rolled up), with their current fingerprints."""
+    rows = conn.execute(_CHANGED, _params(granularity, start, end, None)).fetchall()
+    return [Fingerprint(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+_SAVE = """
+WITH prints AS (
+    SELECT * FROM unnest(%(orgs)s::uuid[], %(starts)s::date[], %(inputs)s::bigint[], %(digests)s::bigint[])
+        AS p(organization_id, period_start, inputs, digest)
+),
+gone AS (
+    DELETE FROM app.population_rollup_inputs r
+    USING prints p
+    WHERE p.inputs IS NULL AND r.organization_id = p.organization_id
+      AND r.granularity = %(granularity)s AND r.period_start = p.period_start
+)
+INSERT INTO app.population_rollup_inputs AS r (organization_id, granularity, period_start, inputs, digest, version)
+SELECT organization_id, %(granularity)s, period_start, inputs, digest, %(version)s
+FROM prints WHERE inputs IS NOT NULL
+ORDER BY organization_id, period_start
+ON CONFLICT (organization_id, granularity, period_start) DO UPDATE
+SET inputs = EXCLUDED.inputs, digest = EXCLUDED.digest, version = EXCLUDED.version, computed_at = now()
+"""
+
+
+def save_fingerprints(conn: psycopg.Connection, granularity: Granularity, prints: Sequence[Fingerprint]) -> None:
+    """Record what these periods were just rolled up from (and forget those without learners)."""
+    if prints:
+        conn.execute(_SAVE, {
+            "granularity": granularity, "version": ROLLUP_VERSION,
+            "orgs": [p.organization_id for p in prints], "starts": [p.period_start for p in prints],
+            "inputs": [p.inputs for p in prints], "digests": [p.digest for p in prints],
+        })
 
 
 def forget_fingerprints_before(conn: psycopg.Connection, cutoff: date) -> int:
@@ -266,6 +408,16 @@ def forget_fingerprints_before(conn: psycopg.Connection, cutoff: date) -> int:
 def delete_before(conn: psycopg.Connection, cutoff: date) -> int:
     """Drop population rollups of periods that start before `cutoff` (past retention)."""
     return conn.execute("DELETE FROM population_rollups WHERE period_start < %s", (cutoff,)).rowcount
+
+
+def invalid_days(conn: psycopg.Connection, start: date, end: date) -> dict[str, int]:
+    """Learner days in [start, end) that the rollups leave out (see _VALID_DAY), per organization."""
+    rows = conn.execute(
+        f"SELECT d.organization_id::text, count(*) FROM learner_daily_activity d "
+        f"WHERE d.day >= %s AND d.day < %s AND NOT {_VALID_DAY} GROUP BY 1 ORDER BY 1",
+        (start, end),
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
 
 
 def pending_spans(conn: psycopg.Connection) -> tuple[date, date] | None:

@@ -57,18 +57,30 @@ def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[b
     return {bytes(r[0]): r[1] for r in rows}
 
 
+# The rows travel as one text per column, rows separated by U+001E (a row's tokens and keys by
+# U+001F): joining strings is far cheaper in Python than dumping ten arrays element by element,
+# and splitting them is cheap on the server. JSON text never holds a raw control character, and
+# tokens and keys are built without them (ms8.xapi.statements.agent_key). An empty field is NULL.
+ROW_SEP = "\x1e"
 _INSERT = """
 INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, tokens,
                              content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
-SELECT %s, x.id, x.st::jsonb, %s, %s, string_to_array(x.tokens, E'\\x1f'),
-       x.content, x.voids, x.ref, string_to_array(x.keys, E'\\x1f'), x.event::jsonb, x.user_id, x.at
-FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::bytea[], %b::uuid[], %b::uuid[], %b::text[],
-            %b::text[], %b::uuid[], %b::timestamptz[])
+SELECT %s, x.id, x.st::json, %s, %s, string_to_array(x.tokens, E'\\x1f'),
+       x.content, x.voids, x.ref, coalesce(string_to_array(x.keys, E'\\x1f'), '{}'), x.event::jsonb, x.user_id, x.at
+FROM unnest(string_to_array(%s, E'\\x1e', '')::uuid[], string_to_array(%s, E'\\x1e', ''),
+            string_to_array(%s, E'\\x1e', ''), %s::bytea[], string_to_array(%s, E'\\x1e', '')::uuid[],
+            string_to_array(%s, E'\\x1e', '')::uuid[], string_to_array(%s, E'\\x1e', ''),
+            string_to_array(%s, E'\\x1e', ''), string_to_array(%s, E'\\x1e', '')::uuid[],
+            string_to_array(%s, E'\\x1e', '')::timestamptz[])
      AS x(id, st, tokens, content, voids, ref, keys, event, user_id, at)
 ORDER BY x.id
 ON CONFLICT DO NOTHING
 RETURNING statement_id
 """
+
+
+def _column(values: Sequence[object]) -> str:
+    return ROW_SEP.join("" if v is None else v if type(v) is str else str(v) for v in values)
 
 
 def insert(
@@ -81,8 +93,9 @@ def insert(
     ids, sts, tokens, content, voids, refs, keys, events, users, ats = zip(*rows, strict=True)
     join = SEP.join
     cur = conn.execute(_INSERT, (
-        organization_id, stored, key, list(ids), list(sts), [join(t) for t in tokens], list(content), list(voids),
-        list(refs), [join(k) for k in keys], list(events), list(users), list(ats),
+        organization_id, stored, key, _column(ids), ROW_SEP.join(sts), ROW_SEP.join(join(t) for t in tokens),
+        list(content), _column(voids), _column(refs), ROW_SEP.join(join(k) for k in keys), _column(events),
+        _column(users), _column([a.isoformat() if a is not None else None for a in ats]),
     ))
     return {r[0] for r in cur.fetchall()}
 

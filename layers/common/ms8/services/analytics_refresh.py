@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -29,6 +29,7 @@ from ms8.repositories import computation, days, events
 from ms8.repositories.analytics import SnapshotWrite, upsert_batch_count
 
 ROLE = "learner"  # learning activity is the learner's
+_NO_DAYS = metrics.DaySums()
 
 
 @lru_cache(maxsize=512)
@@ -56,22 +57,22 @@ def compute(conn: psycopg.Connection, user_ids: Sequence[UUID], now: datetime) -
     owners = computation.owners(conn, sorted(set(user_ids)))
     if not owners:
         return {}
-    edges: dict[tzinfo, frozenset[date]] = {}
-    pairs: list[tuple[UUID, date]] = []
+    by_zone: dict[tzinfo, metrics.Edges] = {}
+    learners: dict[UUID, tuple[str, metrics.Edges]] = {}
     for user_id, (_, tz_name) in owners.items():
         tz = zone(tz_name)
-        found = edges.get(tz)
+        found = by_zone.get(tz)
         if found is None:
-            found = edges[tz] = metrics.boundary_days(now, tz)
-        pairs.extend((user_id, d) for d in sorted(found))
-    day_rows = days.read(conn, list(owners), metrics.first_day(now), now.astimezone(UTC).date())
-    boundary = events.on_days(conn, pairs)
+            found = by_zone[tz] = metrics.edges(now, tz)
+        learners[user_id] = (tz.key, found)
+    day_sums = days.sums(conn, learners, now)
+    boundary = events.on_days(conn, {u: e.days() for u, (_, e) in learners.items()})
     targets = computation.skill_targets(conn, {org for org, _ in owners.values()})
     result = {}
     for user_id, (org, tz_name) in owners.items():
         tz = zone(tz_name)
         data, active = metrics.from_days(
-            day_rows.get(user_id, ()), boundary.get(user_id, []), now, tz, targets.get(org, {})
+            day_sums.get(user_id, _NO_DAYS), boundary.get(user_id, []), now, tz, targets.get(org, {})
         )
         result[user_id] = Computed(user_id, org, tz, data, active)
     return result

@@ -3,19 +3,20 @@ about smaller groups; and the release of the groups by the refresh job."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from ms8.db import Caller
-from ms8.domain import privacy
 from ms8.domain.vocabulary import ANALYTICS_TYPES, HEADLINE_METRIC
 from ms8.models.comparison import K_ANONYMITY, Comparison, ComparisonItem, PeerGroup
 from ms8.repositories import comparison
+
+if TYPE_CHECKING:  # the release side is the job's; GET /v1/comparison does not import it
+    from ms8.domain.privacy import RandBelow
 
 
 def _number(value: Any) -> float | None:
@@ -64,16 +65,19 @@ class ReleaseRun:
     problems: list[dict[str, Any]] = field(default_factory=list)
 
 
-def release_groups(conn: psycopg.Connection, now: datetime,
-                   randbelow: privacy.RandBelow = secrets.randbelow) -> ReleaseRun:
+def release_groups(conn: psycopg.Connection, now: datetime, randbelow: RandBelow | None = None) -> ReleaseRun:
     """Turn the refreshed comparison view into releases (owner connection, maintenance).
 
     Per group: below k, no release; state unchanged since the current release, the release stands
-    (no fresh noise to average); otherwise a fresh noisy release if the group's budget allows.
+    (no fresh noise to average); otherwise a fresh noisy release if the group's budget allows (or
+    someone left it: an erasure shows at the next refresh).
     A group whose statistics fail (whatever the reason) is skipped and reported; every other group
     is still released. Values out of their documented range were left out by the view; they are
     counted and reported here.
     """
+    from ms8.domain import privacy
+
+    draw = randbelow or privacy.system_randbelow
     run = ReleaseRun()
     current = comparison.release_digests(conn)
     spent = comparison.spent_since(conn, now - privacy.BUDGET_WINDOW)
@@ -88,16 +92,17 @@ def release_groups(conn: psycopg.Connection, now: datetime,
             run.below_k += 1
             continue
         keep.append(group.key)
-        if current.get(group.key) == group.digest:
+        digest, count = current.get(group.key, (None, 0))
+        if digest == group.digest:
             run.unchanged += 1
             continue
-        if not privacy.may_release(spent.get(group.key, 0.0)):
+        if not privacy.may_release(spent.get(group.key, 0.0), member_left=group.user_count < count):
             run.budget_exhausted += 1
             continue
         try:
             stats = privacy.GroupStats(group.user_count, group.sum_units,
                                        privacy.dense_histogram(group.bins, group.counts), group.low, group.high)
-            out = privacy.release(stats, randbelow)
+            out = privacy.release(stats, draw)
         except (ValueError, IndexError, ArithmeticError) as exc:
             run.failed += 1
             run.problems.append({"group": _label(group.key), "error": str(exc)[:200]})

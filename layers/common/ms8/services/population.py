@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import psycopg
 
-from ms8.domain import privacy
 from ms8.domain import rollups as rules
 from ms8.domain.vocabulary import Granularity
 from ms8.jobs.partitions import add_months
 from ms8.models.aggregates import Distribution, Quartiles, Rollup
 from ms8.repositories import aggregates as repo
 from ms8.repositories.rollups import period_start
+
+if TYPE_CHECKING:  # imported where a trainer reads the organization's rows, not by every reader
+    from ms8.domain import privacy
 
 DEFAULT_PERIODS = 12
 
@@ -77,6 +80,8 @@ def cohort_rollups(conn: psycopg.Connection, organization_id: UUID, trainer_id: 
 
 
 def _capped(stored: dict[str, object]) -> privacy.CappedSums | None:
+    from ms8.domain import privacy
+
     try:
         return privacy.CappedSums(*(int(stored[k]) for k in (  # type: ignore[call-overload]
             "learners", "activeLearners", "completions", "seconds", "scoredLearners", "scoreMicros")))
@@ -85,6 +90,8 @@ def _capped(stored: dict[str, object]) -> privacy.CappedSums | None:
 
 
 def _minus(cell: privacy.CappedSums, part: privacy.CappedSums) -> privacy.CappedSums:
+    from ms8.domain import privacy
+
     return privacy.CappedSums(*(a - b for a, b in zip(
         (cell.learners, cell.active_learners, cell.completions, cell.seconds, cell.scored_learners,
          cell.score_micros),
@@ -113,6 +120,8 @@ def protected_organization_rollups(conn: psycopg.Connection, organization_id: UU
     trainer: their own cohort). A row with fewer than k learners or k active learners, in all or
     outside the reader's cohort, is suppressed (every figure null); the others carry noisy
     figures from the capped sums; assessments and the distribution are not released."""
+    from ms8.domain import privacy
+
     rows = repo.rollups(conn, organization_id, None, granularity, start, end)
     own = {r.period_start: _capped(r.capped)
            for r in repo.rollups(conn, organization_id, reader_id, granularity, start, end)}

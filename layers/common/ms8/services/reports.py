@@ -297,8 +297,11 @@ def _discard(key: str) -> bool:
 class ReportCreation:
     """POST /v1/reports around the request transaction:
 
-        with ReportCreation(request) as creation, user_tx(app) as (conn, caller):
-            creation.run(conn, caller)
+        with ReportCreation(request) as creation:
+            with user_tx(app, database=db.reader()) as (conn, caller):
+                creation.gather(conn, caller)      # optional: on the replica
+            with user_tx(app) as (conn, caller):
+                creation.run(conn, caller)
         return creation.result()
 
     `run` leaves the row ready (file stored) or failed (S3 refused: nothing stored); either
@@ -308,6 +311,8 @@ class ReportCreation:
 
     def __init__(self, request: ReportRequest) -> None:
         self.request = request
+        self.report_id = uuid4()
+        self.data: ReportData | None = None
         self.report: Report | None = None
         self._uploaded: str | None = None
         self._failed = False
@@ -321,10 +326,17 @@ class ReportCreation:
         if exc_type is not None and self._uploaded is not None:
             _discard(self._uploaded)
 
+    def gather(self, conn: psycopg.Connection, caller: Caller) -> None:
+        """Read what the report shows as the caller (a transaction of its own, e.g. on the
+        replica); run() gathers in its own transaction when this was not called."""
+        assert caller.user_id is not None
+        choice = choose_kind(caller.active_role, caller.user_id, self.request.kind, self.request.trainer_id)
+        self.data = gather(conn, caller, self.report_id, self.request, datetime.now(UTC), choice)
+
     def run(self, conn: psycopg.Connection, caller: Caller) -> None:
         assert caller.user_id is not None and caller.organization_id is not None
         fmt = self.request.format
-        report_id = uuid4()
+        report_id = self.report_id
         key = object_key(caller.organization_id, caller.user_id, report_id, fmt)
         start, end = self.request.period
         choice = choose_kind(caller.active_role, caller.user_id, self.request.kind, self.request.trainer_id)
@@ -335,7 +347,7 @@ class ReportCreation:
             params["trainerId"] = str(choice.trainer_id)
         repo.insert_pending(conn, report_id, caller.user_id, caller.organization_id, caller.active_role, fmt,
                             params, key)
-        data = gather(conn, caller, report_id, self.request, datetime.now(UTC), choice)
+        data = self.data or gather(conn, caller, report_id, self.request, datetime.now(UTC), choice)
         body = renderers.render(data, fmt)
         digest = hashlib.sha256(body)
         try:

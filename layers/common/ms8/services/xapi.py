@@ -84,8 +84,7 @@ def store(
            (known.get(h) or by_hash.setdefault(h, uuidlib.uuid4())) if (h := hashes[i]) is not None else
            uuidlib.uuid4()
            for i, st in enumerate(items)]
-    # 2. which to store: an id repeated in the batch is refused (unless merged above); an id
-    # stored before is the same statement (nothing changes) or a conflict (409).
+    # 2. an id repeated in the batch is refused (unless merged above).
     seen: set[UUID] = set()
     fresh: list[int] = []
     for i, sid in enumerate(ids):
@@ -96,27 +95,32 @@ def store(
         seen.add(sid)
         if hashes[i] is None or hashes[i] not in known:
             fresh.append(i)
-    stored_before = repo.existing(conn, [ids[i] for i in fresh if has_id[i]], with_statement=True)
-    for i in list(fresh):
-        old = stored_before.get(ids[i])
-        if old is not None:
-            if old.statement is None or not statements.same(items[i], old.statement):
+    # 3. store (one statement; an id stored before is skipped), then look at those skipped: the
+    # same statement sent again changes nothing, other content under its id is a conflict (409,
+    # and the transaction rolls back). Checking after the insert spares a look-up per batch.
+    rows, mapped = _rows(conn, caller, [(ids[i], items[i], hashes[i]) for i in fresh], stored_text, now)
+    inserted = repo.insert(conn, caller.organization_id, caller.key, stored_at, rows)
+    skipped = [i for i in fresh if ids[i] not in inserted]
+    if skipped:
+        before = repo.existing(conn, [ids[i] for i in skipped], with_statement=True)
+        for i in skipped:
+            old = before.get(ids[i])
+            if old is not None and (old.statement is None or not statements.same(items[i], old.statement)):
                 raise Conflict(f"statement {ids[i]} is stored with other content", code="STATEMENT_CONFLICT")
-            fresh.remove(i)
-    # 3. voiding: targets must not be voiding statements.
-    targets = [UUID(items[i]["object"]["id"]) for i in fresh if statements.is_voiding(items[i])]
+    # 4. voiding: the targets of the voiding statements stored now (never a voiding statement).
+    voiding = [i for i in fresh if ids[i] in inserted and statements.is_voiding(items[i])]
+    targets = [UUID(items[i]["object"]["id"]) for i in voiding]
     if targets:
         target_rows = repo.existing(conn, targets)
-        batch_voiding = {ids[i] for i in fresh if statements.is_voiding(items[i])}
+        batch_voiding = {ids[i] for i in voiding}
         for t in targets:
             if (t in target_rows and target_rows[t].is_voiding) or t in batch_voiding:
                 raise BadRequest(f"statement {t} is a voiding statement and cannot be voided", code="VOIDING_VOIDED")
-    # 4. the rows: as stored, filter tokens, mapping.
-    rows, mapped = _rows(conn, caller, [(ids[i], items[i], hashes[i]) for i in fresh], stored_text, now)
     removed = repo.void(conn, targets)
     repo.store_attachments(conn, [(sha2, p.content_type, p.content) for sha2, p in (parts or {}).items()])
-    inserted = repo.insert(conn, caller.organization_id, caller.key, stored_at, rows)
-    events = [e for e in mapped if e.event_id in inserted]
+    # 5. the learning events of the statements stored now, with analytics and gamification.
+    voided_now = set(targets)  # a statement voided in its own batch never counts
+    events = [e for e in mapped if e.event_id in inserted and e.event_id not in voided_now]
     if events or removed:
         ingest.store_rows(conn, caller.organization_id, events, now, also_touched={e.user_id for e in removed},
                           sent_by_service=True)  # a platform's statements: capped by when they occurred

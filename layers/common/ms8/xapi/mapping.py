@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 MAX_DURATION_S = 24 * 3600
+_NO_SEPARATORS = str.maketrans("\x1e\x1f", "  ")  # keys travel joined by these (repositories.xapi)
 MAX_SKILLS = 20
 MAX_OBJECT_ID = 200
 
@@ -48,6 +50,7 @@ class Mapped(NamedTuple):
     duration_seconds: int | None
 
 
+@lru_cache(maxsize=4096)
 def verb_of(verb_id: str) -> str:
     for prefix in VERB_PREFIXES:
         if verb_id.startswith(prefix):
@@ -58,8 +61,11 @@ def verb_of(verb_id: str) -> str:
 
 def duration_seconds(text: str | None) -> int | None:
     """An ISO 8601 duration in whole seconds, capped at a day (months as 30 days, years as 365)."""
-    if not text:
-        return None
+    return _duration(text) if text else None
+
+
+@lru_cache(maxsize=4096)
+def _duration(text: str) -> int | None:
     found = _DURATION.match(text)
     if found is None:
         return None
@@ -98,10 +104,16 @@ def skills_of(context: dict[str, Any] | None) -> tuple[str, ...]:
     for activity in category if isinstance(category, list) else [category]:
         if (activity.get("definition") or {}).get("type") == SOURCE_CATEGORY:
             continue
-        skill = "".join(ch for ch in _name(activity) if ch >= " " and ch != "\x7f").strip()[:100]
+        skill = _skill(_name(activity))
         if skill:
             found[skill] = None
     return tuple(found)[:MAX_SKILLS]
+
+
+@lru_cache(maxsize=4096)
+def _skill(name: str) -> str:
+    """A skill as learning events hold it: no control characters, at most 100 characters."""
+    return "".join(ch for ch in name if ch >= " " and ch != "\x7f").strip()[:100]
 
 
 def object_id_of(activity_id: str) -> str:
@@ -113,8 +125,12 @@ def object_id_of(activity_id: str) -> str:
 
 def object_type_of(activity: dict[str, Any]) -> str:
     kind = (activity.get("definition") or {}).get("type")
-    if not kind:
-        return "activity"
+    return _type_name(kind) if kind else "activity"
+
+
+@lru_cache(maxsize=4096)
+def _type_name(kind: str) -> str:
+    """The last segment of an activity type IRI (`.../activities/assessment` -> assessment)."""
     name = kind.rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
     return (name or "activity")[:50]
 
@@ -146,7 +162,7 @@ def actor_keys(actor: dict[str, Any], home_page: str | None) -> tuple[str, ...]:
         return ("sha1:" + actor["mbox_sha1sum"].lower(),)
     account = actor.get("account")
     if account and home_page is not None and account["homePage"].rstrip("/") == home_page.rstrip("/"):
-        name = account["name"].strip()
+        name = account["name"].strip().translate(_NO_SEPARATORS)
         if "@" in name:
             return ("email:" + name.lower(),)
         return ("id:" + name.lower(),)

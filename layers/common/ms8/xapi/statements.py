@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -26,6 +25,11 @@ def to_millis(at: datetime) -> datetime:
 
 def parse_instant(text: str) -> datetime:
     """An ISO 8601 timestamp (already validated) as an aware datetime; no offset means UTC."""
+    try:  # the C parser takes the usual forms; the rest (a comma, more than 6 decimals, ...) below
+        at = datetime.fromisoformat(text)
+        return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    except ValueError:
+        pass
     found = TIMESTAMP_RE.match(text)
     if found is None:
         raise Invalid("", f"{text!r} is not an ISO 8601 date-time")
@@ -43,6 +47,9 @@ def parse_instant(text: str) -> datetime:
         raise Invalid("", f"{text!r} is not a valid date-time") from None
 
 
+_NO_SEPARATORS = str.maketrans("\x1e\x1f", "  ")  # the row and field separators of the insert
+
+
 def agent_key(agent: dict[str, Any]) -> str | None:
     """The inverse functional identifier of an Agent or identified Group, as one string."""
     for key in IFIS:
@@ -50,42 +57,46 @@ def agent_key(agent: dict[str, Any]) -> str | None:
         if value is None:
             continue
         if key == "account":
-            return f"account:{value['homePage']} {value['name']}"
+            return f"account:{value['homePage']} {value['name'].translate(_NO_SEPARATORS)}"
         if key == "mbox_sha1sum":
             return f"mbox_sha1sum:{value.lower()}"
         return f"{key}:{value}"
     return None
 
 
-def _agents(value: dict[str, Any] | None) -> Iterator[str]:
-    """The keys of an Agent or Group and of a Group's members."""
+def _agents(value: dict[str, Any] | None, out: list[str]) -> None:
+    """Add the keys of an Agent or Group and of a Group's members."""
     if not value:
         return
     key = agent_key(value)
     if key:
-        yield key
+        out.append(key)
     for member in value.get("member") or ():
         key = agent_key(member)
         if key:
-            yield key
+            out.append(key)
 
 
-def _context_activities(context: dict[str, Any] | None) -> Iterator[str]:
+def _context_activities(context: dict[str, Any] | None, prefix: str, out: set[str]) -> None:
     for items in ((context or {}).get("contextActivities") or {}).values():
-        for item in items if isinstance(items, list) else [items]:
-            yield item["id"]
+        if type(items) is list:
+            for item in items:
+                out.add(prefix + item["id"])
+        else:
+            out.add(prefix + items["id"])
 
 
 def tokens(st: dict[str, Any]) -> list[str]:
     """What the GET filters match: `a:` actor or object agent, `A:` any related agent, `v:` verb,
     `o:` the object activity, `O:` any related activity, `r:` registration (one GIN index)."""
     found: set[str] = set()
+    related: list[str] = []
     obj = st["object"]
     kind = obj.get("objectType", "Activity")
-    actor_keys = list(_agents(st["actor"]))
     own = agent_key(st["actor"])
     if own:
         found.add("a:" + own)
+    _agents(st["actor"], related)
     found.add("v:" + st["verb"]["id"])
     if kind == "Activity":
         found.add("o:" + obj["id"])
@@ -94,27 +105,29 @@ def tokens(st: dict[str, Any]) -> list[str]:
         key = agent_key(obj)
         if key:
             found.add("a:" + key)
-        actor_keys += _agents(obj)
+        _agents(obj, related)
     elif kind == "SubStatement":
-        actor_keys += _agents(obj["actor"])
+        _agents(obj["actor"], related)
         sub_obj = obj["object"]
         if sub_obj.get("objectType", "Activity") == "Activity":
             found.add("O:" + sub_obj["id"])
         elif sub_obj.get("objectType") in ("Agent", "Group"):
-            actor_keys += _agents(sub_obj)
-        found.update("O:" + a for a in _context_activities(obj.get("context")))
-        ctx = obj.get("context") or {}
-        actor_keys += _agents(ctx.get("instructor"))
-        actor_keys += _agents(ctx.get("team"))
-    ctx = st.get("context") or {}
-    actor_keys += _agents(ctx.get("instructor"))
-    actor_keys += _agents(ctx.get("team"))
-    actor_keys += _agents(st.get("authority"))
-    found.update("A:" + k for k in actor_keys)
-    found.update("O:" + a for a in _context_activities(ctx))
-    if "registration" in ctx:
-        found.add("r:" + ctx["registration"].lower())
-    return sorted(found)
+            _agents(sub_obj, related)
+        sub_ctx = obj.get("context") or {}
+        _context_activities(sub_ctx, "O:", found)
+        _agents(sub_ctx.get("instructor"), related)
+        _agents(sub_ctx.get("team"), related)
+    ctx = st.get("context")
+    if ctx:
+        _agents(ctx.get("instructor"), related)
+        _agents(ctx.get("team"), related)
+        _context_activities(ctx, "O:", found)
+        if "registration" in ctx:
+            found.add("r:" + ctx["registration"].lower())
+    _agents(st.get("authority"), related)
+    for key in related:
+        found.add("A:" + key)
+    return list(found)
 
 
 def content_hash(st: dict[str, Any]) -> bytes:

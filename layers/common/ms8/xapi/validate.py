@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$")
 IRI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
 MBOX_RE = re.compile(r"^mailto:[^@\s]+@[^@\s]+$")
@@ -62,13 +64,15 @@ class Invalid(ValueError):
 
 
 def _obj(value: Any, where: str, allowed: frozenset[str], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    if not isinstance(value, dict):
+    # Set operations in C: this runs for every object of every statement.
+    if type(value) is not dict:
         raise Invalid(where, "must be a JSON object")
-    for key, item in value.items():
-        if key not in allowed:
-            raise Invalid(where, f"unknown property {key!r}")
-        if item is None:
-            raise Invalid(f"{where}.{key}", "must not be null")
+    if not allowed.issuperset(value):
+        extra = sorted(set(value) - allowed)
+        raise Invalid(where, f"unknown property {extra[0]!r}")
+    if None in value.values():
+        key = next(k for k, v in value.items() if v is None)
+        raise Invalid(f"{where}.{key}", "must not be null")
     for key in required:
         if key not in value:
             raise Invalid(where, f"{key!r} is required")
@@ -92,9 +96,25 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
+# The same IRIs and language tags come back in statement after statement (verbs, activities,
+# extension keys): each distinct string is matched once per process (bounded).
+_KNOWN_IRIS: set[str] = set()
+_KNOWN_TAGS: set[str] = set()
+_KNOWN_MAX = 50_000
+
+
+def _remember(known: set[str], value: str) -> None:
+    if len(known) >= _KNOWN_MAX:
+        known.clear()
+    known.add(value)
+
+
 def iri(value: Any, where: str) -> str:
+    if value in _KNOWN_IRIS:
+        return str(value)
     if not isinstance(value, str) or not IRI_RE.match(value):
         raise Invalid(where, "must be an absolute IRI (with a scheme)")
+    _remember(_KNOWN_IRIS, value)
     return value
 
 
@@ -124,12 +144,14 @@ def duration(value: Any, where: str) -> str:
 
 
 def language_map(value: Any, where: str) -> None:
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise Invalid(where, "must be a language map (an object)")
     for tag, text in value.items():
-        if not LANG_RE.match(tag):
-            raise Invalid(where, f"{tag!r} is not a language tag")
-        if not isinstance(text, str):
+        if tag not in _KNOWN_TAGS:
+            if not LANG_RE.match(tag):
+                raise Invalid(where, f"{tag!r} is not a language tag")
+            _remember(_KNOWN_TAGS, tag)
+        if type(text) is not str:
             raise Invalid(f"{where}.{tag}", "must be a string")
 
 
@@ -167,7 +189,37 @@ def _ifis(value: dict[str, Any], where: str) -> int:
     return count
 
 
+_VALID: set[bytes] = set()
+
+
+def _seen_valid(value: Any) -> bytes | None:
+    """A statement batch repeats the same verbs, actors and activities (a course, a quiz, the
+    platform's category) many times: each distinct one (as its JSON) is checked once per process
+    (bounded). Returns the key to remember once the value has passed, or None when already known."""
+    try:
+        key = orjson.dumps(value)
+    except TypeError:  # not JSON (only from Python callers): checked every time
+        return b""
+    return None if key in _VALID else key
+
+
+def _passed(key: bytes) -> None:
+    if not key:
+        return
+    if len(_VALID) >= _KNOWN_MAX:
+        _VALID.clear()
+    _VALID.add(key)
+
+
 def agent(value: Any, where: str) -> None:
+    key = _seen_valid(value) if type(value) is dict else b""
+    if key is None:
+        return
+    _agent(value, where)
+    _passed(key)
+
+
+def _agent(value: Any, where: str) -> None:
     _obj(value, where, AGENT_KEYS)
     if value.get("objectType", "Agent") != "Agent":
         raise Invalid(f"{where}.objectType", "must be Agent")
@@ -206,10 +258,14 @@ def actor(value: Any, where: str) -> None:
 
 
 def verb(value: Any, where: str) -> None:
+    key = _seen_valid(value) if type(value) is dict else b""
+    if key is None:
+        return
     _obj(value, where, frozenset({"id", "display"}), ("id",))
     iri(value["id"], f"{where}.id")
     if "display" in value:
         language_map(value["display"], f"{where}.display")
+    _passed(key)
 
 
 def _components(value: Any, where: str) -> None:
@@ -256,12 +312,16 @@ def definition(value: Any, where: str) -> None:
 
 
 def activity(value: Any, where: str) -> None:
+    key = _seen_valid(value) if type(value) is dict else b""
+    if key is None:
+        return
     _obj(value, where, ACTIVITY_KEYS, ("id",))
     if value.get("objectType", "Activity") != "Activity":
         raise Invalid(f"{where}.objectType", "must be Activity")
     iri(value["id"], f"{where}.id")
     if "definition" in value:
         definition(value["definition"], f"{where}.definition")
+    _passed(key)
 
 
 def statement_ref(value: Any, where: str) -> None:
