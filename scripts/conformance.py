@@ -68,6 +68,24 @@ def _leaves(node: dict[str, Any]) -> Iterator[str]:
         yield from _leaves(child)
 
 
+def failures(log: dict[str, Any], groups: tuple[str, ...] = STATEMENT_GROUPS) -> list[str]:
+    """`group > test: error` of each failed test of these groups."""
+    found: list[str] = []
+
+    def walk(node: dict[str, Any], path: list[str]) -> None:
+        tests = node.get("tests") or []
+        if not tests and node.get("status") == "failed":
+            found.append(f"{' > '.join(path)}: {str(node.get('error'))[:300]}")
+        for child in tests:
+            walk(child, [*path, str(child.get("title"))[:100]])
+
+    for group in (log.get("log") or {}).get("tests") or []:
+        name = str(group.get("title") or group.get("name")).split(" (")[0]
+        if name in groups:
+            walk(group, [name])
+    return found
+
+
 def counts(log: dict[str, Any]) -> dict[str, tuple[int, int]]:
     """group -> (passed, total) from the suite's run log."""
     found: dict[str, tuple[int, int]] = {}
@@ -158,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ok = report(counts(log))
+    for line in failures(log)[:30]:
+        print("FAILED", line)
     return 0 if ok or not args.require_statements else 1
 
 

@@ -53,7 +53,8 @@ def test_killed_mid_batch_writes_nothing(factory: Factory, tmp_path: Path) -> No
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
-        while not marker.exists():
+        # write_text creates the file before it writes: wait for the content, not the name.
+        while not (marker.exists() and marker.read_text()):
             assert child.poll() is None, child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
             assert time.monotonic() < deadline, "the child never reached the upsert"
             time.sleep(0.05)

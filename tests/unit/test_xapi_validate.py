@@ -113,3 +113,13 @@ def test_substatements_do_not_nest_or_carry_ids() -> None:
 def test_the_error_names_where_the_problem_is() -> None:
     with pytest.raises(Invalid, match=r"actor\.account\.homePage"):
         validate.statement(_with("actor", {"account": {"homePage": "x", "name": "n"}}))
+
+
+def test_a_valid_agent_is_not_taken_for_a_valid_activity() -> None:
+    # Validity is remembered per kind: the same JSON, valid as an actor, is no Activity object.
+    agent = {"name": "Ada", "mbox": "mailto:ada@example.org"}
+    validate.statement(_with("actor", dict(agent)))
+    st = _with("object", dict(agent))
+    st.pop("context")
+    with pytest.raises(Invalid, match="object"):
+        validate.statement(st)

@@ -10,7 +10,7 @@ the day's end as "now", evaluated by whole days:
   (completions per week); `completions`, distinct objects completed that day.
 - engagement: `engagement`, share of active days (any event) in the trailing 30 days;
   `engagement_7d` the same over 7 days; `sessions` and `minutes` (event durations) that day.
-- mastery: `mastery`, mean score of the scored assessment events (passed, failed, attempted) of
+- mastery: `mastery`, mean score of the scored assessment events (vocabulary.ASSESSMENT_VERBS) of
   the trailing 90 days, each weighted 0.5 ** (age in days / 30); `assessments` that day.
 - skill_gap: `gap`, the mean over the organization's target skills of max(0, target - the
   skill's mastery as above), a skill not assessed in the 90 days counting as mastery 0; no value
@@ -28,15 +28,20 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from ms8.domain.metrics import (
+    ENGAGEMENT_DAYS,
+    ENGAGEMENT_SHORT_DAYS,
+    MASTERY_DAYS,
+    MASTERY_HALF_LIFE_DAYS,
+    VELOCITY_WEEKS,
+)
+from ms8.domain.vocabulary import ASSESSMENT_VERBS
 from ms8.reports.model import Metric, MetricKind, Series, Value
 
-VELOCITY_DAYS = 28
-ENGAGEMENT_DAYS = 30
-ENGAGEMENT_SHORT_DAYS = 7
-MASTERY_DAYS = 90
-MASTERY_HALF_LIFE_DAYS = 30.0
+# The windows and verbs of the analytics definitions, from their one home.
+VELOCITY_DAYS = 7 * VELOCITY_WEEKS
 LOOKBACK_DAYS = MASTERY_DAYS - 1  # the longest window: the day itself and 89 before
-SCORED_VERBS = ("passed", "failed", "attempted")
+SCORED_VERBS = ASSESSMENT_VERBS
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,12 +192,13 @@ def _ifis(value: dict[str, Any], where: str) -> int:
 _VALID: set[bytes] = set()
 
 
-def _seen_valid(value: Any) -> bytes | None:
+def _seen_valid(kind: bytes, value: Any) -> bytes | None:
     """A statement batch repeats the same verbs, actors and activities (a course, a quiz, the
-    platform's category) many times: each distinct one (as its JSON) is checked once per process
-    (bounded). Returns the key to remember once the value has passed, or None when already known."""
+    platform's category) many times: each distinct one (as its JSON, per kind: the same JSON can be
+    a valid Agent and an invalid Activity) is checked once per process (bounded). Returns the key
+    to remember once the value has passed, or None when already known."""
     try:
-        key = orjson.dumps(value)
+        key = kind + orjson.dumps(value)
     except TypeError:  # not JSON (only from Python callers): checked every time
         return b""
     return None if key in _VALID else key
@@ -212,7 +213,7 @@ def _passed(key: bytes) -> None:
 
 
 def agent(value: Any, where: str) -> None:
-    key = _seen_valid(value) if type(value) is dict else b""
+    key = _seen_valid(b"agent:", value) if type(value) is dict else b""
     if key is None:
         return
     _agent(value, where)
@@ -258,7 +259,7 @@ def actor(value: Any, where: str) -> None:
 
 
 def verb(value: Any, where: str) -> None:
-    key = _seen_valid(value) if type(value) is dict else b""
+    key = _seen_valid(b"verb:", value) if type(value) is dict else b""
     if key is None:
         return
     _obj(value, where, frozenset({"id", "display"}), ("id",))
@@ -312,7 +313,7 @@ def definition(value: Any, where: str) -> None:
 
 
 def activity(value: Any, where: str) -> None:
-    key = _seen_valid(value) if type(value) is dict else b""
+    key = _seen_valid(b"activity:", value) if type(value) is dict else b""
     if key is None:
         return
     _obj(value, where, ACTIVITY_KEYS, ("id",))
