@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt layers/common/requirements.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt layers/common/requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
@@ -11,12 +11,13 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test fuzz lint bench conformance sam-validate sam-build checkov db-start db-stop clean web
+.PHONY: run test test-unit fuzz lint bench conformance sam-validate sam-build checkov db-start db-stop psql clean web
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -33,20 +34,24 @@ web: web/dist/index.html
 
 ## make run: embedded PostgreSQL, migrations, demo data, local S3 and the API on 127.0.0.1:3000
 run: $(STAMP) web
-	$(BIN)/python -m scripts.local run $(RUN_ARGS)
+	$(BIN)/python -m local.run $(RUN_ARGS)
 
 ## make test: installs, starts PostgreSQL (or uses DATABASE_URL), migrates a fresh database, runs pytest
 test: $(STAMP) web
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make fuzz: the fuzz test (tests/test_fuzz.py) with 500 generated requests per operation and role
+## make test-unit: the pure tier alone (no PostgreSQL needed)
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+## make fuzz: the fuzz test (tests/http/test_fuzz.py) with 500 generated requests per operation and role
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest tests/http/test_fuzz.py $(PYTEST_ARGS)
 
 ## make conformance: ADL's xAPI LRS conformance suite (../shared/xapi-conformance, Node) against the
 ## local gateway; prints passed/total per group and fails unless every statement group passes
 conformance: $(STAMP)
-	$(BIN)/python -m scripts.conformance --require-statements $(CONFORMANCE_ARGS)
+	$(BIN)/python -m local.conformance --require-statements $(CONFORMANCE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -71,17 +76,17 @@ checkov: $(CHECKOV)
 
 sam-build: $(SAM) $(STAMP)
 	$(SAM) build --region eu-west-1
-	$(BIN)/python -m scripts.check_build
+	$(BIN)/python -m local.check_build
 
 ## one bench after the other; each prints its own table
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 db-start: $(STAMP)
-	$(BIN)/python -m scripts.localdb start
+	$(BIN)/python -m local.localdb start
 
 db-stop: $(STAMP)
-	$(BIN)/python -m scripts.localdb stop
+	$(BIN)/python -m local.localdb stop
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache web/dist web/node_modules

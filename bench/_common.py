@@ -15,10 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+from local import localdb
 
-from scripts import localdb  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def migrated_database(name: str, fresh: bool = False) -> None:
@@ -98,26 +97,31 @@ class Gateway:
     proc: subprocess.Popen[bytes]
 
     def worker_pids(self) -> list[int]:
-        """The serving processes: the command's process and its children (Linux /proc)."""
-        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        children = [int(p) for p in path.read_text().split()] if path.exists() else []
-        return [self.proc.pid, *children]
+        """The serving processes: the command's process and all its descendants (gunicorn's
+        arbiter and workers; Linux /proc)."""
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            path = Path(f"/proc/{pid}/task/{pid}/children")
+            with contextlib.suppress(OSError):
+                todo += [int(p) for p in path.read_text().split()]
+        return found
 
 
 @contextlib.contextmanager
 def gateway(db: str, workers: int, database_url: str | None = None) -> Iterator[Gateway]:
-    """The local gateway through its public command (`python -m scripts.gateway serve`) on a free
+    """The local gateway through its public command (`python -m local.server`) on a free
     port, with the functions' environment for database `db` (DATABASE_URL overridden by
     `database_url`, e.g. a pooler's). Nothing else of the gateway's internals is used."""
-    from scripts import local
+    from local import stack
 
-    env = {**os.environ, **local.function_env(None, db=db),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "common")])}
+    env = {**os.environ, **stack.function_env(None, db=db)}
     if database_url:
         env["DATABASE_URL"] = database_url
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts.gateway", "serve", "--port", str(port), "--workers", str(workers), "--quiet"],
+        [sys.executable, "-m", "local.server", "--port", str(port), "--workers", str(workers), "--quiet"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

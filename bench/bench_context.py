@@ -34,8 +34,8 @@ import _common
 import psycopg
 from psycopg import pq
 
+from local import localdb
 from ms8 import db
-from scripts import localdb
 
 DB = "ms8_bench_context"
 

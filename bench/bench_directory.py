@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import io
 import os
-import sys
 import time
 import uuid
 import warnings
@@ -28,10 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+from local import localdb
 
-from scripts import localdb  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 DB = f"ms8_bench_directory_{os.getpid()}"
 ORGS = 100
@@ -91,9 +90,9 @@ def main() -> None:
     started = localdb.start()
     orgs = setup()
 
+    from local import runtime, template
     from ms8 import db
     from ms8.services import directory
-    from scripts import apigw
 
     def per_event(items: list[dict[str, Any]]) -> list[str]:
         outcomes = []
@@ -111,9 +110,9 @@ def main() -> None:
                 outcomes += [a.outcome for a in directory.apply_events(conn, changes)]
         return outcomes
 
-    function = apigw.function_by_dir("directory_events")
-    bus_handler = apigw.load_handler(function)
-    context = apigw.LocalContext(function.logical_id, "bench")
+    function = template.function_by_dir("directory_events")
+    bus_handler = runtime.load_handler(function)
+    context = runtime.LocalContext(function.logical_id, "bench")
 
     def through_handler(items: list[dict[str, Any]]) -> list[str]:
         outcomes = []

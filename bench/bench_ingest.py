@@ -26,9 +26,9 @@ On a shared machine wall-clock figures move with the load, so each ingest row al
 one batch costs, the handler's process and its PostgreSQL backend together (Linux /proc), and
 the load average is printed under the table.
 
---http instead measures over real HTTP: the local gateway (its `serve` command, `--workers`
+--http instead measures over real HTTP: the local gateway (`python -m local.server`, `--workers`
 processes) on the bench database, optionally through PgBouncer (--pooler: transaction mode,
-fewer server connections than workers), and `--clients` concurrent keep-alive clients each
+fewer server connections than workers), and `--clients` concurrent clients each
 POSTing 1,000-event batches back to back with the platform ingest token. Events/s = events
 stored / elapsed time of all clients; the CPU per batch is the gateway's and the runtime role's
 PostgreSQL backends' (the clients' own is left out).
@@ -62,11 +62,11 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MS8Bench")
 
+from local import apigw, localdb, runtime, template
 from ms8 import db
-from ms8.models.events import EventBatch
 from ms8.repositories import days
+from ms8.schemas.events import EventBatch
 from ms8.services.analytics_refresh import recompute_users
-from scripts import apigw, localdb
 
 DB = "ms8_bench_ingest"
 USERS, EVENTS_PER_USER, DAYS = 10_000, 100, 90
@@ -205,10 +205,10 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def post(handler: Any, route: apigw.Route, claims: dict[str, Any], body: str) -> dict[str, Any]:
+def post(handler: Any, route: template.Route, claims: dict[str, Any], body: str) -> dict[str, Any]:
     event = apigw.http_event("POST", "/v1/events", claims=claims, route=route,
                              headers={"content-type": "application/json"}, body=body)
-    response = handler(event, apigw.LocalContext("PostEventsFunction", str(uuid.uuid4())))
+    response = handler(event, runtime.LocalContext("PostEventsFunction", str(uuid.uuid4())))
     if response["statusCode"] != 200:
         raise SystemExit(f"ingest failed: {response['statusCode']} {response.get('body')}")
     return json.loads(response["body"])  # type: ignore[no-any-return]
@@ -243,7 +243,7 @@ def post_all(url: str, token: str, bodies: list[str], failures: list[str]) -> No
 
 def over_http(users: list[uuid.UUID], rnd: random.Random, args: argparse.Namespace) -> list[list[str]]:
     """POST /v1/events through the local gateway: `clients` concurrent clients, `batches` each."""
-    from scripts import pooler, tokens
+    from local import pooler, tokens
 
     token = tokens.service_token(CLIENT, ["ingest"])
     now = datetime.now(UTC)
@@ -336,8 +336,8 @@ def main() -> None:
         print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs; "
               "CPU per batch = the gateway workers + their PostgreSQL backends")
         return
-    route = next(r for r in apigw.routes() if r.route_key == "POST /v1/events")
-    handler = apigw.load_handler(route.function)
+    route = next(r for r in template.routes() if r.route_key == "POST /v1/events")
+    handler = runtime.load_handler(route.function)
     claims = apigw.service_claims(CLIENT, ["ingest"])
 
     load_before = os.getloadavg()[0]

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
+import psycopg
+
+from local import localdb
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
 
-import psycopg  # noqa: E402
-
-from scripts import localdb  # noqa: E402
 
 DB = "ms8_bench_jobs"
 ORGS = 100

@@ -1,5 +1,5 @@
-"""A bounded load run of mixed roles and routes on the local gateway: N concurrent keep-alive
-clients for T seconds, each sending its next request as soon as the previous answer is complete
+"""A bounded load run of mixed roles and routes on the local gateway: N concurrent clients (httpx,
+bench_gateway.closed_loop) for T seconds, each sending its next request as soon as the previous answer is complete
 (closed loop, like `wrk -c N`), cycling through reads and small writes as demo learners, trainers
 and org admins. Prints per route and overall: requests, requests/s, p50, p95, p99 and errors
 (any answer that is not 200, and any connection error); exits 1 on any error.
@@ -19,7 +19,7 @@ concurrently.
 
 Without --url it prepares its own database, `ms8_bench_load` (start PostgreSQL, migrate, load the
 demo data once and keep it; the writes of each run stay in it), and starts the gateway on a free
-port with `--workers` processes (default: one per CPU). The client pieces (response framing,
+port with `--workers` processes (default: one per CPU). The client pieces (the closed loop,
 percentiles, CPU readings) are bench_gateway.py's.
 """
 
@@ -27,25 +27,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import os
 import resource
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from bench_gateway import Request, closed_loop, cpu_seconds, given_gateway, own_gateway, pct, prepared_database
+
+from local import demo_ids, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common"), str(ROOT / "bench")]
 
-from bench_gateway import KeepAliveClient, cpu_seconds, given_gateway, own_gateway, pct  # noqa: E402
-
-from scripts import demo_ids, tokens  # noqa: E402
 
 DB = "ms8_bench_load"
 ACME_LEARNERS = [f"learner-{n:02d}" for n in range(1, 37)]
@@ -126,85 +123,59 @@ class RouteStats:
 class Plan:
     """The requests of every client: client n starts at slot n of the mix and user n of each slot."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host = f"{host}:{port}"
+    def __init__(self) -> None:
         self._tokens: dict[str, str] = {}
-        self.counters: dict[str, itertools.count[int]] = {}
 
     def token(self, user: str) -> str:
         if user not in self._tokens:
             self._tokens[user] = tokens.user_token(tokens.resolve_user(user))
         return self._tokens[user]
 
-    def requests(self, n: int) -> Iterator[tuple[str, bytes]]:
+    def requests(self, n: int) -> Iterator[Request]:
         i = n
         while True:
             for op in MIX[n % len(MIX):] + MIX[:n % len(MIX)]:
                 user = op.users[i % len(op.users)]
                 method, path, body = op.build(user, i)
-                head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.token(user)}\r\n"
-                        "User-Agent: bench_load\r\nAccept: application/json\r\n")
+                headers = {"Authorization": f"Bearer {self.token(user)}", "User-Agent": "bench_load",
+                           "Accept": "application/json"}
                 if body is not None:
-                    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                yield op.route, head.encode() + b"\r\n" + (body or b"")
+                    headers["Content-Type"] = "application/json"
+                yield op.route, method, path, headers, body
             i += 1
 
 
-class _Client(KeepAliveClient):
-    """Sends the plan's requests in turn; statistics per route, 200 is success."""
-
-    def __init__(self, requests: Iterator[tuple[str, bytes]], stats: dict[str, RouteStats], deadline: float,
-                 done: asyncio.Future[None], failures: list[str]) -> None:
-        super().__init__(deadline, done)
-        self.requests, self.stats, self.failures = requests, stats, failures
-        self.route = ""
-
-    def next_request(self) -> bytes:
-        self.route, data = next(self.requests)
-        return data
-
-    def on_response(self, status: int, body: bytes, seconds: float) -> None:
-        stats = self.stats.setdefault(self.route, RouteStats())
-        stats.statuses[status] = stats.statuses.get(status, 0) + 1
-        if status == 200:
-            stats.latencies.append(seconds)
-        else:
-            stats.errors += 1
-            if len(self.failures) < 10:
-                self.failures.append(f"{self.route} -> {status}: {body[:300]!r}")
-
-    def on_lost(self, exc: Exception | None) -> None:
-        self.stats.setdefault(self.route or "(connection)", RouteStats()).errors += 1
-        self.failures.append(f"{self.route}: connection lost ({exc})")
-
-
-async def _load(url: str, clients: int, seconds: float) -> tuple[dict[str, RouteStats], float, list[str]]:
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    plan = Plan(host, port)
+def _load(url: str, clients: int, seconds: float) -> tuple[dict[str, RouteStats], float, list[str]]:
+    plan = Plan()
     for op in MIX:  # sign every token before the clock starts
         for user in op.users:
             plan.token(user)
-    loop = asyncio.get_running_loop()
     stats: dict[str, RouteStats] = {}
     failures: list[str] = []
-    started = time.perf_counter()
-    deadline = started + seconds
-    waits = []
-    for n in range(clients):
-        done: asyncio.Future[None] = loop.create_future()
-        reqs = plan.requests(n)
-        await loop.create_connection(lambda d=done, r=reqs: _Client(r, stats, deadline, d, failures), host, port)  # type: ignore[misc]
-        waits.append(done)
-    await asyncio.wait_for(asyncio.gather(*waits), seconds + 60)
-    return stats, time.perf_counter() - started, failures
+
+    def record(route: str, status: int, body: bytes, _seconds: float) -> None:
+        entry = stats.setdefault(route, RouteStats())
+        entry.statuses[status] = entry.statuses.get(status, 0) + 1
+        if status == 200:
+            entry.latencies.append(_seconds)
+        else:
+            entry.errors += 1
+            if len(failures) < 10:
+                failures.append(f"{route} -> {status}: {body[:300]!r}")
+
+    def lost(route: str, exc: Exception) -> None:
+        stats.setdefault(route, RouteStats()).errors += 1
+        failures.append(f"{route}: connection lost ({exc!r})")
+
+    elapsed = asyncio.run(closed_loop(url, [plan.requests(n) for n in range(clients)], seconds, record, lost))
+    return stats, elapsed, failures
 
 
 def backends() -> list[int]:
     """The runtime role's backends on the bench database (one per gateway worker)."""
     import psycopg
 
-    from scripts import localdb
+    from local import localdb
 
     with psycopg.connect(localdb.admin_url(), autocommit=True) as conn:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND usename = %s",
@@ -241,15 +212,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gateway workers (own gateway)")
     args = parser.parse_args()
+    started = False if args.url else prepared_database(DB)
     with (given_gateway(args.url) if args.url else own_gateway(args.workers, DB)) as server:
-        warm, _, warm_failures = asyncio.run(_load(server.url, 2, 2.0))  # imports, connections, caches
+        warm, _, warm_failures = _load(server.url, 2, 2.0)  # imports, connections, caches
         if server.worker_pids:
             server.backend_pids = backends()
         server_cpu0 = (cpu_seconds(server.worker_pids), cpu_seconds(server.backend_pids))
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        stats, elapsed, failures = asyncio.run(_load(server.url, args.clients, args.seconds))
+        stats, elapsed, failures = _load(server.url, args.clients, args.seconds)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         server_cpu1 = (cpu_seconds(server.worker_pids), cpu_seconds(server.backend_pids))
+    if not args.url:
+        from local import stack
+
+        stack.stop_database(started, DB)
     where = args.url or f"own gateway, {args.workers} workers, database {DB}"
     print(f"{args.clients} clients for {elapsed:.1f} s, {len(MIX)} request kinds in turn, demo data ({where}); "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

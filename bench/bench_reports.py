@@ -1,6 +1,6 @@
 """Reports for a year of daily data: each format, rendered alone and generated end to end.
 
-- render: `ms8.reports.render` of 365 days: a personal report with all four analytics types
+- render: `ms8.renderers.render` of 365 days: a personal report with all four analytics types
   (series built from a year of per-day event sums, snapshots, peer comparison), a cohort report
   (50 learners' rows, the at-risk list, 12 monthly rollups with charts) and an organization
   report (12 monthly rollups, 10 cohorts, 100 learners at risk); names in Latin extended, so the
@@ -16,7 +16,7 @@
   learner's year once end to end and reports its peak RSS (VmHWM): the function's whole
   footprint (Python, Powertools, psycopg, boto3, the format's library, the file).
 
-Targets (TARGETS.md): PDF <= 3 s, Excel <= 1 s, CSV and JSON <= 0.3 s per report; the report
+Targets (docs/PERFORMANCE.md): PDF <= 3 s, Excel <= 1 s, CSV and JSON <= 0.3 s per report; the report
 function below 512 MB peak RSS. There is no baseline to compare with.
 
     .venv/bin/python bench/bench_reports.py [--runs 7]
@@ -71,8 +71,8 @@ KINDS = (("personal", "LEARNER"), ("cohort", "TRAINER"), ("organization", "ADMIN
 
 def year_of_reports() -> dict[str, Any]:
     """A personal and an organization ReportData of 365 days (synthetic, fixed seed)."""
-    from ms8.reports.model import PeerComparison, ReportData, Snapshot
-    from ms8.reports.series import DaySums, SkillDay, personal_series
+    from ms8.renderers.document import PeerComparison, ReportData, Snapshot
+    from ms8.renderers.series import DaySums, SkillDay, personal_series
 
     rnd = random.Random(6)
     sums, skills = [], []
@@ -99,10 +99,10 @@ def year_of_reports() -> dict[str, Any]:
 def population_reports(now: datetime, rnd: random.Random) -> tuple[Any, Any]:
     """A year's cohort report (50 learners) and organization report (10 cohorts, 100 learners at
     risk), from the same models the API answers; the year's rollups are monthly."""
-    from ms8.models.aggregates import Rollup
-    from ms8.models.learners import CohortSummary, LearnerMetrics, LearnerRow, LearnerTrend, RiskReason
-    from ms8.reports import population as tables
-    from ms8.reports.model import ReportData
+    from ms8.renderers import population as tables
+    from ms8.renderers.document import ReportData
+    from ms8.schemas.aggregates import Rollup
+    from ms8.schemas.learners import CohortSummary, LearnerMetrics, LearnerRow, LearnerTrend, RiskReason
 
     def learner(i: int) -> LearnerRow:
         reasons = [RiskReason(code="inactive", message=f"no activity for {i % 20} days")] if i % 3 == 0 else []
@@ -149,10 +149,10 @@ def population_reports(now: datetime, rnd: random.Random) -> tuple[Any, Any]:
 def build_database() -> None:
     import psycopg
 
+    from local import localdb
     from ms8.jobs.rollups import roll_up
     from ms8.jobs.runner import JobInput
     from ms8.repositories import days
-    from scripts import localdb
 
     _common.migrated_database(DB, fresh=True)
     rnd = random.Random(6)
@@ -216,7 +216,7 @@ def build_database() -> None:
 
 
 def use_database_and_s3(endpoint: str) -> None:
-    from scripts import localdb
+    from local import localdb
 
     os.environ["DATABASE_URL"] = localdb.runtime_url(DB)
     os.environ["S3_ENDPOINT_URL"] = endpoint
@@ -224,13 +224,13 @@ def use_database_and_s3(endpoint: str) -> None:
 
 
 def post_report(fmt: str, user: uuid.UUID) -> dict[str, Any]:
-    from scripts import apigw
+    from local import apigw, runtime, template
 
-    route = next(r for r in apigw.routes() if r.route_key == "POST /v1/reports")
+    route = next(r for r in template.routes() if r.route_key == "POST /v1/reports")
     event = apigw.http_event("POST", "/v1/reports", claims=apigw.user_claims(str(user)), route=route,
                              headers={"content-type": "application/json"},
                              body=json.dumps({"format": fmt, "from": START.isoformat(), "to": END.isoformat()}))
-    response = apigw.invoke(route.function, event)
+    response = runtime.invoke(route.function, event)
     if response["statusCode"] != 201:
         raise RuntimeError(f"POST /v1/reports answered {response['statusCode']}: {response['body']}")
     return apigw.json_body(response)  # type: ignore[no-any-return]
@@ -272,7 +272,7 @@ def main() -> None:
         child(args.child, args.endpoint)
         return
 
-    from ms8.reports import render
+    from ms8.renderers import render
 
     reports = year_of_reports()
     rendered: dict[tuple[str, str], tuple[list[float], int]] = {}
@@ -327,7 +327,7 @@ def main() -> None:
     print(f"Reports for a year of daily data ({START} to {END}, 365 days, 4 analytics types); "
           f"{args.runs} runs after a warm-up")
     print(_common.table(rows))
-    from scripts import localdb
+    from local import localdb
 
     localdb.drop_database(DB)
 

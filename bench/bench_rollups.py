@@ -23,17 +23,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
+import psycopg
+
+from local import localdb
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common"), str(ROOT / "bench")]
-
-import psycopg  # noqa: E402
-
-from scripts import localdb  # noqa: E402
 
 DB = "ms8_bench_rollups"
 ORGS = 100
@@ -176,11 +174,11 @@ def time_now():  # type: ignore[no-untyped-def]
 
 
 def bench_learner_list(trainer: str, requests: int) -> tuple[float, float, int]:
-    from scripts import apigw
+    from local import apigw, runtime, template
 
-    route = next(r for r in apigw.routes() if r.route_key == "GET /v1/learners")
-    handler = apigw.load_handler(route.function)
-    context = apigw.LocalContext(route.function.logical_id, "bench")
+    route = next(r for r in template.routes() if r.route_key == "GET /v1/learners")
+    handler = runtime.load_handler(route.function)
+    context = runtime.LocalContext(route.function.logical_id, "bench")
     event = apigw.http_event("GET", "/v1/learners", claims=apigw.user_claims(trainer), route=route,
                              headers={"x-active-role": "trainer"})
     times = []

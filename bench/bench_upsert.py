@@ -32,11 +32,11 @@ import _common
 import psycopg
 from psycopg.types.json import Jsonb
 
+from local import localdb
 from ms8 import db
-from ms8.models import analytics as analytics_models
-from ms8.models.analytics import AnalyticsBatch
 from ms8.repositories.analytics import SnapshotWrite, upsert_batch
-from scripts import localdb
+from ms8.schemas import analytics as analytics_models
+from ms8.schemas.analytics import AnalyticsBatch
 
 DB = "ms8_bench_upsert"
 ORGS, USERS_PER_ORG, SPARE_USERS = 10, 25_000, 500

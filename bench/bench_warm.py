@@ -14,14 +14,13 @@ import argparse
 import os
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+from local import localdb
 
-from scripts import localdb  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 DB = "ms8_bench_api"
 
@@ -65,14 +64,14 @@ def put_batches(url: str, runs: int = 30) -> None:
 
     import psycopg
 
-    from scripts import apigw
+    from local import apigw, runtime, template
 
     with psycopg.connect(url.replace("ms8_app:ms8_app_local", "ms8_owner:ms8_owner_local")) as conn:
         conn.execute("SELECT app.begin_maintenance()")
         users = [str(r[0]) for r in conn.execute("SELECT id FROM users ORDER BY id LIMIT 250").fetchall()]
-    route = next(r for r in apigw.routes() if r.route_key == "PUT /v1/analytics")
-    handler = apigw.load_handler(route.function)
-    context = apigw.LocalContext(route.function.logical_id, "bench")
+    route = next(r for r in template.routes() if r.route_key == "PUT /v1/analytics")
+    handler = runtime.load_handler(route.function)
+    context = runtime.LocalContext(route.function.logical_id, "bench")
     claims = apigw.service_claims("bench-ingest", ["ingest"])
     rng = random.Random(7)
     types = ("learning_velocity", "engagement", "mastery", "skill_gap")
@@ -102,13 +101,13 @@ def main() -> None:
                        "POWERTOOLS_LOG_LEVEL": "WARNING", "AWS_DEFAULT_REGION": "eu-west-1"})
     import psycopg
 
-    from scripts import apigw
+    from local import apigw, runtime, template
 
-    route = next(r for r in apigw.routes() if r.route_key == "GET /v1/analytics")
+    route = next(r for r in template.routes() if r.route_key == "GET /v1/analytics")
     event = apigw.http_event("GET", "/v1/analytics", claims=apigw.user_claims(user), route=route,
                              query={"limit": "10"}, headers={"accept": "application/json"})
-    handler = apigw.load_handler(route.function)
-    context = apigw.LocalContext(route.function.logical_id, "bench")
+    handler = runtime.load_handler(route.function)
+    context = runtime.LocalContext(route.function.logical_id, "bench")
 
     for _ in range(100):  # warm up: connection opened, code paths hot
         assert handler(event, context)["statusCode"] == 200

@@ -37,14 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, percentile, table, verdict
 from bench_gateway import given_gateway, own_gateway
 
-from scripts import browser, demo_ids, local, tokens, webapp
+from local import browser, demo_ids, stack, tokens
+from local.paths import WEB_DIST
 
 LOAD_TARGET_MS = 1000.0
 SIZE_TARGET_KB = 300.0
 DB = "ms8_bench_web"
 
 
-def bundle_sizes(dist: Path = webapp.WEB_DIST) -> tuple[int, int]:
+def bundle_sizes(dist: Path = WEB_DIST) -> tuple[int, int]:
     """(raw bytes, gzip -9 bytes) of the shipped JavaScript and CSS."""
     files = [p for p in dist.rglob("*") if p.suffix in (".js", ".css")]
     if not files:
@@ -112,14 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     raw, packed = bundle_sizes()
     token = tokens.user_token(demo_ids.LEARNER)
     # A fresh demo each run: the comparison counts only recent snapshots, and migrations move on.
-    started = False if args.url else local.prepare_database(reset_demo=True, db=DB)
+    started = False
+    if not args.url:
+        started = stack.prepare_database(reset_demo=True, db=DB)
+        stack.apply_function_env(None, db=DB)
     server: AbstractContextManager = given_gateway(args.url) if args.url else own_gateway(2, DB)
     try:
         with server as srv:
             floor = api_floor(srv.url, token, args.runs)
             loads = page_loads(srv.url, token, args.runs)
     finally:
-        local.stop_database(started, DB)
+        stack.stop_database(started, DB)
     cold, warm = loads[0], loads[1:] or loads
     warm_numbers = [r["numbers"] for r in warm]
     worst = max(r["numbers"] for r in loads)
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                  ["web/dist", f"{raw / 1024:.1f} KB", f"{packed / 1024:.1f} KB", f"{SIZE_TARGET_KB:.0f} KB",
                   verdict(packed / 1024 <= SIZE_TARGET_KB)]]))
     print(f"\n(all {len(loads)} navigations: p95 {p95_all:.0f} ms, worst {worst:.0f} ms; "
-          f"built app in {webapp.WEB_DIST.relative_to(ROOT)}; load average {os.getloadavg()[0]:.1f})")
+          f"built app in {WEB_DIST.relative_to(ROOT)}; load average {os.getloadavg()[0]:.1f})")
     return 0 if p95_all <= LOAD_TARGET_MS and packed / 1024 <= SIZE_TARGET_KB else 1
 
 

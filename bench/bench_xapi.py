@@ -129,7 +129,7 @@ def prepare(learner_counts: list[int], batches: int = 1) -> list[Shape]:
     `batches` batches, and a credential."""
     import psycopg
 
-    from scripts import localdb, xapi_credential
+    from local import localdb, xapi_credential
 
     migrated_database(DB, fresh=True)
     shapes = []
@@ -152,7 +152,7 @@ def durable(org: str, started: datetime) -> tuple[int, int, int]:
     """Statements stored, learning events, and analytics snapshots computed since `started`."""
     import psycopg
 
-    from scripts import localdb
+    from local import localdb
 
     with psycopg.connect(localdb.owner_url(DB), autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT app.begin_maintenance()")
@@ -168,11 +168,11 @@ def durable(org: str, started: datetime) -> tuple[int, int, int]:
 
 @contextmanager
 def ms8_gateway(workers: int) -> Iterator[str]:
-    from scripts import gateway, local
+    from local import server, stack
 
-    local.apply_function_env(None, db=DB)
+    stack.apply_function_env(None, db=DB)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-    pool = gateway.Workers(gateway.bind("127.0.0.1", 0), workers, quiet=True, stdout=subprocess.DEVNULL)
+    pool = server.Server(server.bind("127.0.0.1", 0), workers, quiet=True, output=subprocess.DEVNULL)
     pool.start()
     try:
         yield pool.url + "/xapi"

@@ -1,5 +1,7 @@
-"""Test session: a real PostgreSQL (embedded, or DATABASE_URL), a freshly migrated database, and
-the API connecting as the runtime role, exactly as the Lambdas do."""
+"""Fixtures of every tier. `database` (a real PostgreSQL, embedded or DATABASE_URL, a freshly migrated
+database, the API connecting as the runtime role, as the Lambdas do) starts only when a test asks
+for it: the tiers that need it (db, api, http, jobs, local) ask in their own conftest.py; tests/unit
+never does, so `pytest tests/unit` runs with no PostgreSQL reachable."""
 
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from scripts import localdb, pooler
-from tests.factories import Factory
-from tests.s3_support import reports_bucket
+from local import localdb, pooler
+from tests.support.factories import Factory
+from tests.support.s3 import reports_bucket
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def database() -> Iterator[str]:
     started = localdb.start()
     dbname = f"ms8_test_{os.getpid()}"
@@ -83,6 +85,6 @@ def runtime_conn(runtime_url: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto's S3 with an empty reports bucket (tests.s3_support.BUCKET); yields a boto3 client."""
+    """moto's S3 with an empty reports bucket (tests.support.s3.BUCKET); yields a boto3 client."""
     with reports_bucket(monkeypatch) as client:
         yield client

@@ -1,8 +1,8 @@
 """GET /v1/analytics/summary: how many snapshots the caller has for the active role, and the newest."""
 
 from ms8.http import handler, make_app, user_read
-from ms8.models.analytics import AnalyticsSummary
 from ms8.repositories import analytics
+from ms8.schemas.analytics import AnalyticsSummary
 
 app = make_app()
 

@@ -3,7 +3,7 @@ answer its metadata with a fresh download link (201), or 503 when storage refuse
 
 from ms8 import db
 from ms8.http import handler, make_app, user_tx
-from ms8.models.reports import Report, ReportRequest
+from ms8.schemas.reports import Report, ReportRequest
 from ms8.services.reports import ReportCreation
 
 app = make_app()

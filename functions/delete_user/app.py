@@ -6,7 +6,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from ms8.http import handler, make_app, user_tx
-from ms8.models.users import Erased
+from ms8.schemas.users import Erased
 from ms8.services.erasure import erase_user
 
 app = make_app()

@@ -3,7 +3,7 @@
 The event may carry {"date": "YYYY-MM-DD"} to run as of that day (see ms8.jobs.runner.parse_event).
 """
 
-from ms8.jobs.reports import JOB
+from ms8.jobs.expire_reports import JOB
 from ms8.jobs.runner import handler
 
 lambda_handler = handler(JOB)

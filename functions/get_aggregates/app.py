@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from ms8 import db
 from ms8.errors import NotFound, Unprocessable
 from ms8.http import handler, make_app, user_tx
-from ms8.models.aggregates import Granularity, RollupList, RollupScope
 from ms8.repositories import learners
+from ms8.schemas.aggregates import Granularity, RollupList, RollupScope
 from ms8.services import population
 
 app = make_app()
@@ -52,7 +52,6 @@ def get_aggregates(
             assert trainer_id is not None
             items = population.cohort_rollups(conn, org, trainer_id, granularity, start, end)
         elif caller.active_role == "trainer":  # sees only their cohort's learners individually
-            assert caller.user_id is not None
             items = population.protected_organization_rollups(conn, org, caller.user_id, granularity, start, end)
         else:
             items = population.organization_rollups(conn, org, granularity, start, end)

@@ -6,9 +6,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ms8 import db
 from ms8.http import handler, make_app, user_read
-from ms8.models.base import AnalyticsType
-from ms8.models.comparison import Comparison
 from ms8.repositories import comparison
+from ms8.schemas.base import AnalyticsType
+from ms8.schemas.comparison import Comparison
 from ms8.services.comparison import build
 
 app = make_app()

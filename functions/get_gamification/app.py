@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 
 from ms8.http import handler, make_app, user_read
-from ms8.models.gamification import GamificationView
 from ms8.repositories import gamification
+from ms8.schemas.gamification import GamificationView
 from ms8.services.gamification import view
 
 app = make_app()

@@ -6,8 +6,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ms8 import db
 from ms8.http import handler, make_app, user_read
-from ms8.models.gamification import DEFAULT_LEADERBOARD, MAX_LEADERBOARD, Leaderboard
 from ms8.repositories import gamification
+from ms8.schemas.gamification import DEFAULT_LEADERBOARD, MAX_LEADERBOARD, Leaderboard
 from ms8.services.gamification import leaderboard
 
 app = make_app()

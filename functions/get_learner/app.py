@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from ms8 import db
 from ms8.errors import NotFound
 from ms8.http import handler, make_app, user_tx
-from ms8.models.learners import LearnerDetail
+from ms8.schemas.learners import LearnerDetail
 from ms8.services import learners
 
 app = make_app()

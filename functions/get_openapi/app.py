@@ -1,6 +1,6 @@
 """GET /v1/openapi.json: the OpenAPI 3.1 document of the whole API.
 
-The document is generated from the code of every function (scripts/openapi.py) and committed
+The document is generated from the code of every function (local/openapi.py) and committed
 beside this file; a test fails when it is stale. Serving the file keeps this function free of the
 other functions' code and of the database.
 """

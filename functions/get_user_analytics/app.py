@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from ms8.errors import NotFound
 from ms8.http import handler, make_app, user_read
-from ms8.models.analytics import AnalyticsList
-from ms8.models.base import AnalyticsType
 from ms8.repositories import analytics
+from ms8.schemas.analytics import AnalyticsList
+from ms8.schemas.base import AnalyticsType
 
 app = make_app()
 

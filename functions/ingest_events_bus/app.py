@@ -17,32 +17,25 @@ hands it to the dead-letter queue. A retried event is harmless: ingest is idempo
 
 import os
 from datetime import UTC, datetime
-from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
-from ms8.services.ingest import ingest_from_bus
+from ms8.bus import BusWork, bus_handler
+from ms8.schemas.events import EventBatch, IngestResult
+from ms8.services.ingest import ingest, parse_bus_detail
 
-logger = Logger()
-metrics = Metrics()
 CLIENT_ID = os.environ.get("BUS_CLIENT_ID", "platform-bus")
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics(raise_on_empty_metrics=False)
-@event_source(data_class=EventBridgeEvent)
-def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(eventId=event.get_id, detailType=event.detail_type, source=event.source)
-    try:
-        result = ingest_from_bus(event.get("detail"), CLIENT_ID, datetime.now(UTC))
-    except Exception as exc:
-        logger.exception("learning events not ingested", extra={"reason": str(exc)})
-        metrics.add_metric(name="IngestFailures", unit=MetricUnit.Count, value=1)
-        raise
-    metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=result.inserted)
-    metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=result.duplicates)
-    logger.info("learning events ingested", extra={"result": result.model_dump(mode="json")})
-    return result.model_dump(mode="json")
+def _answer(result: IngestResult) -> tuple[dict[str, object], dict[str, int], str]:
+    counts = {"EventsIngested": result.inserted, "EventsDuplicate": result.duplicates}
+    return result.model_dump(mode="json"), counts, "learning events ingested"
+
+
+@bus_handler(client_id=CLIENT_ID, scope="ingest", failure_metric="IngestFailures",
+             failure_message="learning events not ingested")
+def lambda_handler(event: EventBridgeEvent) -> BusWork[IngestResult]:
+    parsed = parse_bus_detail(event.get("detail"))
+    batch = EventBatch(events=parsed.events)
+    now = datetime.now(UTC)
+    return BusWork(lambda conn, caller: ingest(conn, caller, batch, now), _answer, parsed.organization_id)

@@ -5,9 +5,9 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ms8.http import handler, make_app, user_read
-from ms8.models.analytics import AnalyticsList
-from ms8.models.base import AnalyticsType
 from ms8.repositories import analytics
+from ms8.schemas.analytics import AnalyticsList
+from ms8.schemas.base import AnalyticsType
 
 app = make_app()
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from ms8 import db
 from ms8.http import handler, make_app, user_tx
-from ms8.models.learners import CohortList
+from ms8.schemas.learners import CohortList
 from ms8.services import learners
 
 app = make_app()
@@ -15,7 +15,6 @@ app = make_app()
 def list_cohorts() -> CohortList:
     # Cohort views tolerate a replica's lag (seconds against days of activity).
     with user_tx(app, roles=("org_admin",), database=db.reader()) as (conn, caller):
-        assert caller.organization_id is not None
         return learners.cohort_summaries(conn, caller.organization_id, datetime.now(UTC))
 
 

@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from ms8 import db
 from ms8.errors import NotFound
 from ms8.http import handler, make_app, user_tx
-from ms8.models.learners import LearnerList
 from ms8.repositories import learners as repo
+from ms8.schemas.learners import LearnerList
 from ms8.services import learners
 
 app = make_app()

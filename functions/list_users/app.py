@@ -5,7 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ms8.http import handler, make_app, user_tx
-from ms8.models.directory import UserPage
+from ms8.schemas.directory import UserPage
 from ms8.services import directory
 
 app = make_app()

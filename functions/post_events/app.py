@@ -6,7 +6,7 @@ updated in the same transaction."""
 from datetime import UTC, datetime
 
 from ms8.http import handler, make_app, principal_tx
-from ms8.models.events import EventBatch, IngestResult
+from ms8.schemas.events import EventBatch, IngestResult
 from ms8.services.ingest import ingest
 
 app = make_app()

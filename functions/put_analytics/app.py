@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
 from ms8.http import handler, make_app, principal_tx
-from ms8.models.analytics import AnalyticsBatch, AnalyticsWriteResult
+from ms8.schemas.analytics import AnalyticsBatch, AnalyticsWriteResult
 from ms8.services.snapshots import write_batch
 
 app = make_app()

@@ -7,7 +7,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from ms8.http import handler, make_app, service_tx
-from ms8.models.directory import Applied, OrganizationUpsert, OrganizationUpserted
+from ms8.schemas.directory import Applied, OrganizationUpsert, OrganizationUpserted
 from ms8.services.directory import apply_one
 
 app = make_app()

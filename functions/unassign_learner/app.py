@@ -7,7 +7,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from ms8.http import handler, make_app, user_tx
-from ms8.models.directory import Unassignment
+from ms8.schemas.directory import Unassignment
 from ms8.services import directory
 
 app = make_app()

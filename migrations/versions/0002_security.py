@@ -1,6 +1,6 @@
 """Security: the runtime role, least grants, RLS policies and the request-context functions.
 
-The policy matrix is DESIGN section 4. Settings are read fail-closed with
+The policy matrix is in docs/SECURITY.md. Settings are read fail-closed with
 current_setting(name, true) (unset or '' gives NULL, which matches nothing), and every policy
 wraps them in a scalar sub-select so PostgreSQL evaluates them once per statement (an InitPlan),
 not once per row.

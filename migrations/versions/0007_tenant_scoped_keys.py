@@ -1,6 +1,6 @@
 """Unique keys that answered across tenants: learning events per user, emails per organization.
 
-Both were found by tests/test_isolation_http.py: a caller learned that a row it may not see exists,
+Both were found by tests/http/test_isolation_http.py: a caller learned that a row it may not see exists,
 from the answer to a write that collided with it.
 
 1. learning_events had the primary key (event_id, occurred_at) for the whole service. Ingest

@@ -11,10 +11,10 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from local import pooler
 from ms8 import config, db
 from ms8.repositories import analytics, users
-from scripts import pooler
-from tests.factories import Factory
+from tests.support.factories import Factory
 
 SETTINGS = "SELECT pg_backend_pid(), current_setting('app.current_user_id', true), " \
            "current_setting('app.current_org_id', true), current_setting('app.current_role', true)"

@@ -10,7 +10,7 @@ import pytest
 from ms8 import db
 from ms8.errors import Forbidden
 from ms8.repositories import analytics, users
-from tests.factories import Factory
+from tests.support.factories import Factory
 
 
 def test_read_functions_are_security_invoker(owner_conn: psycopg.Connection) -> None:

@@ -10,12 +10,12 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from local import localdb
 from ms8 import config, db
 from ms8.errors import Unprocessable
 from ms8.repositories import comparison, gamification
-from scripts import localdb
-from tests.api import call
-from tests.factories import Factory
+from tests.support.api import call
+from tests.support.factories import Factory
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from psycopg import sql
 
 from ms8 import db
 from ms8.domain import bounds
-from tests.factories import Factory, Org
+from tests.support.factories import Factory, Org
 
 LIMITS = ("statement_timeout", "idle_in_transaction_session_timeout", "row_security", "transaction_read_only",
           "transaction_isolation")

@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from scripts import apigw, local, tokens
-from tests.factories import Factory, Org
-from tests.gateway_support import RunningGateway, gateway_process
+from local import stack, template, tokens
+from tests.support.factories import Factory, Org
+from tests.support.gateway import RunningGateway, gateway_process
 
-BODY_ROUTES = [r for r in apigw.routes() if r.method in ("POST", "PUT", "PATCH")]
-ALL_ROUTES = apigw.routes()
+BODY_ROUTES = [r for r in template.routes() if r.method in ("POST", "PUT", "PATCH")]
+ALL_ROUTES = template.routes()
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def org(owner_url: str) -> Org:
 @pytest.fixture(scope="module")
 def gateway(database: str, org: Org) -> Iterator[RunningGateway]:
     # No report is ever written: the S3 endpoint is never reached.
-    with gateway_process(local.function_env("http://127.0.0.1:9", db=database)) as running:
+    with gateway_process(stack.function_env("http://127.0.0.1:9", db=database)) as running:
         yield running
 
 
@@ -57,7 +57,7 @@ def _send(gw: RunningGateway, method: str, path: str, token: str, body: bytes | 
         conn.close()
 
 
-def _path(route: apigw.Route) -> str:
+def _path(route: template.Route) -> str:
     return re.sub(r"\{[^}]+\}", str(uuid.uuid4()), route.path)
 
 
@@ -115,7 +115,9 @@ def test_control_characters_in_headers_are_400_on_every_route(gateway: RunningGa
         for header in ("X-Active-Role", "X-Organization-Id", "X-Anything"):
             status, body = _send(gateway, route.method, _path(route), token, headers={header: value})
             _assert_clean_4xx(status, body, (400,), f"{route.method} {route.path} {header}")
-            assert body["error"]["code"] == "CONTROL_CHARACTER", body
+            # The function's own answer, or (a control character is not a valid header value) the
+            # gateway's before any function runs, as API Gateway refuses a malformed request.
+            assert body.get("error", {}).get("code") == "CONTROL_CHARACTER" or body == {"message": "Bad Request"}, body
 
 
 def test_control_characters_in_query_parameters_are_400(gateway: RunningGateway, org: Org) -> None:

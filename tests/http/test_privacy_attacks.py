@@ -28,11 +28,11 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from local import stack, tokens
 from ms8.jobs.rollups import roll_up
 from ms8.jobs.runner import JobInput
-from scripts import local, tokens
-from tests.factories import Factory, Org
-from tests.gateway_support import RunningGateway, gateway_process
+from tests.support.factories import Factory, Org
+from tests.support.gateway import RunningGateway, gateway_process
 
 TOLERANCE = 0.05
 
@@ -64,7 +64,7 @@ class Api:
 @pytest.fixture(scope="module")
 def api(database: str) -> Iterator[Api]:
     # Nobody here has report files: erasure never reaches S3.
-    with gateway_process(local.function_env("http://127.0.0.1:9", db=database)) as running:
+    with gateway_process(stack.function_env("http://127.0.0.1:9", db=database)) as running:
         yield Api(running)
 
 

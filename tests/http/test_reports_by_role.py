@@ -1,4 +1,4 @@
-"""Reports by role through the local gateway (`scripts.gateway serve`, real HTTP, tokens from the
+"""Reports by role through the local gateway (`local.gateway serve`, real HTTP, tokens from the
 local issuer, S3 on moto's server): a trainer downloads their cohort report and an org admin the
 organization report, as a person would, and the numbers printed in the PDF are the numbers
 GET /v1/learners, /v1/aggregates and /v1/cohorts answer."""
@@ -8,8 +8,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import logging
-import socket
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -18,19 +16,18 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
-import boto3
 import psycopg
 import pypdf
 import pytest
-from moto.server import ThreadedMotoServer
 
+from local import s3 as local_s3
+from local import stack, tokens
 from ms8.jobs.rollups import roll_up
 from ms8.jobs.runner import JobInput
-from ms8.reports.model import format_value
-from ms8.reports.population import TREND_COLUMNS
-from scripts import local, tokens
-from tests.factories import Factory, Org
-from tests.gateway_support import gateway_process
+from ms8.renderers.document import format_value
+from ms8.renderers.population import TREND_COLUMNS
+from tests.support.factories import Factory, Org
+from tests.support.gateway import gateway_process
 
 TODAY = datetime.now(UTC).date()
 END = TODAY - timedelta(days=1)
@@ -58,12 +55,6 @@ class Site:
             conn.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _event(user: uuid.UUID, verb: str, day_offset: int, obj: str, **result: Any) -> dict[str, Any]:
     at = datetime.combine(START + timedelta(days=day_offset), time(9), UTC)
     return {"eventId": str(uuid.uuid4()), "userId": str(user), "verb": verb, "objectId": obj,
@@ -73,17 +64,12 @@ def _event(user: uuid.UUID, verb: str, day_offset: int, obj: str, **result: Any)
 
 @pytest.fixture(scope="module")
 def site(owner_url: str, database: str) -> Iterator[Site]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    s3.start()
+    store = local_s3.S3(port=0, data_dir=None)  # links are checked as S3 checks them
+    bucket = f"ms8-roles-{uuid.uuid4().hex[:10]}"
+    endpoint = store.start(bucket)
     try:
-        host, port = s3.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        env = local.function_env(endpoint, db=database)
-        env["REPORTS_BUCKET"] = bucket = f"ms8-roles-{uuid.uuid4().hex[:10]}"
-        boto3.client("s3", endpoint_url=endpoint, region_name=local.REGION, aws_access_key_id="local",
-                     aws_secret_access_key="local").create_bucket(
-            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": local.REGION})
+        env = stack.function_env(endpoint, db=database)
+        env["REPORTS_BUCKET"] = bucket
         with psycopg.connect(owner_url, autocommit=True) as conn, gateway_process(env) as running:
             factory = Factory(conn)
             org = factory.org("Ακαδημία Gülşen 学院", tina=["trainer"], tom=["trainer"], ada=["org_admin"])
@@ -112,7 +98,7 @@ def site(owner_url: str, database: str) -> Iterator[Site]:
                 roll_up(conn, JobInput(TODAY, datetime.combine(TODAY, time(), UTC), days=35, replay=True))
             yield site
     finally:
-        s3.stop()
+        store.stop()
 
 
 def _download(site: Site, user: str, fmt: str, **extra: Any) -> tuple[dict[str, Any], bytes]:

@@ -15,10 +15,10 @@ from uuid import UUID
 
 import pytest
 
-from scripts import local, tokens
-from tests.factories import Factory, Org
-from tests.gateway_support import gateway_process
-from tests.jobs_support import invoke, load_handler
+from local import stack, tokens
+from tests.support.factories import Factory, Org
+from tests.support.gateway import gateway_process
+from tests.support.jobs import invoke, load_handler
 
 NOW = datetime.now(UTC)
 TODAY = NOW.date()
@@ -61,7 +61,7 @@ def site(owner_url: str, database: str) -> Iterator[tuple[Http, Org]]:
         factory.assign(org.id, org.users["ted"], org.users["rudi"])
         factory.sql("INSERT INTO skill_targets (organization_id, skill, target_level) VALUES (%s, 'sql', 0.8)",
                     (org.id,))
-        with gateway_process(local.function_env(None, db=database)) as running:
+        with gateway_process(stack.function_env(None, db=database)) as running:
             client = Http(running.url)
             monday = datetime.combine(LAST_MONDAY, datetime.min.time(), UTC) + timedelta(hours=9)
             batches = {

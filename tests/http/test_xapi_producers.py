@@ -26,10 +26,10 @@ from uuid import UUID
 
 import pytest
 
-from scripts import local, tokens
-from tests.factories import Factory
-from tests.gateway_support import gateway_process
-from tests.xapi_support import credential, email_of
+from local import stack, tokens
+from tests.support.factories import Factory
+from tests.support.gateway import gateway_process
+from tests.support.xapi import credential, email_of
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "xapi"
 MOODLE_SITE = "https://moodle.acme.example"
@@ -73,7 +73,7 @@ def fill(name: str, **values: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def gateway(database: str) -> Iterator[Http]:
-    with gateway_process(local.function_env(None, db=database), workers=1) as running:
+    with gateway_process(stack.function_env(None, db=database), workers=1) as running:
         yield Http(running.url)
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from ms8.jobs.rollups import roll_up
 from ms8.jobs.runner import JobInput
-from tests.factories import Factory
+from tests.support.factories import Factory
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date()
 

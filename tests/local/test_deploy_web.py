@@ -1,4 +1,4 @@
-"""scripts.deploy_web: config.json from the stack's outputs, and the upload to the web bucket
+"""local.deploy_web: config.json from the stack's outputs, and the upload to the web bucket
 (moto's S3): types, caching, and files of earlier builds removed."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from scripts import deploy_web
+from local import deploy_web
 
 OUTPUTS = {
     "ApiUrl": "https://abc.execute-api.eu-west-1.amazonaws.com/",

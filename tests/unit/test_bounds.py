@@ -8,8 +8,8 @@ import pydantic
 import pytest
 
 from ms8.domain import bounds
-from ms8.models.analytics import AnalyticsBatch
-from ms8.models.base import ANALYTICS_TYPES, HEADLINE_METRIC
+from ms8.schemas.analytics import AnalyticsBatch
+from ms8.schemas.base import ANALYTICS_TYPES, HEADLINE_METRIC
 
 
 @pytest.mark.parametrize(("analytics_type", "data"), [

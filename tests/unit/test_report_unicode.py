@@ -15,9 +15,9 @@ import openpyxl
 import pypdf
 import pytest
 
-from ms8.reports import fonts, render
-from ms8.reports.model import Metric, ReportData, Series, period_days
-from ms8.reports.series import DaySums, personal_series
+from ms8.renderers import fonts, render
+from ms8.renderers.document import Metric, ReportData, Series, period_days
+from ms8.renderers.series import DaySums, personal_series
 
 ORG = "Gülşen Akademi · Учебный центр · 東京学院"
 PERSON = "Łukasz Żółć"

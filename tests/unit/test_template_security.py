@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from scripts import apigw
+from local import template
 
-TEMPLATE = apigw.template()
+TEMPLATE = template.document()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 
 
@@ -67,7 +67,7 @@ def test_the_failure_queue_and_the_comparison_problems_raise_an_alarm() -> None:
 def test_api_functions_reserve_concurrency_through_the_globals() -> None:
     reserved = TEMPLATE["Globals"]["Function"]["ReservedConcurrentExecutions"]
     assert reserved["If"][:2] == ["ReserveApiConcurrency", {"Ref": "ApiReservedConcurrency"}]
-    api_functions = {r.function.logical_id for r in apigw.routes()}
+    api_functions = {r.function.logical_id for r in template.routes()}
     assert api_functions
     assert all("ReservedConcurrentExecutions" not in RESOURCES[f]["Properties"] for f in api_functions)
 

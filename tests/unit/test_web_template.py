@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from scripts import apigw, gateway
+from local import template
 
 
 def resources() -> dict[str, Any]:
-    return apigw.template()["Resources"]
+    return template.document()["Resources"]
 
 
 def test_the_web_bucket_is_private_and_read_only_by_the_distribution() -> None:
@@ -44,7 +44,8 @@ def test_cors_allows_the_listed_origins_and_the_apps_own() -> None:
     origins = resources()["HttpApi"]["Properties"]["CorsConfiguration"]["AllowOrigins"]
     assert "https://${WebDistribution.DomainName}" in str(origins)
     # Locally the deploy-time origin is unknown: the listed ones (the parameter's default) remain.
-    assert gateway._resolve(origins, apigw.template()) == ["https://app.example.com"]
+    config = template.cors()
+    assert config is not None and config.origins == ("https://app.example.com",)
 
 
 def test_the_viewer_request_function_routes_app_paths_to_index(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import mimetypes
 import secrets
 import threading
 import uuid
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from scripts import tokens, webapp
+from local import tokens
+from local.paths import WEB_DIST
 
 CLIENT_ID = "ms8-web-test"
 
@@ -71,9 +73,11 @@ def _handler(provider: Provider, dist: Path) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             if parts.path == "/app/config.json":
                 return self._json(200, provider.config())
-            if parts.path.startswith("/app"):
-                reply = webapp.static(parts.path, dist)
-                return self._send(reply.status, reply.body, dict(reply.headers))
+            if parts.path.startswith("/app/"):  # the built app, as CloudFront serves it
+                rest = parts.path.removeprefix("/app/")
+                file = dist / rest if rest and (dist / rest).is_file() and ".." not in rest else dist / "index.html"
+                kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+                return self._send(200, file.read_bytes(), {"content-type": kind})
             if parts.path == "/oauth2/authorize":
                 q = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 if q.get("client_id") != CLIENT_ID or q.get("code_challenge_method") != "S256" \
@@ -103,7 +107,7 @@ def _handler(provider: Provider, dist: Path) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def provider_server(user_id: uuid.UUID, dist: Path = webapp.WEB_DIST) -> Iterator[Provider]:
+def provider_server(user_id: uuid.UUID, dist: Path = WEB_DIST) -> Iterator[Provider]:
     """The stand-in on a free port of 127.0.0.1; `api_url` is filled in by the caller."""
     provider = Provider(user_id)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider, dist))

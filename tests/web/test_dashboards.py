@@ -20,14 +20,18 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from scripts import browser, demo, demo_ids, local, localdb, tokens, webapp
-from tests.gateway_support import RunningGateway, gateway_process
+from local import browser, demo, demo_ids, localdb, tokens
+from local import s3 as local_s3
+from local import stack as local_stack
+from local.paths import WEB_DIST
+from tests.support.gateway import RunningGateway, gateway_process
 from tests.web.oidc_support import Provider, provider_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,17 +63,17 @@ def idp() -> Iterator[Provider]:
 
 @pytest.fixture(scope="module")
 def stack(web_db: str, idp: Provider) -> Iterator[RunningGateway]:
-    assert (webapp.WEB_DIST / "index.html").is_file(), "the web app is not built: run `make web`"
-    s3 = local.S3(port=0)
-    endpoint = s3.start(BUCKET)
+    assert (WEB_DIST / "index.html").is_file(), "the web app is not built: run `make web`"
+    store = local_s3.S3(port=0, data_dir=None)
+    endpoint = store.start(BUCKET)
     try:
         # The API allows the app's other origin by CORS, as the template allows CloudFront's.
-        env = {**local.function_env(endpoint, db=web_db), "REPORTS_BUCKET": BUCKET, "MS8_CORS_ORIGINS": idp.url}
+        env = {**local_stack.function_env(endpoint, db=web_db), "REPORTS_BUCKET": BUCKET, "MS8_CORS_ORIGINS": idp.url}
         with gateway_process(env, workers=2) as running:
             idp.api_url = running.url
             yield running
     finally:
-        s3.stop()
+        store.stop()
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +88,9 @@ def chrome(downloads: Path) -> Iterator[WebDriver]:
 
 
 def wait(driver: WebDriver, until: Callable[[WebDriver], T], timeout: float = 10) -> T:
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(until)
+    # A section re-rendered while the condition reads it: look again.
+    return WebDriverWait(driver, timeout, poll_frequency=0.05,
+                         ignored_exceptions=[StaleElementReferenceException]).until(until)
 
 
 def css(driver: WebDriver | WebElement, selector: str) -> list[WebElement]:
@@ -324,7 +330,8 @@ def test_trainer_sorts_the_cohort_by_keyboard_and_opens_an_at_risk_learner(stack
 
     def daily_rows(d: WebDriver) -> list[WebElement] | None:
         rows = css(d, "#trends figure tbody tr")
-        return rows if len(rows) == 3 * len(org_days) and not css(d, "#trends [aria-busy]") else None
+        periods = [r.get_attribute("data-period") for r in rows]
+        return rows if periods == 3 * [r["periodStart"] for r in org_days] else None
     rows = wait(chrome, daily_rows)
     for figure, field in zip(css(trends, "figure"), ("activeShare", "velocity", "meanScore"), strict=True):
         for row, rollup in zip(figure.find_elements(By.CSS_SELECTOR, "tbody tr"), org_days, strict=True):

@@ -95,7 +95,7 @@ async function endpoints(cfg: OidcConfig): Promise<Endpoints> {
 }
 
 function redirectUri(): string {
-  return new URL(".", document.baseURI).href; // the app's own root: /app/
+  return new URL(import.meta.env.BASE_URL, location.origin).href; // the app's own root: /app/
 }
 
 /** Send the browser to the sign-in page; it comes back to /app/?code=...&state=... */

@@ -18,7 +18,7 @@ export interface AppConfig {
 
 export async function loadConfig(): Promise<AppConfig> {
   try {
-    const res = await fetch(new URL("config.json", document.baseURI), { cache: "no-store" });
+    const res = await fetch(`${import.meta.env.BASE_URL}config.json`, { cache: "no-store" });
     if (res.ok && (res.headers.get("content-type") ?? "").includes("json")) {
       const raw = (await res.json()) as Partial<AppConfig>;
       return { apiUrl: (raw.apiUrl ?? "").replace(/\/$/, ""), auth: raw.auth ?? null };

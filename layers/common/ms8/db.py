@@ -20,6 +20,7 @@ import psycopg
 from psycopg import pq
 
 from ms8.config import connection_params, has_reader, settings
+from ms8.domain.vocabulary import Role
 from ms8.errors import (
     AppError,
     BadRequest,
@@ -36,19 +37,35 @@ Kind = Literal["runtime", "owner", "reader"]
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
-    """Who a request acts for, as the database established it (never as the client claimed)."""
+class UserCaller:
+    """A verified user acting in one of their roles, as the database established it (never as the
+    client claimed): always a user of one organization."""
 
-    user_id: UUID | None
-    organization_id: UUID | None
-    roles: tuple[str, ...]
-    active_role: str
+    user_id: UUID
+    organization_id: UUID
+    roles: tuple[Role, ...]
+    active_role: Role
     timezone: str = "UTC"
-    client_id: str | None = None
 
-    @property
-    def is_service(self) -> bool:
-        return self.client_id is not None
+
+@dataclass(frozen=True, slots=True)
+class ServiceCaller:
+    """A registered platform service using one of its scopes, in one organization or (a
+    platform-wide client without X-Organization-Id) in none."""
+
+    client_id: str
+    scope: str
+    organization_id: UUID | None
+
+
+Caller = UserCaller | ServiceCaller
+
+
+def organization_of(caller: Caller) -> UUID:
+    """The organization a request acts in; a platform-wide service must name one (400)."""
+    if caller.organization_id is None:
+        raise BadRequest("name the organization in X-Organization-Id", code="ORGANIZATION_REQUIRED")
+    return caller.organization_id
 
 
 # SQLSTATEs raised by app.begin_request / app.begin_service_request (migration 0002) and
@@ -226,19 +243,19 @@ def _begin_with(conn: psycopg.Connection, query: LiteralString, params: tuple[ob
     return row
 
 
-def as_user(user_id: UUID, role: str | None) -> Callable[[psycopg.Connection], Caller]:
+def as_user(user_id: UUID, role: str | None) -> Callable[[psycopg.Connection], UserCaller]:
     """Begin a request as a verified user acting in `role` (None: their only role)."""
 
-    def begin(conn: psycopg.Connection) -> Caller:
+    def begin(conn: psycopg.Connection) -> UserCaller:
         row = _begin_with(conn, "SELECT * FROM app.begin_request(%s, %s)", (user_id, role))
-        return Caller(row[0], row[1], tuple(row[2]), row[3], row[4])
+        return UserCaller(row[0], row[1], tuple(row[2]), row[3], row[4])
 
     return begin
 
 
 def read_as_user(
     database: Database, user_id: UUID, role: str | None, call: LiteralString, args: tuple[object, ...] = ()
-) -> tuple[Caller, list[tuple[Any, ...]]]:
+) -> tuple[UserCaller, list[tuple[Any, ...]]]:
     """One read as a verified user in ONE statement, one round trip: the context call and the read.
 
     `call` invokes a SECURITY INVOKER read function (migration 0011) with the context call's
@@ -262,21 +279,21 @@ def read_as_user(
 
     rows = database.run(run)
     first = rows[0]
-    caller = Caller(first[0], first[1], tuple(first[2]), first[3], first[4])
+    caller = UserCaller(first[0], first[1], tuple(first[2]), first[3], first[4])
     found = [r[5:] for r in rows if any(v is not None for v in r[5:])]
     return caller, found
 
 
 def as_service(
     client_id: str, scope: str, organization_id: UUID | None = None
-) -> Callable[[psycopg.Connection], Caller]:
+) -> Callable[[psycopg.Connection], ServiceCaller]:
     """Begin a request as a registered platform service using one of its scopes."""
 
-    def begin(conn: psycopg.Connection) -> Caller:
+    def begin(conn: psycopg.Connection) -> ServiceCaller:
         row = _begin_with(
             conn, "SELECT app.begin_service_request(%s, %s, %s)", (client_id, scope, organization_id)
         )
-        return Caller(None, row[0], (scope,), scope, client_id=client_id)
+        return ServiceCaller(client_id, scope, row[0])
 
     return begin
 

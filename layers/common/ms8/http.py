@@ -58,7 +58,7 @@ def _dumps(obj: Any) -> str:
 
 
 def _error_json(code: str, message: str, request_id: str, details: Any = None) -> str:
-    """The one error shape of the API (DESIGN section 5)."""
+    """The one error shape of the API (docs/ARCHITECTURE.md, errors)."""
     error: dict[str, Any] = {"code": code, "message": message, "requestId": request_id}
     if details is not None:
         error["details"] = details
@@ -88,6 +88,18 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
         {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": err.get("type", "")}
         for err in errors
     ]
+
+
+def first_problem(details: list[dict[str, Any]]) -> str:
+    """The error message: where the first problem is and what it is (`items.0.data: Field
+    required`), with how many more there are; the details list them all."""
+    if not details:
+        return "the request is not valid"
+    first = details[0]
+    where = [p for p in first["loc"] if p not in ("body", "query", "path", "header")]
+    text = f"{'.'.join(where) or first['loc'][0] if first['loc'] else 'request'}: {first['msg']}"
+    more = len(details) - 1
+    return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
 
 
 def _loads(text: str) -> Any:
@@ -131,7 +143,7 @@ def make_app(*, validation: bool = True) -> APIGatewayHttpResolver:
         if any(d["loc"][:1] == ["response"] for d in details):
             logger.error("response failed its own schema", extra={"details": details})
             return _error_response(app, 500, "INTERNAL", "internal error")
-        return _error_response(app, 422, "VALIDATION_ERROR", "the request is not valid", details)
+        return _error_response(app, 422, "VALIDATION_ERROR", first_problem(details), details)
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(exc: Exception) -> Response[str]:
@@ -244,7 +256,7 @@ def _header(app: APIGatewayHttpResolver, name: str) -> str | None:
 @contextmanager
 def user_tx(
     app: APIGatewayHttpResolver, roles: Collection[str] | None = None, database: db.Database | None = None
-) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
+) -> Iterator[tuple[psycopg.Connection, db.UserCaller]]:
     """The request's transaction as the verified user in the role they asked for (if held).
 
     `roles` limits the route to those active roles (403 otherwise). `database` is the writer
@@ -259,7 +271,7 @@ def user_tx(
 def user_read(
     app: APIGatewayHttpResolver, function: LiteralString, args: tuple[object, ...] = (),
     roles: Collection[str] | None = None, database: db.Database | None = None,
-) -> tuple[db.Caller, list[tuple[Any, ...]]]:
+) -> tuple[db.UserCaller, list[tuple[Any, ...]]]:
     """A read as the verified user in one statement and one round trip (ms8.db.read_as_user):
     the caller and the rows of the read function `function` (migration 0011).
 
@@ -283,7 +295,7 @@ def _user(app: APIGatewayHttpResolver) -> tuple[UUID, str | None]:
     return user_id, _header(app, "x-active-role")
 
 
-def _check_role(caller: db.Caller, roles: Collection[str] | None) -> None:
+def _check_role(caller: db.UserCaller, roles: Collection[str] | None) -> None:
     if roles is not None and caller.active_role not in roles:
         raise Forbidden(f"this route needs one of the roles: {', '.join(sorted(roles))}", code="ROLE_NOT_ALLOWED")
 
@@ -292,16 +304,25 @@ def _check_role(caller: db.Caller, roles: Collection[str] | None) -> None:
 def principal_tx(
     app: APIGatewayHttpResolver, scope: str, roles: Collection[str] | None = None
 ) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
-    """A route open to users and to platform services holding `scope`.
+    """A route open to users and to platform services holding `scope`."""
+    if scope in _scopes(_claims(app)):
+        with service_tx(app, scope) as (conn, service):
+            yield conn, service
+    else:
+        with user_tx(app, roles) as (conn, user):
+            yield conn, user
+
+
+@contextmanager
+def service_tx(app: APIGatewayHttpResolver, scope: str) -> Iterator[tuple[psycopg.Connection, db.ServiceCaller]]:
+    """A route for platform services holding `scope` (e.g. the directory).
 
     A platform-wide service names the organization in `X-Organization-Id`; a service bound to an
     organization acts only there.
     """
     claims = _claims(app)
     if scope not in _scopes(claims):
-        with user_tx(app, roles) as pair:
-            yield pair
-        return
+        raise Forbidden(f"this route needs a platform token with the {scope} scope", code="SCOPE_REQUIRED")
     client_id = str(claims.get("client_id") or claims["sub"])
     org_header = _header(app, "x-organization-id")
     try:
@@ -309,14 +330,4 @@ def principal_tx(
     except ValueError:
         raise BadRequest("X-Organization-Id is not a UUID") from None
     with db.runtime.transaction(db.as_service(client_id, scope, org_id)) as pair:
-        yield pair
-
-
-@contextmanager
-def service_tx(app: APIGatewayHttpResolver, scope: str) -> Iterator[tuple[psycopg.Connection, db.Caller]]:
-    """A route for platform services only (e.g. the directory)."""
-    claims = _claims(app)
-    if scope not in _scopes(claims):
-        raise Forbidden(f"this route needs a platform token with the {scope} scope", code="SCOPE_REQUIRED")
-    with principal_tx(app, scope) as pair:
         yield pair

@@ -1,4 +1,4 @@
-"""Gamification rules (DESIGN section 9) as pure functions: points, levels, streaks, badges and
+"""Gamification rules (docs/ANALYTICS.md, gamification) as pure functions: points, levels, streaks, badges and
 the guard against farming points. docs/ANALYTICS.md documents the same tables in prose.
 
 Points are awarded per award key, and the ledger's primary key (user_id, award_key) makes every

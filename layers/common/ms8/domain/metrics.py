@@ -1,9 +1,9 @@
-"""Analytics definitions (DESIGN section 8) as pure functions over a user's learning events.
+"""Analytics definitions (docs/ANALYTICS.md) as pure functions over a user's learning events.
 
 Every function takes the user's events (any order, any span: each keeps only its own window),
 `now` (the end of every window; events after it are ignored) and, where needed, the user's time
 zone or the organization's skill targets, and returns the snapshot's `data`: the headline metric
-(ms8.models.base.HEADLINE_METRIC) first, then the detail. Numbers are rounded to 4 decimals so a
+(ms8.schemas.base.HEADLINE_METRIC) first, then the detail. Numbers are rounded to 4 decimals so a
 recomputation over the same events writes the same JSON. docs/ANALYTICS.md states the same
 definitions in prose; change both, and bump DEFINITION_VERSION, when a definition changes.
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from uuid import UUID
 
 from ms8.errors import Forbidden, Unprocessable
-from ms8.reports.model import ReportKind
+from ms8.renderers.document import ReportKind
 
 DEFAULT_KIND: dict[str, ReportKind] = {"learner": "personal", "trainer": "cohort", "org_admin": "organization"}
 ALLOWED_KINDS: dict[str, tuple[ReportKind, ...]] = {

@@ -2,8 +2,8 @@
 
 A user is stale when their newest computed snapshot (source 'computed') is older than 6 hours,
 or they have none, and learning events were received for them after it. Users are taken in id
-order, 1000 at a time, and handed to the analytics computation (issue 7's
-`ms8.services.analytics_refresh.recompute_users`); this job owns only the selection and the
+order, 1000 at a time, and handed to the analytics computation
+(`ms8.services.analytics_refresh.recompute_users`); this job owns only the selection and the
 schedule. A run handles at most STALE_MAX_USERS users (default 20000) so it stays well inside
 the function's timeout; the rest are still stale on the next run and are taken then.
 """

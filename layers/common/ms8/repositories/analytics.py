@@ -11,7 +11,7 @@ from uuid import UUID
 
 import psycopg
 
-from ms8.models.analytics import Analytics, WrittenAnalytics
+from ms8.schemas.analytics import Analytics, WrittenAnalytics
 
 _COLUMNS = (
     "id, user_id, role, analytics_type, data, source, definition_version, window_days, "

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import psycopg
 
-from ms8.models.directory import DirectoryUser, OrganizationUpserted, SkillTarget, UserUpserted
+from ms8.schemas.directory import DirectoryUser, OrganizationUpserted, SkillTarget, UserUpserted
 
 
 @dataclass(frozen=True, slots=True)

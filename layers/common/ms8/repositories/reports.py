@@ -15,7 +15,7 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ms8.reports.series import LOOKBACK_DAYS, SCORED_VERBS, DaySums, SkillDay
+from ms8.renderers.series import LOOKBACK_DAYS, SCORED_VERBS, DaySums, SkillDay
 
 _COLUMNS = (
     "id, user_id, organization_id, role, format, status, params, s3_key, size_bytes, checksum_sha256, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, LiteralString
 from uuid import UUID
 
@@ -60,3 +61,15 @@ def delete(conn: psycopg.Connection, user_id: UUID) -> dict[str, Any] | None:
         row,
     )
     return {"id": row[0], "organization_id": row[1], "source_version": row[2]}
+
+
+def owners(conn: psycopg.Connection, user_ids: Sequence[UUID]) -> dict[UUID, tuple[UUID, str]]:
+    """user id -> (organization id, time zone name), through app.activity_owners (migration 0005):
+    the ingest scope may not read `users`, yet it needs their time zones. Users the caller may
+    not see are left out."""
+    if not user_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT user_id, organization_id, timezone FROM app.activity_owners(%s)", (list(user_ids),)
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}

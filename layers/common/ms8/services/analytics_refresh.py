@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from ms8.domain import metrics
-from ms8.repositories import computation, days, events
+from ms8.repositories import days, events, skill_targets, users
 from ms8.repositories.analytics import SnapshotWrite, upsert_batch_count
 
 ROLE = "learner"  # learning activity is the learner's
@@ -54,7 +54,7 @@ class Computed:
 
 def compute(conn: psycopg.Connection, user_ids: Sequence[UUID], now: datetime) -> dict[UUID, Computed]:
     """Read the users' days and boundary-day events (two queries) and compute every type."""
-    owners = computation.owners(conn, sorted(set(user_ids)))
+    owners = users.owners(conn, sorted(set(user_ids)))
     if not owners:
         return {}
     by_zone: dict[tzinfo, metrics.Edges] = {}
@@ -67,7 +67,7 @@ def compute(conn: psycopg.Connection, user_ids: Sequence[UUID], now: datetime) -
         learners[user_id] = (tz.key, found)
     day_sums = days.sums(conn, learners, now)
     boundary = events.on_days(conn, {u: e.days() for u, (_, e) in learners.items()})
-    targets = computation.skill_targets(conn, {org for org, _ in owners.values()})
+    targets = skill_targets.for_organizations(conn, {org for org, _ in owners.values()})
     result = {}
     for user_id, (org, tz_name) in owners.items():
         tz = zone(tz_name)

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from ms8.db import Caller
+from ms8.db import UserCaller
 from ms8.domain.vocabulary import ANALYTICS_TYPES, HEADLINE_METRIC
-from ms8.models.comparison import K_ANONYMITY, Comparison, ComparisonItem, PeerGroup
 from ms8.repositories import comparison
+from ms8.schemas.comparison import K_ANONYMITY, Comparison, ComparisonItem, PeerGroup
 
 if TYPE_CHECKING:  # the release side is the job's; GET /v1/comparison does not import it
     from ms8.domain.privacy import RandBelow
@@ -23,7 +23,7 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def build(caller: Caller, analytics_type: str | None, rows: Sequence[Sequence[Any]]) -> Comparison:
+def build(caller: UserCaller, analytics_type: str | None, rows: Sequence[Sequence[Any]]) -> Comparison:
     """The caller's value per type beside the peer group of their organization and active role,
     from the rows of ms8.repositories.comparison.READ."""
     types = [analytics_type] if analytics_type else list(ANALYTICS_TYPES)
@@ -45,7 +45,7 @@ def build(caller: Caller, analytics_type: str | None, rows: Sequence[Sequence[An
     return Comparison(role=caller.active_role, items=items)
 
 
-def compare(conn: psycopg.Connection, caller: Caller, analytics_type: str | None) -> Comparison:
+def compare(conn: psycopg.Connection, caller: UserCaller, analytics_type: str | None) -> Comparison:
     """build() inside an open request transaction (report data gathering)."""
     return build(caller, analytics_type, comparison.rows_in(conn, analytics_type))
 

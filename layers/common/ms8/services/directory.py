@@ -22,9 +22,10 @@ from uuid import UUID
 import psycopg
 from pydantic import ValidationError
 
-from ms8.db import Caller
+from ms8.db import UserCaller
 from ms8.errors import AppError, BadRequest, Conflict, NotFound, Unprocessable
-from ms8.models.directory import (
+from ms8.repositories import directory as repo
+from ms8.schemas.directory import (
     Applied,
     Assignment,
     DirectoryEvent,
@@ -37,7 +38,6 @@ from ms8.models.directory import (
     UserPage,
     UserUpserted,
 )
-from ms8.repositories import directory as repo
 from ms8.services import xapi
 from ms8.services.erasure import erase_user
 
@@ -232,12 +232,11 @@ def decode_cursor(cursor: str | None) -> UUID | None:
     return UUID(bytes=raw[len(_CURSOR_TAG):])
 
 
-def _org(caller: Caller) -> UUID:
-    assert caller.organization_id is not None  # a user's request always has its organization
+def _org(caller: UserCaller) -> UUID:
     return caller.organization_id
 
 
-def list_users(conn: psycopg.Connection, caller: Caller, cursor: str | None, limit: int) -> UserPage:
+def list_users(conn: psycopg.Connection, caller: UserCaller, cursor: str | None, limit: int) -> UserPage:
     """One page of the organization's users in id order (keyset: stable under inserts)."""
     rows = repo.list_users(conn, _org(caller), decode_cursor(cursor), limit + 1)
     more = len(rows) > limit
@@ -245,7 +244,7 @@ def list_users(conn: psycopg.Connection, caller: Caller, cursor: str | None, lim
     return UserPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
-def change_roles(conn: psycopg.Connection, caller: Caller, user_id: UUID, roles: Sequence[str]) -> RolesChanged:
+def change_roles(conn: psycopg.Connection, caller: UserCaller, user_id: UUID, roles: Sequence[str]) -> RolesChanged:
     """Set a user's roles. The organization's last org admin keeps that role (409 LAST_ORG_ADMIN);
     a user who no longer holds `trainer` (`learner`) loses their assignments as one."""
     current, admins = repo.lock_for_roles(conn, _org(caller), user_id)
@@ -267,7 +266,7 @@ def _pair(conn: psycopg.Connection, trainer_id: UUID, learner_id: UUID) -> dict[
     return found
 
 
-def assign_learner(conn: psycopg.Connection, caller: Caller, trainer_id: UUID, learner_id: UUID) -> Assignment:
+def assign_learner(conn: psycopg.Connection, caller: UserCaller, trainer_id: UUID, learner_id: UUID) -> Assignment:
     """Assign a learner to a trainer of the organization (idempotent)."""
     found = _pair(conn, trainer_id, learner_id)
     if trainer_id == learner_id:
@@ -280,14 +279,14 @@ def assign_learner(conn: psycopg.Connection, caller: Caller, trainer_id: UUID, l
     return Assignment(trainer_id=trainer_id, learner_id=learner_id, created=created, created_at=since)
 
 
-def unassign_learner(conn: psycopg.Connection, caller: Caller, trainer_id: UUID, learner_id: UUID) -> Unassignment:
+def unassign_learner(conn: psycopg.Connection, caller: UserCaller, trainer_id: UUID, learner_id: UUID) -> Unassignment:
     """End an assignment (idempotent: `removed` is false when there was none)."""
     _pair(conn, trainer_id, learner_id)
     return Unassignment(trainer_id=trainer_id, learner_id=learner_id,
                         removed=repo.unassign(conn, trainer_id, learner_id))
 
 
-def set_skill_target(conn: psycopg.Connection, caller: Caller, skill: str, level: float) -> SkillTarget:
+def set_skill_target(conn: psycopg.Connection, caller: UserCaller, skill: str, level: float) -> SkillTarget:
     """The organization's target level for a skill (what skill_gap measures against). Every
     learner's skill_gap snapshot is recomputed in the same transaction, so what is read next
     measures against the new target."""

@@ -9,11 +9,11 @@ from uuid import UUID
 
 import psycopg
 
-from ms8.db import Caller
+from ms8.db import UserCaller
 from ms8.domain import gamification as rules
 from ms8.domain.metrics import streak_window
-from ms8.models.gamification import Badge, GamificationView, Leaderboard, LeaderboardEntry, StreakView
 from ms8.repositories import gamification as repo
+from ms8.schemas.gamification import Badge, GamificationView, Leaderboard, LeaderboardEntry, StreakView
 from ms8.services.analytics_refresh import Computed, zone
 
 
@@ -82,7 +82,7 @@ def _completions(c: Computed) -> int:
     return int(velocity["completions"]) + int(velocity["previous_completions"])
 
 
-def view(found: tuple[rules.State, datetime] | None, caller: Caller, now: datetime) -> GamificationView:
+def view(found: tuple[rules.State, datetime] | None, caller: UserCaller, now: datetime) -> GamificationView:
     """The caller's own learner gamification (their row, ms8.repositories.gamification.own_of),
     the streak as of today in their time zone."""
     state, updated_at = found if found else (rules.State(0, 1, [], rules.Streak()), None)

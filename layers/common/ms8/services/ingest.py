@@ -18,12 +18,11 @@ from uuid import UUID
 import psycopg
 from pydantic import ValidationError
 
-from ms8 import db
-from ms8.db import Caller
+from ms8.db import Caller, ServiceCaller, organization_of
 from ms8.domain.gamification import cap_basis
 from ms8.errors import Forbidden, NotFound, Unprocessable
-from ms8.models.events import BusDetail, EventBatch, IngestResult
 from ms8.repositories import events as repo
+from ms8.schemas.events import BusDetail, EventBatch, IngestResult
 from ms8.services import analytics_refresh, gamification
 
 # Events are accepted from 13 months back (retention; the partitions exist) to 1 day ahead
@@ -35,19 +34,17 @@ MAX_AHEAD = timedelta(days=1)
 def resolve(caller: Caller, batch: EventBatch, now: datetime) -> list[repo.NewEvent]:
     """Check every event and give it its owner; raises before anything is written."""
     oldest, newest = now - MAX_AGE, now + MAX_AHEAD
-    service, own = caller.is_service, caller.user_id
-    assert service or own is not None
+    own = None if isinstance(caller, ServiceCaller) else caller.user_id
     rows = []
     for i, e in enumerate(batch.events):
-        user_id = e.user_id
-        if service:
-            if user_id is None:
+        if own is None:
+            if e.user_id is None:
                 raise Unprocessable(f"events[{i}].userId is required for a platform service")
-        elif user_id is None or user_id == own:
+            user_id = e.user_id
+        elif e.user_id is None or e.user_id == own:
             user_id = own
         else:
             raise Forbidden("users send only their own events", code="OWN_EVENTS_ONLY")
-        assert user_id is not None
         # In UTC from here on: the parsed offsets (pydantic's TzInfo) are slow to read, and every
         # comparison, timestamp and dump of the instant reads one.
         occurred_at = e.occurred_at.astimezone(UTC)
@@ -78,9 +75,8 @@ def _store_and_update(
     conn: psycopg.Connection, caller: Caller, batch: EventBatch, now: datetime
 ) -> tuple[int, int, int, int]:
     """Events inserted, users updated, snapshots written, points awarded."""
-    assert caller.organization_id is not None
-    return store_rows(conn, caller.organization_id, resolve(caller, batch, now), now,
-                      sent_by_service=caller.is_service)
+    return store_rows(conn, organization_of(caller), resolve(caller, batch, now), now,
+                      sent_by_service=isinstance(caller, ServiceCaller))
 
 
 def store_rows(
@@ -119,11 +115,3 @@ def parse_bus_detail(detail: Mapping[str, Any] | None) -> BusDetail:
             f"{'.'.join(str(p) for p in err['loc']) or 'detail'}: {err['msg']}" for err in exc.errors()[:10]
         )
         raise InvalidBusEvent(f"invalid learning-events detail: {problems}") from None
-
-
-def ingest_from_bus(detail: Mapping[str, Any] | None, client_id: str, now: datetime) -> IngestResult:
-    """Ingest a bus event's batch as the registered platform client, in one transaction."""
-    parsed = parse_bus_detail(detail)
-    batch = EventBatch(events=parsed.events)
-    with db.runtime.transaction(db.as_service(client_id, "ingest", parsed.organization_id)) as (conn, caller):
-        return ingest(conn, caller, batch, now)

@@ -17,7 +17,9 @@ import psycopg
 from ms8 import config
 from ms8.domain import metrics, risk
 from ms8.domain.metrics import VELOCITY_WEEKS
-from ms8.models.learners import (
+from ms8.repositories import learners as repo
+from ms8.repositories import skill_targets
+from ms8.schemas.learners import (
     CohortList,
     CohortSummary,
     LearnerDetail,
@@ -28,8 +30,6 @@ from ms8.models.learners import (
     RiskReason,
     SkillStanding,
 )
-from ms8.repositories import computation
-from ms8.repositories import learners as repo
 
 DETAIL_WEEKS = 12
 
@@ -40,7 +40,7 @@ def _r(value: float) -> float:
 
 def targets_of(conn: psycopg.Connection, organization_id: UUID) -> dict[str, float]:
     """The organization's skill targets."""
-    return computation.skill_targets(conn, {organization_id}).get(organization_id, {})
+    return skill_targets.for_organizations(conn, {organization_id}).get(organization_id, {})
 
 
 def row_of(facts: repo.LearnerFacts, targets: Mapping[str, float], now: datetime,

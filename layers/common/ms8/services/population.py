@@ -21,9 +21,9 @@ import psycopg
 from ms8.domain import rollups as rules
 from ms8.domain.vocabulary import Granularity
 from ms8.jobs.partitions import add_months
-from ms8.models.aggregates import Distribution, Quartiles, Rollup
 from ms8.repositories import aggregates as repo
 from ms8.repositories.rollups import period_start
+from ms8.schemas.aggregates import Distribution, Quartiles, Rollup
 
 if TYPE_CHECKING:  # imported where a trainer reads the organization's rows, not by every reader
     from ms8.domain import privacy

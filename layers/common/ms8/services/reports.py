@@ -12,7 +12,7 @@ role as ms8.domain.report_kinds decides):
   comparison (figures only for groups of k >= 10, through app.peer_comparison), and the history
   over the period computed from their own learning_events folded per day in their time zone
   (the analytics table keeps only the latest snapshot per type, so it has no history of its
-  own; see ms8.reports.series for the per-day definitions).
+  own; see ms8.renderers.series for the per-day definitions).
 
 Generation is synchronous: insert the row as pending (with the key its file will have), gather,
 render, upload (encrypted, with content type and download name), mark it ready with size and
@@ -36,16 +36,13 @@ from zoneinfo import ZoneInfo
 import psycopg
 from aws_lambda_powertools import Logger
 
-from ms8 import reports as renderers
-from ms8 import storage
+from ms8 import renderers, storage
 from ms8.config import settings
-from ms8.db import Caller
+from ms8.db import UserCaller
 from ms8.domain.report_kinds import KindChoice, choose_kind
 from ms8.errors import BadRequest, NotFound, Unavailable
-from ms8.models.base import HEADLINE_METRIC
-from ms8.models.reports import Download, Report, ReportPage, ReportRequest
-from ms8.reports import population as tables
-from ms8.reports.model import (
+from ms8.renderers import population as tables
+from ms8.renderers.document import (
     CONTENT_TYPES,
     EXTENSIONS,
     REPORT_KINDS,
@@ -56,10 +53,12 @@ from ms8.reports.model import (
     Snapshot,
     file_name,
 )
-from ms8.reports.series import personal_series
+from ms8.renderers.series import personal_series
 from ms8.repositories import analytics
 from ms8.repositories import learners as learners_repo
 from ms8.repositories import reports as repo
+from ms8.schemas.base import HEADLINE_METRIC
+from ms8.schemas.reports import Download, Report, ReportPage, ReportRequest
 from ms8.services import learners, population
 from ms8.services.comparison import compare
 
@@ -99,11 +98,10 @@ def _numeric_metrics(data: dict[str, Any]) -> dict[str, float]:
 
 
 def gather(
-    conn: psycopg.Connection, caller: Caller, report_id: UUID, request: ReportRequest, generated_at: datetime,
+    conn: psycopg.Connection, caller: UserCaller, report_id: UUID, request: ReportRequest, generated_at: datetime,
     choice: KindChoice | None = None,
 ) -> ReportData:
     """Everything the report shows, read as the caller (RLS applies)."""
-    assert caller.user_id is not None and caller.organization_id is not None
     choice = choice or choose_kind(caller.active_role, caller.user_id, request.kind, request.trainer_id)
     start, end = request.period
     types: list[str] = list(request.types)
@@ -153,12 +151,11 @@ def gather(
 
 
 def _latest_skill_gap(
-    conn: psycopg.Connection, caller: Caller, tz: str, targets: dict[str, float], now: datetime
+    conn: psycopg.Connection, caller: UserCaller, tz: str, targets: dict[str, float], now: datetime
 ) -> float | None:
     """The person's skill gap today, by the same definition and targets as the report's daily
     skill-gap table (one source for the first page and the table: the stored snapshot may predate
     the organization's current targets)."""
-    assert caller.user_id is not None
     today = now.astimezone(ZoneInfo(tz)).date()
     skills = repo.person_skill_days(conn, caller.user_id, tz, today, today)
     series = personal_series(["skill_gap"], today, today, [], skills, targets)
@@ -226,9 +223,9 @@ def to_api(row: repo.ReportRow, now: datetime | None = None) -> Report:
     })
 
 
-def issue_link(conn: psycopg.Connection, caller: Caller, row: repo.ReportRow) -> Download:
+def issue_link(conn: psycopg.Connection, caller: UserCaller, row: repo.ReportRow) -> Download:
     """A fresh presigned GET of the row's file, recorded in report_links (who, when, until)."""
-    assert caller.user_id is not None and row.s3_key is not None
+    assert row.s3_key is not None  # a ready report has its file
     ttl = settings().report_link_ttl_s
     issued_at = datetime.now(UTC)
     expires_at = issued_at + timedelta(seconds=ttl)
@@ -240,7 +237,7 @@ def issue_link(conn: psycopg.Connection, caller: Caller, row: repo.ReportRow) ->
                     content_type=CONTENT_TYPES[fmt])
 
 
-def get_report(conn: psycopg.Connection, caller: Caller, report_id: UUID) -> Report:
+def get_report(conn: psycopg.Connection, caller: UserCaller, report_id: UUID) -> Report:
     """The report with a fresh link when it is ready; 404 when it does not exist or RLS hides it."""
     row = repo.get(conn, report_id)
     if row is None:
@@ -268,9 +265,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise BadRequest("the cursor is not valid: pass back a nextCursor as it was", code="INVALID_CURSOR") from None
 
 
-def list_reports(conn: psycopg.Connection, caller: Caller, limit: int, cursor: str | None) -> ReportPage:
+def list_reports(conn: psycopg.Connection, caller: UserCaller, limit: int, cursor: str | None) -> ReportPage:
     """Own reports (an org admin: the organization's), newest first, one page."""
-    assert caller.organization_id is not None
     after = _decode_cursor(cursor) if cursor else None
     rows = repo.page(
         conn, user_id=None if caller.active_role == "org_admin" else caller.user_id,
@@ -326,15 +322,13 @@ class ReportCreation:
         if exc_type is not None and self._uploaded is not None:
             _discard(self._uploaded)
 
-    def gather(self, conn: psycopg.Connection, caller: Caller) -> None:
+    def gather(self, conn: psycopg.Connection, caller: UserCaller) -> None:
         """Read what the report shows as the caller (a transaction of its own, e.g. on the
         replica); run() gathers in its own transaction when this was not called."""
-        assert caller.user_id is not None
         choice = choose_kind(caller.active_role, caller.user_id, self.request.kind, self.request.trainer_id)
         self.data = gather(conn, caller, self.report_id, self.request, datetime.now(UTC), choice)
 
-    def run(self, conn: psycopg.Connection, caller: Caller) -> None:
-        assert caller.user_id is not None and caller.organization_id is not None
+    def run(self, conn: psycopg.Connection, caller: UserCaller) -> None:
         fmt = self.request.format
         report_id = self.report_id
         key = object_key(caller.organization_id, caller.user_id, report_id, fmt)

@@ -6,24 +6,23 @@ from uuid import UUID
 
 import psycopg
 
-from ms8.db import Caller
+from ms8.db import Caller, ServiceCaller, organization_of
 from ms8.errors import Forbidden, NotFound, Unprocessable
-from ms8.models.analytics import AnalyticsBatch, AnalyticsWriteResult
 from ms8.repositories.analytics import SnapshotWrite, upsert_batch, upsert_batch_summary
+from ms8.schemas.analytics import AnalyticsBatch, AnalyticsWriteResult
 
 
 def resolve(caller: Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
     """Give every item its owner: the caller's own row, or (services) the named user's."""
-    assert caller.organization_id is not None
+    organization_id = organization_of(caller)
     rows = []
     seen: set[tuple[UUID, str, str]] = set()
     for i, item in enumerate(batch.items):
-        if caller.is_service:
+        if isinstance(caller, ServiceCaller):
             if item.user_id is None:
                 raise Unprocessable(f"items[{i}].userId is required for a platform service")
             user_id, role = item.user_id, str(item.role or "learner")
         else:
-            assert caller.user_id is not None
             if item.user_id not in (None, caller.user_id):
                 raise Forbidden("users write only their own analytics")
             if item.role not in (None, caller.active_role):
@@ -34,7 +33,7 @@ def resolve(caller: Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
         if (user_id, role, item.analytics_type) in seen:
             raise Unprocessable(f"items[{i}] repeats an earlier item's user, role and type")
         seen.add((user_id, role, item.analytics_type))
-        rows.append(SnapshotWrite(user_id, caller.organization_id, role, item.analytics_type, item.data))
+        rows.append(SnapshotWrite(user_id, organization_id, role, item.analytics_type, item.data))
     return rows
 
 
@@ -58,6 +57,6 @@ def write_batch(
         inserted, updated = upsert_batch_summary(conn, writes)
         return AnalyticsWriteResult(written=inserted + updated, inserted=inserted, updated=updated)
     except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
-        if not caller.is_service:
+        if not isinstance(caller, ServiceCaller):
             raise
         raise NotFound("one or more users are not users of this organization") from exc
