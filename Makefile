@@ -11,7 +11,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test test-unit fuzz lint bench conformance sam-validate sam-build checkov db-start db-stop psql clean
+.PHONY: run test test-unit fuzz lint bench conformance sam-validate sam-build checkov db-start db-stop psql clean web
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,23 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+## make web: the web app (web/) built into web/dist with the locked npm packages (Node 20+, npm)
+WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json web/package.json -type f 2>/dev/null)
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run --silent build
+
+web: web/dist/index.html
+
 ## make run: embedded PostgreSQL, migrations, demo data, local S3 and the API on 127.0.0.1:3000
-run: $(STAMP)
+run: $(STAMP) web
 	$(BIN)/python -m local.run $(RUN_ARGS)
 
 ## make test: installs, starts PostgreSQL (or uses DATABASE_URL), migrates a fresh database, runs pytest
-test: $(STAMP)
+test: $(STAMP) web
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make test-unit: the pure tier alone (no PostgreSQL needed)
@@ -78,4 +89,4 @@ db-stop: $(STAMP)
 	$(BIN)/python -m local.localdb stop
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache web/dist web/node_modules

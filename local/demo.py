@@ -155,6 +155,11 @@ def _users(rng: random.Random) -> tuple[list[User], list[tuple[User, User]]]:
     return users, assignments
 
 
+def users(seed: int = SEED) -> list[User]:
+    """The demo's users (the same on every machine), without generating their activity."""
+    return _users(random.Random(seed))[0]
+
+
 def _personas(rng: random.Random, learners: list[User]) -> dict[uuid.UUID, str]:
     acme = [u for u in learners if u.org == demo_ids.ACME]
     drawn = rng.sample(ACME_PERSONAS, len(ACME_PERSONAS))

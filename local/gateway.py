@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from local import apigw, runtime, template, tokens
+from local import apigw, runtime, template, tokens, webapp
 from local.paths import OPENAPI_FILE, WEB_DIST
 
 MAX_BODY = 10 * 1024 * 1024  # the HTTP API's payload limit
@@ -136,7 +136,7 @@ class Gateway:
             return _message(413, "Request Entity Too Large")
         found = self.match(method, path)
         if found is None:
-            return self._local(method, path, raw_query) or _message(404, "Not Found", note="no route")
+            return self._local(method, path, raw_query, body) or _message(404, "Not Found", note="no route")
         route, params = found
         claims = None
         if route.authorized:
@@ -161,8 +161,12 @@ class Gateway:
         reply.headers += stamp
         return reply
 
-    def _local(self, method: str, path: str, raw_query: str) -> Reply | None:
-        """Local-only pages: Swagger UI, the issuer's public keys, the web app. Never on AWS."""
+    def _local(self, method: str, path: str, raw_query: str, body: bytes = b"") -> Reply | None:
+        """Local-only pages: Swagger UI, the issuer's public keys, the web app and its demo sign-in
+        (local.webapp). Never on AWS."""
+        web = webapp.reply(method, path, body, self.web_dist)
+        if web is not None:
+            return Reply(web.status, web.headers, web.body, note="local web app")
         if method not in ("GET", "HEAD"):
             return None
         if path == "/.well-known/jwks.json":

@@ -136,13 +136,30 @@ def function_by_dir(name: str) -> Function:
 
 
 def _as_list(value: Any) -> list[str]:
-    """A template value as a list of strings, a `!Ref` to a parameter replaced by its default."""
+    """A template value as a list of strings: a `!Ref` to a parameter replaced by its default;
+    `!Split`, `!Join` and `!Sub` of those evaluated; items naming a resource's attribute (known
+    only once deployed, e.g. the web app's CloudFront domain) left out."""
+    return [v for v in _evaluate(value) if "${" not in v]
+
+
+def _evaluate(value: Any) -> list[str]:
     if isinstance(value, dict) and "Ref" in value:
         default = parameter_default(value["Ref"])
         items = default if isinstance(default, list) else str(default or "").split(",")
         return [str(v).strip() for v in items if str(v).strip()]
+    if isinstance(value, dict) and "Join" in value:
+        sep, parts = value["Join"]
+        return [sep.join(_evaluate(parts))]
+    if isinstance(value, dict) and "Split" in value:
+        sep, inner = value["Split"]
+        return [v.strip() for s in _evaluate(inner) for v in s.split(sep) if v.strip()]
+    if isinstance(value, dict) and "Sub" in value:
+        text, names = (value["Sub"], {}) if isinstance(value["Sub"], str) else value["Sub"]
+        for name, inner in names.items():
+            text = text.replace("${" + name + "}", ",".join(_evaluate(inner)))
+        return [text]
     if isinstance(value, list):
-        return [str(v) for v in value]
+        return [s for v in value for s in _evaluate(v)]
     return [str(value)]
 
 

@@ -1,5 +1,6 @@
 """GET /v1/learners/{userId}: one learner's row, last 12 weeks and skills (trainer: an assigned
-learner; org admin: a learner of the organization). Anyone else's id answers 404."""
+learner; org admin: a learner of the organization; learner: their own, for the trend on their
+dashboard). Anyone else's id answers 404."""
 
 from datetime import UTC, datetime
 from typing import Annotated
@@ -16,10 +17,14 @@ from ms8.services import learners
 app = make_app()
 
 
-@app.get("/v1/learners/<userId>", summary="One learner's drill-down (trainer, org admin)", tags=["analytics"])
+@app.get("/v1/learners/<userId>", summary="One learner's drill-down (trainer, org admin; a learner: their own)",
+         tags=["analytics"])
 def get_learner(user_id: Annotated[UUID, Path(alias="userId")]) -> LearnerDetail:
     # Cohort views tolerate a replica's lag (seconds against days of activity).
-    with user_tx(app, roles=("trainer", "org_admin"), database=db.reader()) as (conn, caller):
+    with user_tx(app, roles=("learner", "trainer", "org_admin"), database=db.reader()) as (conn, caller):
+        assert caller.organization_id is not None
+        if caller.active_role == "learner" and user_id != caller.user_id:
+            raise NotFound("no such learner")
         cohort = caller.user_id if caller.active_role == "trainer" else None
         detail = learners.learner_detail(conn, caller.organization_id, user_id, datetime.now(UTC), trainer_id=cohort)
     if detail is None:

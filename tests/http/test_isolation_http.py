@@ -724,7 +724,8 @@ ROUTES: dict[str, Entry] = {
         "org_admin": Exp(200, 200, 200), "ingest": denied(403), "directory": denied(403),
     }, check_learners, volatile=frozenset({"asOf"})),
     "GET /v1/learners/{userId}": Entry(with_user_path("GET", "/v1/learners/{}"), {
-        "learner": denied(403), "trainer": Exp(404, 404, 404, assigned=200), "bare_trainer": Exp(404, 404, 404),
+        "learner": Exp(200, 404, 404, assigned=404),  # own: the trend on their dashboard; nobody else's
+        "trainer": Exp(404, 404, 404, assigned=200), "bare_trainer": Exp(404, 404, 404),
         "org_admin": Exp(404, 200, 404),  # own: an org admin is no learner
         "ingest": denied(403), "directory": denied(403),
     }, check_learner),
