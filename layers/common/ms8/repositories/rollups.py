@@ -405,11 +405,6 @@ def forget_fingerprints_before(conn: psycopg.Connection, cutoff: date) -> int:
     return conn.execute("DELETE FROM app.rollup_inputs WHERE period_start < %s", (cutoff,)).rowcount
 
 
-def delete_before(conn: psycopg.Connection, cutoff: date) -> int:
-    """Drop population rollups of periods that start before `cutoff` (past retention)."""
-    return conn.execute("DELETE FROM population_rollups WHERE period_start < %s", (cutoff,)).rowcount
-
-
 def invalid_days(conn: psycopg.Connection, start: date, end: date) -> dict[str, int]:
     """Learner days in [start, end) that the rollups leave out (see _VALID_DAY), per organization."""
     rows = conn.execute(
