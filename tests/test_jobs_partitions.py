@@ -167,7 +167,8 @@ def test_eight_years_on_drops_what_is_past_retention_and_keeps_every_retained_ro
     years_before = bounds(scratch, "population_rollups")
     legacy_before = bounds(scratch, "aggregated_analytics")
     months_before = bounds(scratch, "learning_events")
-    retained = {t: [d for d in history(scratch, t) if d >= agg_cut] for t in ("population_rollups", "aggregated_analytics")}
+    retained = {t: [d for d in history(scratch, t) if d >= agg_cut]
+                for t in ("population_rollups", "aggregated_analytics")}
     days_before = learner_days(scratch)
     for table in retained:  # the data set has rows on both sides of the cutoff
         assert retained[table] and any(d < agg_cut for d in history(scratch, table))
