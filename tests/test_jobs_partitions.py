@@ -86,6 +86,8 @@ def seed_rows(url: str) -> None:
                                             scored, score_micros, passed, duration_seconds, sessions, last_at)
         SELECT %s, %s, d, 1, 0, 0, 0, 0, 0, 60, 1, d::timestamptz FROM unnest(%s::date[]) AS d""",
         (org, user, sorted(starts)))
+    sql(url, "INSERT INTO app.population_rollup_inputs (organization_id, granularity, period_start, inputs, digest, "
+             "version) SELECT %s, 'daily', d, 1, 0, 2 FROM unnest(%s::date[]) AS d", (org, sorted(starts)))
     sql(url, "INSERT INTO app.rollup_inputs (organization_id, granularity, period_start, events, digest, version) "
              "SELECT %s, 'daily', d, 1, 0, 1 FROM unnest(%s::date[]) AS d", (org, sorted(starts)))
     months = [add_months(TODAY.replace(day=1), i) for i in range(-13, 4)]
@@ -195,8 +197,9 @@ def test_eight_years_on_drops_what_is_past_retention_and_keeps_every_retained_ro
     assert result["details"]["learnerDaysLeft"] is False
     assert sql(scratch, "SELECT count(*) FROM app.rollup_pending") == [(0,)]
     # The rollups' fingerprints of periods past retention go too, and only those.
-    prints = [r[0] for r in sql(scratch, "SELECT period_start FROM app.rollup_inputs ORDER BY 1")]
-    assert prints == retained["aggregated_analytics"]
+    for table in ("rollup_inputs", "population_rollup_inputs"):
+        prints = [r[0] for r in sql(scratch, f"SELECT period_start FROM app.{table} ORDER BY 1")]
+        assert prints == retained["aggregated_analytics"] == retained["population_rollups"]
     assert result["rowsWritten"] == result["details"]["fingerprintsForgotten"] + old_days
     assert result["details"]["fingerprintsForgotten"] > 0
     # Events: the whole old window is past 13 months by then; the new months exist.
