@@ -16,8 +16,9 @@ from the run's day, so `{"date": ...}` replays the job as of that day.
 
 Rows: learner days (learner_daily_activity, the rollups' input) are kept as long as the
 rollups, 7 years on day, and deleted in batches past it (LEARNER_DAYS_BATCH rows a statement, at
-most LEARNER_DAYS_BATCHES statements a run; the rest on the next run). The old history's input
-fingerprints (app.rollup_inputs) of periods past the 7 years are deleted at the same time.
+most LEARNER_DAYS_BATCHES statements a run; the rest on the next run). The rollups' input
+fingerprints (app.population_rollup_inputs, and the old history's app.rollup_inputs) of periods
+past the 7 years are deleted at the same time.
 """
 
 from __future__ import annotations
