@@ -1,4 +1,4 @@
-"""Scheduled: daily, weekly and monthly organization history in aggregated_analytics.
+"""Scheduled: daily, weekly and monthly population rollups (population_rollups) from the learner days.
 
 The event may carry {"date": "YYYY-MM-DD"} to replay a day (see ms8.jobs.runner.parse_event).
 """

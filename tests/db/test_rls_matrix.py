@@ -569,7 +569,8 @@ def test_owner_without_maintenance_sees_nothing(owner_url: str, worlds: Worlds) 
 def _partitions(conn: psycopg.Connection) -> list[str]:
     return [r[0] for r in conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent IN ('public.learning_events'::regclass, 'public.aggregated_analytics'::regclass) "
+        "WHERE i.inhparent IN ('public.learning_events'::regclass, 'public.aggregated_analytics'::regclass, "
+        "'public.population_rollups'::regclass) "
         "ORDER BY 1"
     )]
 
@@ -580,6 +581,7 @@ def test_runtime_cannot_reach_the_view_partitions_or_maintenance(conn: psycopg.C
     conn.rollback()
     assert any(n.startswith("learning_events_m") for n in names)
     assert any(n.startswith("aggregated_analytics_y") for n in names)
+    assert any(n.startswith("population_rollups_y") for n in names)
     for relation in ["comparison_aggregates", *names]:
         conn.execute("BEGIN")
         try:

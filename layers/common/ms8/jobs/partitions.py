@@ -1,16 +1,24 @@
-"""Job: keep the partition window moving.
+"""Job: keep the partition window moving, and the history within its retention.
 
-Ahead: aggregated_analytics gets the partitions of this year and the next two, learning_events
-those of this month and the next three (app.ensure_yearly_partition / ensure_monthly_partition,
-which also enable and force RLS on each new partition).
+Ahead: population_rollups gets a yearly partition for every year from the retention cutoff's
+to two years on, so that a rollup of any retained period (a backfill, an erasure's recompute)
+has a partition to go to; learning_events the partitions of this month and the next three
+(app.ensure_yearly_partition / ensure_monthly_partition, which also enable and force RLS on each
+new partition).
 
 Behind: a partition is detached and dropped only when its whole range is past retention, i.e.
 its exclusive upper bound is at or before the cutoff; every row it holds is then older than the
 cutoff, so no row inside retention is ever touched (a partition straddling the cutoff is kept
-whole until a later run). Retention: aggregated_analytics 7 years on period_start;
+whole until a later run). Retention: population_rollups 7 years on period_start (and so the
+legacy aggregated_analytics, no longer written, whose partitions are only dropped);
 learning_events EVENTS_RETENTION_MONTHS (default 13) on occurred_at. Both are measured back
-from the run's day, so `{"date": ...}` replays the job as of that day. The rollups' input
-fingerprints (app.rollup_inputs) of periods past the 7 years are deleted at the same time.
+from the run's day, so `{"date": ...}` replays the job as of that day.
+
+Rows: learner days (learner_daily_activity, the rollups' input) are kept as long as the
+rollups, 7 years on day, and deleted in batches past it (LEARNER_DAYS_BATCH rows a statement, at
+most LEARNER_DAYS_BATCHES statements a run; the rest on the next run). The rollups' input
+fingerprints (app.population_rollup_inputs, and the old history's app.rollup_inputs) of periods
+past the 7 years are deleted at the same time.
 """
 
 from __future__ import annotations
@@ -22,11 +30,14 @@ from datetime import UTC, date, datetime, time
 import psycopg
 
 from ms8.jobs.runner import Job, JobInput, Outcome
-from ms8.repositories import maintenance, rollups
+from ms8.repositories import days, maintenance, rollups
 
 YEARS_AHEAD = 2
 MONTHS_AHEAD = 3
 AGGREGATES_RETENTION_YEARS = 7
+# A statement's deleted days pass through the erasure trigger's transition table: keep it small.
+LEARNER_DAYS_BATCH = 10_000
+LEARNER_DAYS_BATCHES = 50
 DEFAULT_EVENTS_RETENTION_MONTHS = 13
 # The rollups read the last complete month's events: retention shorter than that breaks them.
 MIN_EVENTS_RETENTION_MONTHS = 2
@@ -60,35 +71,37 @@ def cutoffs(as_of: date, events_months: int) -> tuple[date, datetime]:
 def maintain(conn: psycopg.Connection, params: JobInput) -> Outcome:
     as_of = params.as_of
     events_months = events_retention_months()
+    aggregates_cutoff, events_cutoff = cutoffs(as_of, events_months)
     first_month = as_of.replace(day=1)
     created = maintenance.ensure_yearly_partitions(
-        conn, [as_of.year + i for i in range(YEARS_AHEAD + 1)]
+        conn, "population_rollups", range(aggregates_cutoff.year, as_of.year + YEARS_AHEAD + 1)
     ) + maintenance.ensure_monthly_partitions(
         conn, [add_months(first_month, i) for i in range(MONTHS_AHEAD + 1)]
     )
-    aggregates_cutoff, events_cutoff = cutoffs(as_of, events_months)
     dropped: list[str] = []
-    for part in maintenance.partitions(conn, "aggregated_analytics"):
-        if isinstance(part.upper, date) and part.upper <= aggregates_cutoff:
-            maintenance.drop_partition(conn, "aggregated_analytics", part.name)
-            dropped.append(part.name)
-    for part in maintenance.partitions(conn, "learning_events"):
-        if isinstance(part.upper, datetime) and part.upper <= events_cutoff:
-            maintenance.drop_partition(conn, "learning_events", part.name)
-            dropped.append(part.name)
+    retained_from: list[tuple[maintenance.PartitionedTable, date | datetime]] = [
+        ("population_rollups", aggregates_cutoff), ("aggregated_analytics", aggregates_cutoff),
+        ("learning_events", events_cutoff),
+    ]
+    for parent, cutoff in retained_from:
+        for part in maintenance.partitions(conn, parent):
+            if part.upper is not None and part.upper <= cutoff:
+                maintenance.drop_partition(conn, parent, part.name)
+                dropped.append(part.name)
     # The rollups' input fingerprints of periods whose history is gone go with it.
     forgotten = rollups.forget_fingerprints_before(conn, aggregates_cutoff)
-    # Population rollups keep the same 7 years.
-    rollups_deleted = rollups.delete_before(conn, aggregates_cutoff)
+    days_deleted, days_left = days.delete_before(
+        conn, aggregates_cutoff, batch=LEARNER_DAYS_BATCH, batches=LEARNER_DAYS_BATCHES)
     return Outcome(
-        rows_written=forgotten + rollups_deleted,
+        rows_written=forgotten + days_deleted,
         partitions_created=len(created),
         partitions_dropped=len(dropped),
         details={
             "created": created, "dropped": dropped,
             "aggregatesCutoff": aggregates_cutoff.isoformat(),
             "eventsCutoff": events_cutoff.isoformat(), "eventsRetentionMonths": events_months,
-            "fingerprintsForgotten": forgotten, "populationRollupsDeleted": rollups_deleted,
+            "fingerprintsForgotten": forgotten,
+            "learnerDaysDeleted": days_deleted, "learnerDaysLeft": days_left,
         },
     )
 

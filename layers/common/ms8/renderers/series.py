@@ -16,8 +16,8 @@ the day's end as "now", evaluated by whole days:
   skill's mastery as above), a skill not assessed in the 90 days counting as mastery 0; no value
   when the organization has no targets.
 
-Organization reports use the daily rollups in aggregated_analytics (the learners of the
-organization, per type: mean, quartiles, p90, min, max and the number of learners).
+Organization reports use the population rollups (population_rollups: the organization's learners
+and each trainer cohort, per period), not this module's daily series.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ at-risk rule read it. The verbs come from the vocabulary as parameters (VERB_PAR
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -229,3 +229,41 @@ def rebuild(conn: psycopg.Connection, organization_id: UUID) -> int:
     row = conn.execute(_REBUILD, {"org": organization_id, **DAY_PARAMS}).fetchone()
     assert row is not None
     return int(row[0])
+
+
+# One batch of days past retention, found per organization through the (organization_id, day)
+# index (a day-only condition has no index to use), deleted by primary key.
+_DELETE_BEFORE = """
+WITH old AS (
+    SELECT d.user_id, d.day
+    FROM organizations o
+    CROSS JOIN LATERAL (
+        SELECT x.user_id, x.day FROM learner_daily_activity x
+        WHERE x.organization_id = o.id AND x.day < %(cutoff)s
+        LIMIT %(limit)s
+    ) d
+    LIMIT %(limit)s
+)
+DELETE FROM learner_daily_activity t USING old
+WHERE t.user_id = old.user_id AND t.day = old.day
+"""
+
+
+def delete_before(conn: psycopg.Connection, cutoff: date, *, batch: int, batches: int) -> tuple[int, bool]:
+    """Delete learner days before `cutoff` (owner, maintenance), at most `batch` rows a statement
+    and `batches` statements: (rows deleted, whether some may remain for the next run).
+
+    Deleting days records their span for the rollup job (the erasure trigger of 0009); the spans
+    this retention made are taken back off that list in the same transaction: every period they
+    touch starts before the cutoff, so it is past retention too, and recomputing it from the days
+    that are left would overwrite its history with the figures of an emptied period.
+    """
+    deleted, more = 0, False
+    for _ in range(batches):
+        n = conn.execute(_DELETE_BEFORE, {"cutoff": cutoff, "limit": batch}).rowcount
+        deleted += n
+        more = n == batch
+        if not more:
+            break
+    conn.execute("DELETE FROM app.rollup_pending WHERE noted_at = now() AND last_day < %s", (cutoff,))
+    return deleted, more

@@ -12,9 +12,12 @@ import psycopg
 from psycopg import sql
 
 COMPARISON_VIEW = "comparison_aggregates"
-PartitionedTable = Literal["aggregated_analytics", "learning_events"]
+YearlyTable = Literal["population_rollups", "aggregated_analytics"]
+PartitionedTable = Literal["population_rollups", "aggregated_analytics", "learning_events"]
 # The partition key's type per parent, to read partition bounds back as values.
-_KEY_TYPES: dict[PartitionedTable, str] = {"aggregated_analytics": "date", "learning_events": "timestamptz"}
+_KEY_TYPES: dict[PartitionedTable, str] = {
+    "population_rollups": "date", "aggregated_analytics": "date", "learning_events": "timestamptz",
+}
 
 
 def begin_job(conn: psycopg.Connection, job: str) -> bool:
@@ -75,12 +78,12 @@ class Partition:
     upper: date | datetime | None
 
 
-def ensure_yearly_partitions(conn: psycopg.Connection, years: Sequence[int]) -> list[str]:
-    """Create the aggregated_analytics partitions of `years` that are missing; their names."""
+def ensure_yearly_partitions(conn: psycopg.Connection, parent: YearlyTable, years: Sequence[int]) -> list[str]:
+    """Create the partitions of `parent` for `years` that are missing; their names."""
     rows = conn.execute(
-        "SELECT format('aggregated_analytics_y%%s', y) FROM unnest(%s::int[]) AS y "
-        "WHERE app.ensure_yearly_partition(y)",
-        (list(years),),
+        "SELECT format('%%s_y%%s', %s::text, y) FROM unnest(%s::int[]) AS y "
+        "WHERE app.ensure_yearly_partition(%s::text, y)",
+        (parent, list(years), parent),
     ).fetchall()
     return [r[0] for r in rows]
 

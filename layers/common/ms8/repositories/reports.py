@@ -181,19 +181,6 @@ def skill_targets(conn: psycopg.Connection, organization_id: UUID) -> dict[str, 
     return {r[0]: float(r[1]) for r in rows}
 
 
-def organization_days(
-    conn: psycopg.Connection, organization_id: UUID, types: Sequence[str], start: date, end: date
-) -> list[tuple[str, date, int, dict[str, Any]]]:
-    """Daily rollups of the organization's learners: (type, day, user_count, data)."""
-    rows = conn.execute(
-        "SELECT analytics_type, period_start, user_count, data FROM aggregated_analytics "
-        "WHERE organization_id = %s AND granularity = 'daily' AND role = 'learner' "
-        "AND analytics_type = ANY (%s) AND period_start BETWEEN %s AND %s ORDER BY period_start",
-        (organization_id, list(types), start, end),
-    ).fetchall()
-    return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
-
-
 def delete_older_than(conn: psycopg.Connection, cutoff: datetime, limit: int) -> int:
     """Delete up to `limit` report rows created before `cutoff`, oldest first (their link audit
     rows go by cascade). Maintenance transaction only."""

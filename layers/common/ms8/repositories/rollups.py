@@ -401,13 +401,12 @@ def save_fingerprints(conn: psycopg.Connection, granularity: Granularity, prints
 
 
 def forget_fingerprints_before(conn: psycopg.Connection, cutoff: date) -> int:
-    """Drop the old history's fingerprints (app.rollup_inputs) of periods before `cutoff`."""
-    return conn.execute("DELETE FROM app.rollup_inputs WHERE period_start < %s", (cutoff,)).rowcount
-
-
-def delete_before(conn: psycopg.Connection, cutoff: date) -> int:
-    """Drop population rollups of periods that start before `cutoff` (past retention)."""
-    return conn.execute("DELETE FROM population_rollups WHERE period_start < %s", (cutoff,)).rowcount
+    """Drop the input fingerprints of periods before `cutoff` (past retention): the population
+    rollups' (app.population_rollup_inputs) and the old history's (app.rollup_inputs)."""
+    return sum(
+        conn.execute(f"DELETE FROM app.{table} WHERE period_start < %s", (cutoff,)).rowcount
+        for table in ("population_rollup_inputs", "rollup_inputs")
+    )
 
 
 def invalid_days(conn: psycopg.Connection, start: date, end: date) -> dict[str, int]:
