@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from datetime import date
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+import psycopg
 
-import psycopg  # noqa: E402
-
-from scripts import localdb  # noqa: E402
+from local import localdb
 
 FIRST, END = date(2026, 8, 1), date(2026, 12, 1)
 SPANS = {"daily": (FIRST, END), "weekly": (date(2026, 8, 3), date(2026, 11, 30)), "monthly": (FIRST, END)}

@@ -14,7 +14,7 @@ import pytest
 from psycopg import errors
 from psycopg.types.json import Jsonb
 
-from scripts import localdb
+from local import localdb
 
 THIS_YEAR = datetime.now(UTC).year
 # Inside the window the migration makes anyway, and two years outside it on either side.
