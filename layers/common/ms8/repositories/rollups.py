@@ -8,7 +8,7 @@ differ from what is stored (docs/ANALYTICS.md defines every figure).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -375,50 +375,90 @@ class Fingerprint:
     digest: int | None
 
 
-# One pass over the window's learner days and the memberships, per organization and period,
-# compared with what each period was last computed from. The digest is an XOR of hashes (order
-# free) of each membership and of each day's figures; any change of a day, a role, an assignment
-# or the rollup version makes the period differ.
-_CHANGED = _PERIODS_AND_MEMBERS + """
+# One pass over the learner days of every granularity's window and over the memberships, per
+# organization and UTC day first (a few thousand rows), then per organization and period of each
+# granularity, compared with what each period was last computed from. The digest is an XOR of
+# hashes (order free, so a period's is the XOR of its days') of each membership and of each day's
+# figures; any change of a day, a role, an assignment or the rollup version makes the period differ.
+_CHANGED = """
+WITH spans AS (
+    SELECT * FROM unnest(%(grans)s::text[], %(units)s::text[], %(steps)s::interval[], %(starts)s::date[],
+                         %(ends)s::date[]) AS s(granularity, unit, step, first_start, end_date)
+),
+periods AS (
+    SELECT s.granularity, p::date AS period_start
+    FROM spans s CROSS JOIN LATERAL generate_series(s.first_start::timestamp, s.end_date::timestamp - interval '1 day',
+                                                    s.step) AS p
+),
+members AS (
+    SELECT u.organization_id, u.organization_id AS scope_id, u.id AS user_id
+    FROM users u WHERE %(learner)s = ANY (u.roles)
+    UNION ALL
+    SELECT u.organization_id, ta.trainer_id, u.id
+    FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
+    WHERE %(learner)s = ANY (u.roles)
+),
 member_prints AS (
     SELECT organization_id, count(*) AS n,
            bit_xor(uuid_hash_extended(user_id, 0) # uuid_hash_extended(scope_id, 1)) AS digest
     FROM members GROUP BY 1
 ),
-day_prints AS (
-    SELECT d.organization_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start, count(*) AS n,
+per_day AS (
+    SELECT d.organization_id, d.day, count(*) AS n,
            -- Days only grow (ingest adds events), so their counts and sums tell any change apart.
            bit_xor(uuid_hash_extended(d.user_id, d.day - date '2000-01-01')
                    # hashint8extended(d.events::bigint << 32 | d.completions, d.assessments::bigint << 32 | d.scored)
                    # hashint8extended(d.score_micros, d.duration_seconds)) AS digest
     FROM learner_daily_activity d
-    WHERE d.day >= %(start)s AND d.day < %(end)s
+    WHERE d.day >= %(first)s AND d.day < %(last)s
     GROUP BY 1, 2
 ),
+day_prints AS (
+    SELECT s.granularity, d.organization_id, date_trunc(s.unit, d.day::timestamp)::date AS period_start,
+           sum(d.n) AS n, bit_xor(d.digest) AS digest
+    FROM per_day d JOIN spans s ON d.day >= s.first_start AND d.day < s.end_date
+    GROUP BY 1, 2, 3
+),
 now_inputs AS (
-    SELECT m.organization_id, p.period_start, m.n + coalesce(d.n, 0) AS inputs,
+    SELECT p.granularity, m.organization_id, p.period_start, m.n + coalesce(d.n, 0) AS inputs,
            m.digest # coalesce(d.digest, 0) AS digest
     FROM member_prints m CROSS JOIN periods p
-    LEFT JOIN day_prints d ON d.organization_id = m.organization_id AND d.period_start = p.period_start
+    LEFT JOIN day_prints d ON d.granularity = p.granularity AND d.organization_id = m.organization_id
+                          AND d.period_start = p.period_start
 ),
 last_inputs AS (
-    SELECT organization_id, period_start, inputs, digest, version FROM app.population_rollup_inputs
-    WHERE granularity = %(granularity)s AND period_start >= %(start)s AND period_start < %(end)s
+    SELECT r.granularity, r.organization_id, r.period_start, r.inputs, r.digest, r.version
+    FROM app.population_rollup_inputs r
+    JOIN spans s ON s.granularity = r.granularity AND r.period_start >= s.first_start AND r.period_start < s.end_date
 )
-SELECT coalesce(n.organization_id, l.organization_id), coalesce(n.period_start, l.period_start), n.inputs, n.digest
+SELECT coalesce(n.granularity, l.granularity), coalesce(n.organization_id, l.organization_id),
+       coalesce(n.period_start, l.period_start), n.inputs, n.digest
 FROM now_inputs n
-FULL JOIN last_inputs l ON l.organization_id = n.organization_id AND l.period_start = n.period_start
+FULL JOIN last_inputs l ON l.granularity = n.granularity AND l.organization_id = n.organization_id
+                       AND l.period_start = n.period_start
 WHERE n.inputs IS DISTINCT FROM l.inputs OR n.digest IS DISTINCT FROM l.digest
    OR l.version IS DISTINCT FROM %(version)s
-ORDER BY 1, 2
+ORDER BY 1, 2, 3
 """
 
 
-def changed_periods(conn: psycopg.Connection, granularity: Granularity, start: date, end: date) -> list[Fingerprint]:
-    """The (organization, period) pairs of [start, end) whose inputs differ from those of their
-    last rollup (or that were never rolled up), with their current fingerprints."""
-    rows = conn.execute(_CHANGED, _params(granularity, start, end, None)).fetchall()
-    return [Fingerprint(r[0], r[1], r[2], r[3]) for r in rows]
+def changed_periods(
+    conn: psycopg.Connection, spans: Mapping[Granularity, tuple[date, date]],
+) -> dict[Granularity, list[Fingerprint]]:
+    """Per granularity, the (organization, period) pairs of its span [start, end) whose inputs
+    differ from those of their last rollup (or that were never rolled up), with their current
+    fingerprints: one pass over the days and memberships for every granularity."""
+    grans = list(spans)
+    rows = conn.execute(_CHANGED, {
+        "grans": grans, "units": [UNITS[g][0] for g in grans], "steps": [UNITS[g][1] for g in grans],
+        "starts": [spans[g][0] for g in grans], "ends": [spans[g][1] for g in grans],
+        "first": min(s for s, _ in spans.values()), "last": max(e for _, e in spans.values()),
+        "learner": LEARNER, "version": ROLLUP_VERSION,
+    }).fetchall()
+    out: dict[Granularity, list[Fingerprint]] = {g: [] for g in grans}
+    for granularity, org, start, inputs, digest in rows:
+        out[granularity].append(Fingerprint(org, start, inputs, digest))
+    return out
 
 
 _SAVE = """
