@@ -21,8 +21,16 @@ from ms8.domain import privacy, vocabulary
 UNITS = {"daily": ("day", "1 day"), "weekly": ("week", "7 days"), "monthly": ("month", "1 month")}
 QUARTILES = (0.25, 0.5, 0.75)
 
+# The shape of population_rollups with its checks, unique key and foreign keys, so that writing
+# the rows costs what it costs the job.
 CREATE = """
-CREATE TABLE IF NOT EXISTS bench_raw_rollups (LIKE population_rollups INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+DO $$ BEGIN
+    IF to_regclass('bench_raw_rollups') IS NULL THEN
+        CREATE TABLE bench_raw_rollups (LIKE population_rollups INCLUDING ALL);
+        ALTER TABLE bench_raw_rollups ADD FOREIGN KEY (organization_id) REFERENCES organizations (id),
+            ADD FOREIGN KEY (organization_id, trainer_id) REFERENCES users (organization_id, id);
+    END IF;
+END $$;
 TRUNCATE bench_raw_rollups;
 """
 
