@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time
 import psycopg
 
 from ms8.domain import privacy, vocabulary
+from ms8.repositories.rollups import WORK_MEM
 
 UNITS = {"daily": ("day", "1 day"), "weekly": ("week", "7 days"), "monthly": ("month", "1 month")}
 QUARTILES = (0.25, 0.5, 0.75)
@@ -166,6 +167,8 @@ def run(conn: psycopg.Connection, spans: Mapping[str, tuple[date, date]], versio
     """Every granularity's rollups of its span from the raw events into bench_raw_rollups
     (emptied first): rows written."""
     conn.execute(CREATE)
+    # The job's memory for sorts and hashes (ms8.repositories.rollups.WORK_MEM), the same here.
+    conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
     written = 0
     for granularity, (start, end) in spans.items():
         unit, step = UNITS[granularity]

@@ -1,13 +1,5 @@
-"""What the rollup job reads of the learner days: a covering index, and statistics on its check
-of a day, so that its plans fit the data.
+"""Statistics on the rollup job's check of a learner day, so that its plans fit the data.
 
-1. learner_daily_activity_rollup_idx: the columns the rollup job and its fingerprints read
-(day, learner, organization, the counts and sums, the completed objects), keyed by day. The job
-reads every day of its window several times (fingerprints, then the figures per granularity);
-from this index it reads them without the day's wide columns (skills, weights, quarter-hours),
-by index-only scans.
-
-2. Statistics:
 The rollup job leaves out a learner day whose figures its events cannot explain (five
 comparisons between the day's columns). The planner has no statistics for a comparison of two
 columns and takes each as true for a third of the rows: the five together for 1 row in 250, so
@@ -33,16 +25,10 @@ VALID_DAY = ("coalesce((completions <= events AND assessments <= events AND scor
              "AND score_micros <= scored::bigint * 1000000 AND duration_seconds <= events::bigint * 86400), false)")
 
 
-INDEX_COLUMNS = ("(day, user_id) INCLUDE (organization_id, events, completions, assessments, scored, score_micros, "
-                 "duration_seconds, completed_objects)")
-
-
 def upgrade() -> None:
-    op.execute(f"CREATE INDEX learner_daily_activity_rollup_idx ON learner_daily_activity {INDEX_COLUMNS}")
     op.execute(f"CREATE STATISTICS learner_daily_activity_valid_day_stats ON ({VALID_DAY}) FROM learner_daily_activity")
     op.execute("ANALYZE learner_daily_activity")
 
 
 def downgrade() -> None:
     op.execute("DROP STATISTICS learner_daily_activity_valid_day_stats")
-    op.execute("DROP INDEX learner_daily_activity_rollup_idx")

@@ -21,7 +21,11 @@ def test_the_planner_expects_the_valid_days_to_pass_the_check(factory: Factory) 
     rows = factory.sql(f"SELECT count(*) FILTER (WHERE {_VALID_DAY}), count(*) FROM learner_daily_activity d")
     valid, days = rows[0]
     assert days >= 600 and valid >= 600
-    plan = factory.sql(f"EXPLAIN (FORMAT JSON) SELECT * FROM learner_daily_activity d WHERE {_VALID_DAY}")
-    estimate = plan[0][0][0]["Plan"]["Plan Rows"]
-    # Without the statistics the estimate is about days / 250 (under 1 % of them).
-    assert estimate >= valid * 0.5, (estimate, valid, days)
+    def estimate(condition: str) -> float:
+        plan = factory.sql(f"EXPLAIN (FORMAT JSON) SELECT * FROM learner_daily_activity d WHERE {condition}")
+        return float(plan[0][0][0]["Plan"]["Plan Rows"])
+
+    # Against the estimate of every day (the row-level security policies weigh on both alike).
+    # Without the statistics the check's estimate is about 1/250 of it.
+    every_day = estimate("true")
+    assert estimate(_VALID_DAY) >= 0.9 * every_day * valid / days, (estimate(_VALID_DAY), every_day, valid, days)

@@ -28,6 +28,7 @@ UNITS: dict[Granularity, tuple[str, str]] = {
 # every row of its window. 2: population rollups from learner days (1 was the per-type history
 # of active learners in aggregated_analytics).
 ROLLUP_VERSION = 2
+WORK_MEM = "256MB"
 
 # How it computes, and why so:
 # - members: the population of each organization (its learners: users holding the learner role)
@@ -77,7 +78,7 @@ populations AS MATERIALIZED (
     SELECT n.*, app_positions
     FROM (SELECT organization_id, scope_id, trainer_id, count(*) AS learners FROM members GROUP BY 1, 2, 3) n
 ),
-per_user AS MATERIALIZED (
+per_user AS (
     -- A day is its own period: its row as it is (its objects are already distinct).
     SELECT d.user_id, d.day AS period_start, 1 AS days, 1 AS active_days,
            cardinality(d.completed_objects) AS completions, d.assessments, d.scored, d.score_micros, d.duration_seconds
@@ -106,29 +107,31 @@ per_user AS MATERIALIZED (
         GROUP BY 1, 2
     ) c ON c.user_id = a.user_id AND c.period_start = a.period_start
 ),
-active AS (
+learners AS MATERIALIZED (
+    -- Each active learner's period with what its populations need of it: the figures, minutes,
+    -- and the mean score as a ratio (for its quartiles) and in micro-units (summed exactly).
+    SELECT a.user_id, a.period_start, a.days, a.active_days, a.completions, a.assessments, a.scored,
+           a.score_micros, a.duration_seconds, a.duration_seconds::float8 / 60 AS minutes,
+           CASE WHEN a.scored > 0 THEN a.score_micros::float8 / a.scored / 1e6 END AS mean_score,
+           CASE WHEN a.scored > 0 THEN a.score_micros::numeric / a.scored END AS mean_micros
+    FROM per_user a
+),
+active AS NOT MATERIALIZED (
     -- Each active learner's period once per population it is in: the organization's (every
     -- learner) and each cohort's (the learner's assignments). Joined to the tables themselves,
-    -- not to `members`, so that the planner knows a user id is one user (a CTE has no statistics).
-    SELECT x.*, x.duration_seconds::float8 / 60 AS minutes,
-           -- The learner's mean score, as a ratio (for its quartiles) and in micro-units (summed exactly).
-           CASE WHEN x.scored > 0 THEN x.score_micros::float8 / x.scored / 1e6 END AS mean_score,
-           CASE WHEN x.scored > 0 THEN x.score_micros::numeric / x.scored END AS mean_micros
-    FROM (
-        SELECT u.organization_id, u.organization_id AS scope_id, a.*
-        FROM per_user a JOIN users u ON u.id = a.user_id
-        WHERE %(learner)s = ANY (u.roles)
-        UNION ALL
-        SELECT u.organization_id, ta.trainer_id, a.*
-        FROM per_user a JOIN users u ON u.id = a.user_id
-        JOIN trainer_assignments ta ON ta.learner_id = u.id AND ta.organization_id = u.organization_id
-        WHERE %(learner)s = ANY (u.roles)
-    ) x
+    -- not to `members`, so that the planner knows a user id is one user (a CTE has no statistics);
+    -- joined anew by each reader below rather than stored (two rows per learner and period).
+    SELECT u.organization_id, u.organization_id AS scope_id, a.*
+    FROM learners a JOIN users u ON u.id = a.user_id
+    WHERE %(learner)s = ANY (u.roles)
+    UNION ALL
+    SELECT u.organization_id, ta.trainer_id, a.*
+    FROM learners a JOIN users u ON u.id = a.user_id
+    JOIN trainer_assignments ta ON ta.learner_id = u.id AND ta.organization_id = u.organization_id
+    WHERE %(learner)s = ANY (u.roles)
 ),
 stats AS (
-    -- One pass, sorted by population, period and mean score: the scored learners' mean scores
-    -- come out in order (the aggregate reads its input presorted; the quartiles interpolate on
-    -- them as percentile_cont does).
+    -- The sums: one hashed pass, nothing sorted.
     SELECT x.organization_id, x.scope_id, x.period_start, count(*) AS active_n,
            sum(x.completions) AS completions, sum(x.assessments) AS assessments, sum(x.scored) AS scored,
            sum(x.score_micros) AS score_micros, sum(x.duration_seconds) AS duration_seconds,
@@ -141,8 +144,7 @@ stats AS (
                      %(cap_seconds)s * x.days))
                AS capped_seconds,
            count(*) FILTER (WHERE x.scored > 0) AS scored_learners,
-           round(sum(x.mean_micros)) AS learner_score_micros,
-           array_agg(x.mean_score ORDER BY x.mean_score) FILTER (WHERE x.scored > 0) AS score_v
+           round(sum(x.mean_micros)) AS learner_score_micros
     FROM active x
     GROUP BY x.organization_id, x.scope_id, x.period_start
 ),
@@ -162,6 +164,15 @@ sorted AS (
            array_agg(x.minutes ORDER BY x.minutes) AS minutes_v
     FROM active x
     WHERE (x.organization_id, x.scope_id, x.period_start) IN (SELECT organization_id, scope_id, period_start FROM needed)
+    GROUP BY x.organization_id, x.scope_id, x.period_start
+),
+scores AS (
+    -- The scored learners' mean scores in order, per population and period (only the scored
+    -- rows are sorted, once: the aggregate reads them presorted); the quartiles interpolate on
+    -- them as percentile_cont does.
+    SELECT x.organization_id, x.scope_id, x.period_start, array_agg(x.mean_score ORDER BY x.mean_score) AS score_v
+    FROM active x
+    WHERE x.scored > 0
     GROUP BY x.organization_id, x.scope_id, x.period_start
 ),
 computed AS (
@@ -186,6 +197,8 @@ computed AS (
                      AND s.period_start = d.period_start
     LEFT JOIN sorted v ON v.organization_id = p.organization_id AND v.scope_id = p.scope_id
                       AND v.period_start = d.period_start
+    LEFT JOIN scores r ON r.organization_id = p.organization_id AND r.scope_id = p.scope_id
+                      AND r.period_start = d.period_start
     WHERE %(everything)s OR (p.organization_id, d.period_start) IN (SELECT organization_id, period_start FROM scope)
 ),
 written AS (
@@ -258,16 +271,16 @@ def _unpadded(metric: str) -> str:
 
 
 def _score_quartiles() -> str:
-    """In `computed`: {p25, median, p75} of the scored learners' mean scores (`s.score_v`,
+    """In `computed`: {p25, median, p75} of the scored learners' mean scores (`r.score_v`,
     sorted), as percentile_cont interpolates them: at p x (n - 1) between its floor and ceiling,
     first + (p x (n - 1) - floor) x (second - first); null without a scored learner."""
-    n = "cardinality(s.score_v)"
+    n = "cardinality(r.score_v)"
 
     def value(q: float) -> str:
         pos = f"({q}::float8 * ({n} - 1))"
         lo, hi = f"floor({pos})::integer", f"ceil({pos})::integer"
-        return (f"(s.score_v[{lo} + 1] + ({pos} - floor({pos})) * "
-                f"(s.score_v[{hi} + 1] - s.score_v[{lo} + 1]))")
+        return (f"(r.score_v[{lo} + 1] + ({pos} - floor({pos})) * "
+                f"(r.score_v[{hi} + 1] - r.score_v[{lo} + 1]))")
 
     return _q3(*(value(q) for q in QUARTILES), "NULL")
 
@@ -359,6 +372,9 @@ def rollup(
         end = min(end, next_period(granularity, max(s for _, s in scope)))
     if end <= start:
         return RollupCounts(0, 0, 0)
+    # The sorts and hash tables of a backfill (over a million learner-population rows) in memory
+    # rather than spilled to disk; for this transaction only.
+    conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
     row = conn.execute(_STATEMENT, _params(granularity, start, end, scope)).fetchone()
     assert row is not None
     return RollupCounts(int(row[0]), int(row[1]), int(row[2]))
