@@ -45,8 +45,12 @@ WORK_MEM = "256MB"
 #   an array per population and period): the value at padded index i is 0 below Z and else the
 #   array's element i - Z + 1, and a quartile interpolates at p x (learners - 1) between the
 #   values at its floor and ceiling. This is percentile_cont over the padded values without the
-#   padding (tests hold them equal). Mean score is over learners with a scored assessment (all
-#   of them active).
+#   padding (tests hold them equal). Where every quartile's position falls among the zeros (fewer
+#   than about a quarter of the learners active) nothing is sorted (`needed`, `sorted`). Mean
+#   score is over learners with a scored assessment (all of them active): their means sorted
+#   once and interpolated as percentile_cont does, without a sort per population and period.
+# - The learner-population rows (two per active learner and period: organization and cohort)
+#   are never stored: the sums take them in one hashed pass, the scores only the scored ones.
 # - Every population gets a row for every period, with zeros when nobody was active.
 # - Unchanged rows are filtered out before the INSERT (ON CONFLICT DO UPDATE would lock, and so
 #   write, every conflicting row even when its WHERE finds no change); rows of the window the
@@ -163,7 +167,8 @@ sorted AS (
            array_agg(x.active_days ORDER BY x.active_days) AS active_days_v,
            array_agg(x.minutes ORDER BY x.minutes) AS minutes_v
     FROM active x
-    WHERE (x.organization_id, x.scope_id, x.period_start) IN (SELECT organization_id, scope_id, period_start FROM needed)
+    WHERE (x.organization_id, x.scope_id, x.period_start)
+          IN (SELECT organization_id, scope_id, period_start FROM needed)
     GROUP BY x.organization_id, x.scope_id, x.period_start
 ),
 scores AS (
@@ -282,7 +287,8 @@ def _score_quartiles() -> str:
         return (f"(r.score_v[{lo} + 1] + ({pos} - floor({pos})) * "
                 f"(r.score_v[{hi} + 1] - r.score_v[{lo} + 1]))")
 
-    return _q3(*(value(q) for q in QUARTILES), "NULL")
+    p25, median, p75 = (value(q) for q in QUARTILES)
+    return _q3(p25, median, p75, "NULL")
 
 
 def _q3(p25: str, median: str, p75: str, empty: str) -> str:
