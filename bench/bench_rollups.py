@@ -1,5 +1,6 @@
-"""Population rollups at 100 organizations x 90 days (~1,000,000 events), beside the previous job
-in the same run; and the trainer's learner list through its handler.
+"""Population rollups at 100 organizations x 90 days (~1,000,000 events) from the learner days,
+beside the same rollups computed from the raw events in the same run; and the trainer's learner
+list through its handler.
 
 Data (database `ms8_bench_rollups`, built once, reused; --rebuild starts again): 100
 organizations x 2,500 learners (5 trainers each, every learner in one of their cohorts of 500),
@@ -11,11 +12,14 @@ Timed, for a 90-day backfill (`{"date": today, "days": 90}`: 90 days, 14 weeks, 
 
 - ours: the rollup job (ms8.jobs.rollups) from the learner days, every organization and every
   trainer cohort (600 populations), first run into an empty table and an unchanged re-run;
-- baseline: the previous job (bench/rollups_baseline.py: per-type history of active learners,
-  from the raw events, with per-period fingerprints), first run and re-run, on the same data;
+- raw: the baseline, the same rollups (same figures, organization and cohorts, granularities and
+  window) computed straight from learning_events (bench/rollups_raw.py) into a table of the same
+  shape; every round asserts that its rows equal the job's, column for column;
+- old (unless --no-old): the previous job (bench/rollups_baseline.py: per-type history of active
+  learners only, from the raw events, with per-period fingerprints), a smaller computation;
 - GET /v1/learners as that trainer (50 learners) through the Lambda handler: p50 and p95.
 
-    .venv/bin/python bench/bench_rollups.py [--rounds 3] [--requests 200] [--rebuild]
+    .venv/bin/python bench/bench_rollups.py [--rounds 3] [--requests 200] [--rebuild] [--no-old]
 """
 
 from __future__ import annotations
@@ -148,26 +152,36 @@ def _timed(url: str, work) -> tuple[float, int]:  # type: ignore[no-untyped-def]
         return time.perf_counter() - started, written
 
 
-def bench_rollups(url: str, as_of: date, rounds: int) -> dict[str, tuple[float, int]]:
+def bench_rollups(url: str, as_of: date, rounds: int, old: bool) -> dict[str, tuple[float, int]]:
     import rollups_baseline
+    import rollups_raw
 
     from ms8.jobs import rollups
     from ms8.jobs.runner import JobInput
+    from ms8.repositories.rollups import ROLLUP_VERSION
 
     spans = rollups.windows(as_of, DAYS)
     params = JobInput(as_of, time_now(), days=DAYS, replay=True)
-    runs: dict[str, list[tuple[float, int]]] = {k: [] for k in ("old first", "old again", "new first", "new again")}
+    runs: dict[str, list[tuple[float, int]]] = {
+        k: [] for k in ("raw", "new first", "new again", *(("old first", "old again") if old else ()))}
     # The partition job no longer keeps the old table's years ahead (nothing but this baseline writes it).
     with psycopg.connect(url) as conn:
         conn.execute("SELECT app.ensure_yearly_partition(y) FROM generate_series(%s::int, %s::int) AS y",
                      (min(s for s, _ in spans.values()).year, as_of.year))
     for _ in range(rounds):
-        _clear(url, ["aggregated_analytics", "app.rollup_inputs"])
-        runs["old first"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
-        runs["old again"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
+        if old:
+            _clear(url, ["aggregated_analytics", "app.rollup_inputs"])
+            runs["old first"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
+            runs["old again"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
+        runs["raw"].append(_timed(url, lambda c: rollups_raw.run(c, spans, ROLLUP_VERSION)))
         _clear(url, ["population_rollups", "app.population_rollup_inputs"])
         runs["new first"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
         runs["new again"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
+        with psycopg.connect(url) as conn:
+            conn.execute("SELECT app.begin_maintenance()")
+            ours, raw, missing, extra = rollups_raw.differences(conn)
+        # The job's rows are the raw events' rows, every column (computed_at aside).
+        assert ours == raw > 0 and missing == extra == 0, (ours, raw, missing, extra)
     return {k: (statistics.median(t for t, _ in v), v[-1][1]) for k, v in runs.items()}
 
 
@@ -204,19 +218,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--no-old", action="store_true", help="leave out the previous job")
     args = parser.parse_args()
     url, as_of, trainer, events, days = prepare(args.rebuild)
-    r = bench_rollups(url, as_of, args.rounds)
-    (old_first, old_rows), (old_again, old_re) = r["old first"], r["old again"]
-    (new_first, new_rows), (new_again, new_re) = r["new first"], r["new again"]
+    r = bench_rollups(url, as_of, args.rounds, not args.no_old)
+    (raw, raw_rows), (first, rows), (again, re_rows) = r["raw"], r["new first"], r["new again"]
     print(f"\nRollups, 90-day backfill, {ORGS} organizations, {events:,} events ({days:,} learner days); "
-          f"median of {args.rounds} rounds")
-    print(f"{'work':<44} {'new':>9} {'old':>9} {'new/old':>8}  rows written (new / old)")
-    print(f"{'first run (empty tables)':<44} {new_first:>8.2f}s {old_first:>8.2f}s {new_first / old_first:>8.2f}  "
-          f"{new_rows:,} / {old_rows:,}")
-    print(f"{'unchanged re-run':<44} {new_again:>8.2f}s {old_again:>8.2f}s {new_again / old_again:>8.2f}  "
-          f"{new_re} / {old_re}")
-    print(f"{'re-run / first run':<44} {new_again / new_first:>9.2f} {old_again / old_first:>9.2f}", flush=True)
+          f"median of {args.rounds} rounds; the job's rows equal the raw events' ({rows:,} rows)")
+    print(f"{'work':<52} {'seconds':>8} {'raw/this':>9}  rows written")
+    print(f"{'raw: same rollups from learning_events (baseline)':<52} {raw:>8.2f} {1:>9.2f}  {raw_rows:,}")
+    print(f"{'job: first run (empty tables)':<52} {first:>8.2f} {raw / first:>9.2f}  {rows:,}")
+    print(f"{'job: unchanged re-run':<52} {again:>8.2f} {raw / again:>9.2f}  {re_rows:,}")
+    if "old first" in r:
+        (old_first, old_rows), (old_again, old_re) = r["old first"], r["old again"]
+        print(f"{'previous job (active learners per type), first run':<52} {old_first:>8.2f} "
+              f"{raw / old_first:>9.2f}  {old_rows:,}")
+        print(f"{'previous job, unchanged re-run':<52} {old_again:>8.2f} {raw / old_again:>9.2f}  {old_re:,}")
+    print(flush=True)
     p50, p95, listed = bench_learner_list(trainer, args.requests)
     print(f"\nGET /v1/learners as a trainer with {listed} learners, through the handler, {args.requests} requests:"
           f" p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms")

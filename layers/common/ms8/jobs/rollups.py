@@ -70,8 +70,9 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
         spans = widen(spans, *erased)
         details["erasedDays"] = {"from": erased[0].isoformat(), "to": erased[1].isoformat()}
     written = 0
+    changed = repo.changed_periods(conn, spans)
     for granularity, (start, end) in spans.items():
-        prints = repo.changed_periods(conn, granularity, start, end)
+        prints = changed[granularity]
         counts = repo.rollup(conn, granularity, start, end, [(p.organization_id, p.period_start) for p in prints])
         repo.save_fingerprints(conn, granularity, prints)
         written += counts.written
