@@ -136,8 +136,9 @@ def _rows(
     oldest, newest = now - ingest.MAX_AGE, now + ingest.MAX_AHEAD
     prepared = []
     wanted: set[str] = set()
+    authority = caller.authority
     for sid, st, content in todo:
-        done = statements.complete(st, str(sid), stored_text, caller.authority)
+        done = statements.complete(st, str(sid), stored_text, authority)
         mapped = mapping.map_statement(done)
         at = statements.parse_instant(done["timestamp"])
         if mapped is not None and not oldest <= at <= newest:
