@@ -149,7 +149,11 @@ def _rows(
     users = resolve_actors(conn, wanted)
     rows, events = [], []
     for sid, done, content, mapped, at, keys in prepared:
-        user = next((users[k] for k in keys if k in users), None)
+        user = None
+        for k in keys:
+            if k in users:
+                user = users[k]
+                break
         ref = UUID(done["object"]["id"]) if done["object"].get("objectType") == "StatementRef" else None
         voids = ref if statements.is_voiding(done) else None
         pending = None
