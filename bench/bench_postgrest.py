@@ -36,7 +36,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,17 +153,6 @@ def backend_pids(user: str) -> list[int]:
     return [r[0] for r in rows]
 
 
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """User + system CPU of each process so far (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for pid in pids:
-        with suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            out[pid] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
 @dataclass
 class Side:
     """One server under test and what was measured on it."""
@@ -195,9 +184,9 @@ def wrk(url: str, token: str, connections: int, seconds: float) -> tuple[int, fl
 
 def measure_reads(side: Side, connections: int, seconds: float) -> None:
     pids = backend_pids(side.backend_user)
-    before = cpu_seconds(pids)
+    before = _common.cpu_seconds(pids)
     requests, rate, errors = wrk(side.url + side.read_path, side.read_token, connections, seconds)
-    after = cpu_seconds(backend_pids(side.backend_user))
+    after = _common.cpu_seconds(backend_pids(side.backend_user))
     cpu = sum(v - before.get(pid, 0.0) for pid, v in after.items())
     side.reads.setdefault(connections, []).append((rate, cpu * 1000 / max(requests, 1), errors))
 

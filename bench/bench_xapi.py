@@ -33,14 +33,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from _common import median_p95, migrated_database, table, verdict
+from _common import cpu_seconds, median_p95, migrated_database, table, verdict
 
 DB = "ms8_bench_xapi"
 BATCH = 1000
@@ -103,22 +103,33 @@ class Client:
         return resp.status, resp.read()
 
 
-def run(targets: list[tuple[Client, list[bytes]]]) -> list[list[float]]:
+Target = tuple[Client, list[bytes], Callable[[], list[int]]]
+
+
+def run(targets: list[Target]) -> tuple[list[list[float]], list[list[float]]]:
     """Send each target's batches, taking turns batch by batch (so a change in the machine's load
-    falls on both alike); per target the milliseconds of each batch after its warm-up batch."""
-    for client, bodies in targets:  # warm-up: imports, connections, caches
+    falls on both alike); per target the milliseconds of each batch after its warm-up batch, and
+    the CPU milliseconds its server processes (for ms8 the gateway worker and its PostgreSQL
+    backends) spent on it: on a loaded machine the wall time includes waiting for a core, the CPU
+    time much less."""
+    for client, bodies, _ in targets:  # warm-up: imports, connections, caches
         status, text = client.post(bodies[0])
         if status != 200:
             raise SystemExit(f"warm-up batch answered {status}: {text[:300]!r}")
+    pids = [server_pids() for _, _, server_pids in targets]  # after the warm-up: connections open
     latencies: list[list[float]] = [[] for _ in targets]
+    cpu: list[list[float]] = [[] for _ in targets]
     for i in range(1, len(targets[0][1])):
-        for n, (client, bodies) in enumerate(targets):
+        for n, (client, bodies, _) in enumerate(targets):
+            before = cpu_seconds(pids[n])
             t0 = time.perf_counter()
             status, text = client.post(bodies[i])
             latencies[n].append((time.perf_counter() - t0) * 1000)
+            after = cpu_seconds(pids[n])
+            cpu[n].append(sum(after[p] - before.get(p, after[p]) for p in after) * 1000)
             if status != 200:
                 raise SystemExit(f"batch answered {status}: {text[:300]!r}")
-    return latencies
+    return latencies, cpu
 
 
 Shape = tuple[tuple[str, str], list[tuple[uuid.UUID, str]], str]
@@ -166,8 +177,25 @@ def durable(org: str, started: datetime) -> tuple[int, int, int]:
     return int(row[0]), int(row[1]), int(row[2])
 
 
+def ms8_pids(pool: Any) -> list[int]:
+    """The gateway's worker processes and the PostgreSQL backends connected to the bench database."""
+    import psycopg
+
+    from local import localdb
+
+    with psycopg.connect(localdb.owner_url(DB), autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'"
+                            " AND pid <> pg_backend_pid()", (DB,)).fetchall()
+    return [*pool.worker_pids(), *(int(r[0]) for r in rows)]
+
+
+def process_tree(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [pid, *(int(p) for p in path.read_text().split())] if path.exists() else [pid]
+
+
 @contextmanager
-def ms8_gateway(workers: int) -> Iterator[str]:
+def ms8_gateway(workers: int) -> Iterator[tuple[str, Any]]:
     from local import server, stack
 
     stack.apply_function_env(None, db=DB)
@@ -175,7 +203,7 @@ def ms8_gateway(workers: int) -> Iterator[str]:
     pool = server.Server(server.bind("127.0.0.1", 0), workers, quiet=True, output=subprocess.DEVNULL)
     pool.start()
     try:
-        yield pool.url + "/xapi"
+        yield pool.url + "/xapi", pool
     finally:
         pool.stop()
 
@@ -202,7 +230,7 @@ def install_ralph(where: Path) -> Path | None:
 
 
 @contextmanager
-def ralph_server(venv: Path | None, where: Path) -> Iterator[tuple[str, tuple[str, str]] | None]:
+def ralph_server(venv: Path | None, where: Path) -> Iterator[tuple[str, tuple[str, str], int] | None]:
     """Ralph's LRS with the fs backend and one Basic-auth user, on a free port (None: no Ralph)."""
     if venv is None:
         yield None
@@ -241,7 +269,7 @@ def ralph_server(venv: Path | None, where: Path) -> Iterator[tuple[str, tuple[st
                 if proc.poll() is not None:
                     raise SystemExit("ralph runserver exited") from None
                 time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/xAPI", auth
+        yield f"http://127.0.0.1:{port}/xAPI", auth, proc.pid
     except BaseException:
         print((where / "ralph.log").read_text(errors="replace")[-3000:], file=sys.stderr)
         raise
@@ -271,32 +299,38 @@ def main() -> int:
     where = Path(tempfile.mkdtemp(prefix="bench-ralph-"))
     venv = None if args.no_ralph else (args.ralph_venv or install_ralph(where))
     try:
-        with ms8_gateway(args.workers) as url, ralph_server(venv, where) as ralph:
-            targets = [(Client(url, cred), shape_bodies) for (cred, _, _), shape_bodies in zip(shapes, bodies, strict=True)]
+        with ms8_gateway(args.workers) as (url, pool), ralph_server(venv, where) as ralph:
+            targets: list[Target] = [(Client(url, cred), shape_bodies, lambda: ms8_pids(pool))
+                                     for (cred, _, _), shape_bodies in zip(shapes, bodies, strict=True)]
             if ralph is not None:
-                targets.append((Client(ralph[0], ralph[1]), ralph_bodies))
-            latencies = run(targets)
+                ralph_pid = ralph[2]
+                targets.append((Client(ralph[0], ralph[1]), ralph_bodies, lambda: process_tree(ralph_pid)))
+            latencies, cpu = run(targets)
     finally:
         shutil.rmtree(where, ignore_errors=True)
     ralph_lat = latencies[len(shapes)] if ralph is not None else []
     ralph_rate = BATCH * 1000 / statistics.mean(ralph_lat) if ralph_lat else None
+    ralph_cpu = statistics.mean(cpu[len(shapes)]) if ralph is not None else None
     baseline = ralph_rate if ralph_rate is not None else RALPH_FALLBACK
 
-    rows = [["server", "batches", "statements/s", "batch p50 ms", "batch p95 ms", "vs Ralph"]]
+    rows = [["server", "batches", "statements/s", "batch p50 ms", "batch p95 ms", "CPU ms/batch", "vs Ralph",
+             "CPU vs Ralph"]]
     verdicts = []
-    for (_, users, org), lat in zip(shapes, latencies, strict=False):
+    for (_, users, org), lat, used in zip(shapes, latencies, cpu, strict=False):
         rate = BATCH * 1000 / statistics.mean(lat)
         p50, p95 = median_p95(lat)
         per_batch = len(users) // (args.batches + 1)
         verdicts.append((per_batch, rate / baseline, durable(org, started)))
+        own_cpu = statistics.mean(used)
         rows.append([f"ms8 /xapi, batches over {per_batch} learners (gateway, {args.workers} worker)",
-                     str(args.batches), f"{rate:.0f}", f"{p50:.0f}", f"{p95:.0f}", f"{rate / baseline:.2f}x"])
+                     str(args.batches), f"{rate:.0f}", f"{p50:.0f}", f"{p95:.0f}", f"{own_cpu:.0f}",
+                     f"{rate / baseline:.2f}x", f"{ralph_cpu / own_cpu:.2f}x" if ralph_cpu and own_cpu else "-"])
     if ralph_rate is not None:
         r50, r95 = median_p95(ralph_lat)
         rows.append([f"Ralph {RALPH_VERSION} (fs backend, 1 worker)", str(args.batches), f"{ralph_rate:.0f}",
-                     f"{r50:.0f}", f"{r95:.0f}", "1.00x"])
+                     f"{r50:.0f}", f"{r95:.0f}", f"{ralph_cpu:.0f}", "1.00x", "1.00x"])
     else:
-        rows.append(["Ralph fs backend (recorded figure)", "-", f"{RALPH_FALLBACK:.0f}", "-", "-", "1.00x"])
+        rows.append(["Ralph fs backend (recorded figure)", "-", f"{RALPH_FALLBACK:.0f}", "-", "-", "-", "1.00x", "-"])
     print(table(rows))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; the targets took turns batch by batch")
     for learners, ratio, (stored, events, snapshots) in verdicts:

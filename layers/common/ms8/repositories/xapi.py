@@ -61,14 +61,17 @@ def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[b
 # U+001F): joining strings is far cheaper in Python than dumping ten arrays element by element,
 # and splitting them is cheap on the server. JSON text never holds a raw control character, and
 # tokens and keys are built without them (ms8.xapi.statements.agent_key). An empty field is NULL.
+# The content hashes travel as hex (a bytea[] parameter is dumped element by element in Python).
 ROW_SEP = "\x1e"
 _INSERT = """
 INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, tokens,
                              content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
 SELECT %s, x.id, x.st::json, %s, %s, string_to_array(x.tokens, E'\\x1f'),
-       x.content, x.voids, x.ref, coalesce(string_to_array(x.keys, E'\\x1f'), '{}'), x.event::jsonb, x.user_id, x.at
+       decode(x.content, 'hex'), x.voids, x.ref, coalesce(string_to_array(x.keys, E'\\x1f'), '{}'),
+       x.event::jsonb, x.user_id, x.at
 FROM unnest(string_to_array(%s, E'\\x1e', '')::uuid[], string_to_array(%s, E'\\x1e', ''),
-            string_to_array(%s, E'\\x1e', ''), %s::bytea[], string_to_array(%s, E'\\x1e', '')::uuid[],
+            string_to_array(%s, E'\\x1e', ''), string_to_array(%s, E'\\x1e', ''),
+            string_to_array(%s, E'\\x1e', '')::uuid[],
             string_to_array(%s, E'\\x1e', '')::uuid[], string_to_array(%s, E'\\x1e', ''),
             string_to_array(%s, E'\\x1e', ''), string_to_array(%s, E'\\x1e', '')::uuid[],
             string_to_array(%s, E'\\x1e', '')::timestamptz[])
@@ -94,7 +97,8 @@ def insert(
     join = SEP.join
     cur = conn.execute(_INSERT, (
         organization_id, stored, key, _column(ids), ROW_SEP.join(sts), ROW_SEP.join(join(t) for t in tokens),
-        list(content), _column(voids), _column(refs), ROW_SEP.join(join(k) for k in keys), _column(events),
+        _column([c.hex() if c is not None else None for c in content]),
+        _column(voids), _column(refs), ROW_SEP.join(join(k) for k in keys), _column(events),
         _column(users), _column([a.isoformat() if a is not None else None for a in ats]),
     ))
     return {r[0] for r in cur.fetchall()}

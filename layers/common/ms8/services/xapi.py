@@ -136,8 +136,9 @@ def _rows(
     oldest, newest = now - ingest.MAX_AGE, now + ingest.MAX_AHEAD
     prepared = []
     wanted: set[str] = set()
+    authority = caller.authority
     for sid, st, content in todo:
-        done = statements.complete(st, str(sid), stored_text, caller.authority)
+        done = statements.complete(st, str(sid), stored_text, authority)
         mapped = mapping.map_statement(done)
         at = statements.parse_instant(done["timestamp"])
         if mapped is not None and not oldest <= at <= newest:
@@ -148,7 +149,11 @@ def _rows(
     users = resolve_actors(conn, wanted)
     rows, events = [], []
     for sid, done, content, mapped, at, keys in prepared:
-        user = next((users[k] for k in keys if k in users), None)
+        user = None
+        for k in keys:
+            if k in users:
+                user = users[k]
+                break
         ref = UUID(done["object"]["id"]) if done["object"].get("objectType") == "StatementRef" else None
         voids = ref if statements.is_voiding(done) else None
         pending = None

@@ -71,6 +71,10 @@ def _agents(value: dict[str, Any] | None, out: list[str]) -> None:
     key = agent_key(value)
     if key:
         out.append(key)
+    _members(value, out)
+
+
+def _members(value: dict[str, Any], out: list[str]) -> None:
     for member in value.get("member") or ():
         key = agent_key(member)
         if key:
@@ -93,10 +97,11 @@ def tokens(st: dict[str, Any]) -> list[str]:
     related: list[str] = []
     obj = st["object"]
     kind = obj.get("objectType", "Activity")
-    own = agent_key(st["actor"])
+    own = agent_key(st["actor"])  # once: it is both the actor (a:) and a related agent (A:)
     if own:
         found.add("a:" + own)
-    _agents(st["actor"], related)
+        related.append(own)
+    _members(st["actor"], related)
     found.add("v:" + st["verb"]["id"])
     if kind == "Activity":
         found.add("o:" + obj["id"])

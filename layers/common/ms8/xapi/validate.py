@@ -128,9 +128,9 @@ def timestamp(value: Any, where: str) -> str:
     found = TIMESTAMP_RE.match(value) if isinstance(value, str) else None
     if found is None:
         raise Invalid(where, "must be an ISO 8601 date-time")
-    _, month, day, hour, minute, second = (int(g) for g in found.groups()[:6])
-    offset = found.group(8)
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
+    month, day, hour, minute, second, offset = found.group(2, 3, 4, 5, 6, 8)
+    # Two digits each: compared as text they order as numbers (no int() per field).
+    if not ("01" <= month <= "12" and "01" <= day <= "31" and hour <= "23" and minute <= "59" and second <= "60"):
         raise Invalid(where, "is not a valid date-time")
     if offset and offset[0] == "-" and not offset[1:].replace(":", "").strip("0"):
         raise Invalid(where, "the offset -00:00 is not allowed")
@@ -366,6 +366,15 @@ def score(value: Any, where: str) -> None:
 
 
 def result(value: Any, where: str) -> None:
+    # Results repeat too (the same score, success and duration): each distinct one checked once.
+    key = _seen_valid(b"result:", value) if type(value) is dict else b""
+    if key is None:
+        return
+    _result(value, where)
+    _passed(key)
+
+
+def _result(value: Any, where: str) -> None:
     _obj(value, where, RESULT_KEYS)
     if "score" in value:
         score(value["score"], f"{where}.score")
@@ -381,6 +390,16 @@ def result(value: Any, where: str) -> None:
 
 
 def context(value: Any, where: str, object_type: str) -> None:
+    # A course's statements share their context (its activities, platform, language): each
+    # distinct one is checked once, per object type (revision and platform depend on it).
+    key = _seen_valid(b"context:" + object_type.encode() + b":", value) if type(value) is dict else b""
+    if key is None:
+        return
+    _context(value, where, object_type)
+    _passed(key)
+
+
+def _context(value: Any, where: str, object_type: str) -> None:
     _obj(value, where, CONTEXT_KEYS)
     if "registration" in value:
         uuid(value["registration"], f"{where}.registration")
