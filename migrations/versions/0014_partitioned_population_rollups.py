@@ -11,10 +11,8 @@
 
 2. app.ensure_yearly_partition(parent, year) creates a missing yearly partition of
    aggregated_analytics or population_rollups, with RLS enabled and forced like its parent; the
-   one-argument form of 0001 (aggregated_analytics) now calls it. A population_rollups partition
-   is made with a dropped column ahead of the others and then attached: PostgreSQL reads system
-   columns in RETURNING only from rows converted into the partition's own layout, and the
-   rollup statement counts its inserts apart from its updates by `xmax = 0`.
+   one-argument form of 0001 (aggregated_analytics) now calls it. (The rollup statement tells
+   its inserts from its updates without xmax, which a row routed into a partition does not carry.)
 
 The downgrade moves the rows back into a plain table made as 0008 and 0009 made it.
 
@@ -88,21 +86,9 @@ BEGIN
     IF to_regclass('public.' || v_name) IS NOT NULL THEN
         RETURN false;
     END IF;
-    IF p_parent = 'population_rollups' THEN
-        -- A partition whose row layout differs from its parent's (a dropped column ahead of the
-        -- others): rows routed to it are converted into its own heap slot, where RETURNING can
-        -- read system columns; the rollup statement tells inserted rows from updated ones by
-        -- xmax, which PostgreSQL cannot read from a row routed unconverted.
-        EXECUTE format('CREATE TABLE public.%I (layout_gap integer, LIKE public.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
-                       v_name, p_parent);
-        EXECUTE format('ALTER TABLE public.%I DROP COLUMN layout_gap', v_name);
-        EXECUTE format('ALTER TABLE public.%I ATTACH PARTITION public.%I FOR VALUES FROM (%L) TO (%L)',
-                       p_parent, v_name, make_date(p_year, 1, 1), make_date(p_year + 1, 1, 1));
-    ELSE
-        EXECUTE format(
-            'CREATE TABLE public.%I PARTITION OF public.%I FOR VALUES FROM (%L) TO (%L)',
-            v_name, p_parent, make_date(p_year, 1, 1), make_date(p_year + 1, 1, 1));
-    END IF;
+    EXECUTE format(
+        'CREATE TABLE public.%I PARTITION OF public.%I FOR VALUES FROM (%L) TO (%L)',
+        v_name, p_parent, make_date(p_year, 1, 1), make_date(p_year + 1, 1, 1));
     EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', v_name);
     RETURN true;
 END $$;

@@ -230,7 +230,7 @@ written AS (
         assessments = EXCLUDED.assessments, scored = EXCLUDED.scored, score_micros = EXCLUDED.score_micros,
         duration_seconds = EXCLUDED.duration_seconds, distribution = EXCLUDED.distribution,
         capped = EXCLUDED.capped, version = EXCLUDED.version, computed_at = now()
-    RETURNING (xmax = 0) AS inserted
+    RETURNING t.organization_id, t.trainer_id, t.period_start
 ),
 removed AS (
     DELETE FROM population_rollups t
@@ -243,9 +243,20 @@ removed AS (
             AND c.period_start = t.period_start
       )
     RETURNING 1
+),
+-- Inserted or updated: every part of the statement reads the table as it was before it (one
+-- snapshot), so a written key that was already there is an update. (Not xmax: a row routed into
+-- a partition does not carry it.)
+counted AS (
+    SELECT count(*) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM population_rollups o
+               WHERE o.organization_id = w.organization_id AND o.trainer_id IS NOT DISTINCT FROM w.trainer_id
+                 AND o.granularity = %(granularity)s AND o.period_start = w.period_start)) AS inserted,
+           count(*) AS written
+    FROM written w
 )
-SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written),
-       (SELECT count(*) FILTER (WHERE NOT inserted) FROM written),
+SELECT (SELECT inserted FROM counted),
+       (SELECT written - inserted FROM counted),
        (SELECT count(*) FROM removed)
 """
 
