@@ -3,7 +3,7 @@ rollup job has its own benchmark, bench_rollups.py, beside its previous version.
 
 Both views are refreshed CONCURRENTLY over the same data in the same database, alternately, and
 the medians compared (absolute times move between runs on a shared machine; the ratio holds).
-The seed's view (seed/database_patterns.md) is created as `seed_comparison_aggregates`.
+The original database design's view (the one this service grew from; its SQL is kept in this file) is created as `seed_comparison_aggregates`.
 
 The database `ms8_bench_jobs` is built once (100 organizations x 2,500 learners, 4 analytics
 rows each; 10,000 of them active with ~1,000,000 learning events over 90 days) and reused;
