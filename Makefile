@@ -88,5 +88,9 @@ db-start: $(STAMP)
 db-stop: $(STAMP)
 	$(BIN)/python -m local.localdb stop
 
+## make psql: psql on the local database as the API's role (PSQL_ARGS=--owner: as the owner)
+psql: $(STAMP)
+	$(BIN)/python -m local.localdb psql $(PSQL_ARGS)
+
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache web/dist web/node_modules
