@@ -113,8 +113,9 @@ def admin_url(dbname: str = "postgres") -> str:
     return f"postgresql://{SUPERUSER}:{SUPERUSER_PASSWORD}@127.0.0.1:{_port()}/{dbname}"
 
 
-def is_running() -> bool:
-    pid_file = PGDATA / "postmaster.pid"
+def _postmaster_alive(data: Path) -> bool:
+    """Whether the server of the data directory `data` runs (its postmaster.pid names a live process)."""
+    pid_file = data / "postmaster.pid"
     if not pid_file.exists():
         return False
     try:
@@ -122,6 +123,10 @@ def is_running() -> bool:
     except (ProcessLookupError, ValueError):
         return False
     return True
+
+
+def is_running() -> bool:
+    return _postmaster_alive(PGDATA)
 
 
 def start() -> bool:
@@ -204,14 +209,7 @@ def start_replica() -> int:
 
 
 def replica_running() -> bool:
-    pid_file = REPLICA_DATA / "postmaster.pid"
-    if not pid_file.exists():
-        return False
-    try:
-        os.kill(int(pid_file.read_text().split()[0]), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    return True
+    return _postmaster_alive(REPLICA_DATA)
 
 
 def stop_replica() -> None:
