@@ -21,15 +21,15 @@ from datetime import timedelta
 from typing import Any
 
 import jsonschema
-import psycopg
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from local import demo, demo_ids, gateway, localdb, stack, tokens
+from local import demo, demo_ids, gateway, stack, tokens
 from local import s3 as local_s3
+from tests.support.demo import demo_database
 from tests.support.gateway import RunningGateway, gateway_process
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
@@ -105,15 +105,8 @@ def flatmap_path_parameters(context: schemathesis.HookContext, path_parameters: 
 def fuzz_db(database: str) -> Iterator[str]:
     """The demo in a database of its own beside the session's: the fuzzer writes, erases and
     reassigns, and the other tests' counts must not see it."""
-    name = f"{database}_fuzz"
-    localdb.drop_database(name)
-    localdb.create_database(name)
-    try:
-        with psycopg.connect(localdb.owner_url(name), autocommit=True) as conn:
-            demo.load(conn)
+    with demo_database(f"{database}_fuzz") as name:
         yield name
-    finally:
-        localdb.drop_database(name)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -27,10 +26,11 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from local import browser, demo, demo_ids, localdb, tokens
+from local import browser, demo_ids, tokens
 from local import s3 as local_s3
 from local import stack as local_stack
 from local.paths import WEB_DIST
+from tests.support.demo import demo_database
 from tests.support.gateway import RunningGateway, gateway_process
 from tests.web.oidc_support import Provider, provider_server
 
@@ -43,15 +43,8 @@ T = TypeVar("T")
 @pytest.fixture(scope="module")
 def web_db(database: str) -> Iterator[str]:
     """The demo in a database of its own: the admin's test reassigns learners."""
-    name = f"{database}_web"
-    localdb.drop_database(name)
-    localdb.create_database(name)
-    try:
-        with psycopg.connect(localdb.owner_url(name), autocommit=True) as conn:
-            demo.load(conn)
+    with demo_database(f"{database}_web") as name:
         yield name
-    finally:
-        localdb.drop_database(name)
 
 
 @pytest.fixture(scope="module")
