@@ -141,3 +141,28 @@ def gateway(db: str, workers: int, database_url: str | None = None) -> Iterator[
         yield Gateway(url, proc)
     finally:
         stop(proc)
+
+
+def synthetic_events(active_per_org: int, days: int, learners_only: bool) -> str:
+    """SQL adding ~2 x 0.56 learning events a day over `days` days for the first `active_per_org`
+    users (learners only, if asked) of every organization: the benches' shared synthetic history."""
+    users = "users WHERE roles = '{learner}'" if learners_only else "users"
+    return f"""WITH active AS MATERIALIZED (
+    SELECT id, organization_id FROM (
+        SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY email) AS n
+        FROM {users}) x
+    WHERE n <= {active_per_org}
+), drawn AS MATERIALIZED (
+    SELECT a.id, a.organization_id, d,
+           (ARRAY['completed','passed','failed','attempted','progressed','session'])[1 + floor(random() * 6)::int]
+               AS verb
+    FROM active a CROSS JOIN generate_series(1, {days}) d CROSS JOIN generate_series(1, 2) k
+    WHERE random() < 0.56
+)
+INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, skills, score,
+                             success, duration_seconds, occurred_at)
+SELECT gen_random_uuid(), id, organization_id, verb, 'course-' || (random() * 200)::int, 'course',
+       '{{sql}}', CASE WHEN verb IN ('passed', 'failed', 'attempted') THEN random() END,
+       CASE WHEN verb IN ('passed', 'failed') THEN verb = 'passed' END, (random() * 1800)::int,
+       (current_date - d)::timestamp AT TIME ZONE 'UTC' + random() * interval '1 day'
+FROM drawn;"""

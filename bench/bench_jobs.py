@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
+from _common import synthetic_events
 
 from local import localdb
 
@@ -71,25 +72,7 @@ FROM users u
 CROSS JOIN (VALUES ('learning_velocity', 'velocity', 5), ('engagement', 'engagement', 1),
                    ('mastery', 'mastery', 1), ('skill_gap', 'gap', 1)) AS t(type, key, scale);
 -- ~1,000,000 events for the first {ACTIVE_PER_ORG} learners of each organization, {DAYS} days.
-WITH active AS MATERIALIZED (
-    SELECT id, organization_id FROM (
-        SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY email) AS n
-        FROM users) x
-    WHERE n <= {ACTIVE_PER_ORG}
-), drawn AS MATERIALIZED (
-    SELECT a.id, a.organization_id, d,
-           (ARRAY['completed','passed','failed','attempted','progressed','session'])[1 + floor(random() * 6)::int]
-               AS verb
-    FROM active a CROSS JOIN generate_series(1, {DAYS}) d CROSS JOIN generate_series(1, 2) k
-    WHERE random() < 0.56
-)
-INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, skills, score,
-                             success, duration_seconds, occurred_at)
-SELECT gen_random_uuid(), id, organization_id, verb, 'course-' || (random() * 200)::int, 'course',
-       '{{sql}}', CASE WHEN verb IN ('passed', 'failed', 'attempted') THEN random() END,
-       CASE WHEN verb IN ('passed', 'failed') THEN verb = 'passed' END, (random() * 1800)::int,
-       (current_date - d)::timestamp AT TIME ZONE 'UTC' + random() * interval '1 day'
-FROM drawn;
+{synthetic_events(ACTIVE_PER_ORG, DAYS, learners_only=False)}
 """
 
 

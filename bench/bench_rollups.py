@@ -32,6 +32,7 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
+from _common import synthetic_events
 
 from local import localdb
 
@@ -63,25 +64,7 @@ t AS (SELECT id, organization_id, row_number() OVER (PARTITION BY organization_i
 INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id)
 SELECT l.organization_id, t.id, l.id
 FROM l JOIN t ON t.organization_id = l.organization_id AND t.n = (l.n - 1) % {TRAINERS_PER_ORG} + 1;
-WITH active AS MATERIALIZED (
-    SELECT id, organization_id FROM (
-        SELECT id, organization_id, row_number() OVER (PARTITION BY organization_id ORDER BY email) AS n
-        FROM users WHERE roles = '{{learner}}') x
-    WHERE n <= {ACTIVE_PER_ORG}
-), drawn AS MATERIALIZED (
-    SELECT a.id, a.organization_id, d,
-           (ARRAY['completed','passed','failed','attempted','progressed','session'])[1 + floor(random() * 6)::int]
-               AS verb
-    FROM active a CROSS JOIN generate_series(1, {DAYS}) d CROSS JOIN generate_series(1, 2) k
-    WHERE random() < 0.56
-)
-INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, skills, score,
-                             success, duration_seconds, occurred_at)
-SELECT gen_random_uuid(), id, organization_id, verb, 'course-' || (random() * 200)::int, 'course',
-       '{{sql}}', CASE WHEN verb IN ('passed', 'failed', 'attempted') THEN random() END,
-       CASE WHEN verb IN ('passed', 'failed') THEN verb = 'passed' END, (random() * 1800)::int,
-       (current_date - d)::timestamp AT TIME ZONE 'UTC' + random() * interval '1 day'
-FROM drawn;
+{synthetic_events(ACTIVE_PER_ORG, DAYS, learners_only=True)}
 -- The list's trainer: the first organization's 50 first (active) learners.
 WITH o AS (SELECT id FROM organizations ORDER BY name LIMIT 1),
 t AS (INSERT INTO users (organization_id, email, name, roles)
