@@ -14,6 +14,8 @@
    template's routes, its JWT authorizer emulated with a local key, the same handlers, one request
    at a time per worker process as Lambda containers do. Swagger UI at /docs, the web app (if
    built into web/dist) at /app.
+5. The template's every-minute schedule (the analytics refresh of learners a platform's batches
+   noted) in a thread, every 10 s (local.schedules); the daily jobs stay by hand (local.invoke).
 
 The port: `--port`, else MS8_PORT, else 3000. Extra CORS origins (a front end on another
 origin): MS8_CORS_ORIGINS=http://localhost:5173,... It prints the URL, demo tokens and a first
@@ -33,7 +35,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from local import demo_ids, localdb, s3, server, stack, state, template, tokens
+from local import demo_ids, localdb, s3, schedules, server, stack, state, template, tokens
 from local.paths import EVENTS, WEB_DIST
 
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # platformdirs, on machines without one
@@ -58,6 +60,7 @@ def banner(url: str, s3_endpoint: str, bucket: str, workers: int, elapsed: float
     admin = tokens.user_token(demo_ids.ORG_ADMIN)
     py = ".venv/bin/python"
     cors = template.cors(os.environ.get("MS8_CORS_ORIGINS", ""))
+    frequent = ", ".join(f.logical_id for f in schedules.frequent()) or "none"
     web = f"  Web app       {url}/app\n" if (WEB_DIST / "index.html").is_file() else ""
     return f"""
 MS8 Learning Analytics is running locally (ready in {elapsed:.1f} s)
@@ -68,6 +71,7 @@ MS8 Learning Analytics is running locally (ready in {elapsed:.1f} s)
   PostgreSQL    {localdb.runtime_url(stack.DB)}
                 psql: make psql   (as the owner: {py} -m local.localdb psql --owner)
   CORS origins  {', '.join(cors.origins) if cors else 'none'}   (add some: MS8_CORS_ORIGINS=http://localhost:5173)
+  Schedules     {frequent} every {schedules.LOCAL_PERIOD:g} s; the daily jobs by hand
 
 Demo tokens for the ACME organization (valid 12 hours):
   export LEARNER_TOKEN={learner}
@@ -132,6 +136,9 @@ def run(port: int, workers: int, quiet: bool, reset_demo: bool) -> int:
         gateway.start()
         state.write(gateway.url, s3_endpoint)
         cleanups.append(("state", state.clear))
+        ticker = schedules.Ticker(log)
+        ticker.start()
+        cleanups.append(("schedules", ticker.stop))
         print(banner(gateway.url, s3_endpoint, bucket, workers, time.perf_counter() - t0), flush=True)
         while not stopping:
             time.sleep(0.2)

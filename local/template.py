@@ -105,6 +105,35 @@ def functions() -> tuple[Function, ...]:
     )
 
 
+@dataclass(frozen=True)
+class Schedule:
+    function: Function
+    expression: str  # rate(1 minute), cron(30 1 * * ? *)
+
+    @property
+    def rate_seconds(self) -> int | None:
+        """The period of a rate() expression in seconds; None for a cron() one."""
+        found = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", self.expression.strip())
+        if not found:
+            return None
+        return int(found.group(1)) * {"minute": 60, "hour": 3600, "day": 86400}[found.group(2)]
+
+
+def schedules() -> tuple[Schedule, ...]:
+    """The functions' EventBridge Scheduler events (Type ScheduleV2), their expressions resolved
+    from the parameters' defaults."""
+    found = []
+    for function in functions():
+        for event in (function.properties.get("Events") or {}).values():
+            if event.get("Type") != "ScheduleV2":
+                continue
+            expression = event["Properties"]["ScheduleExpression"]
+            if isinstance(expression, dict) and "Ref" in expression:
+                expression = parameter_default(expression["Ref"])
+            found.append(Schedule(function, str(expression)))
+    return tuple(found)
+
+
 def _default_authorizer() -> str | None:
     for res in resources("AWS::Serverless::HttpApi").values():
         found = (res["Properties"].get("Auth") or {}).get("DefaultAuthorizer")

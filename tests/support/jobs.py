@@ -149,3 +149,14 @@ def run_concurrently(calls: list[Callable[[], T]]) -> list[T]:
     if errors:
         raise errors[0]
     return results
+
+
+def refresh_pending() -> dict[str, Any]:
+    """Run the every-minute refresh job once, as the Scheduler would: the snapshots and points of
+    the learners platform batches noted (their details: users, pointsAwarded, ...)."""
+    from ms8.jobs.pending import JOB
+    from ms8.jobs.runner import run
+
+    result = run(JOB, {})
+    assert result.status == "ok", result.message
+    return result.details

@@ -231,6 +231,28 @@ def rebuild(conn: psycopg.Connection, organization_id: UUID) -> int:
     return int(row[0])
 
 
+_REBUILD_USERS = """
+WITH stored AS (
+    SELECT e.user_id, e.verb, e.object_id, e.skills, e.score, e.duration_seconds, e.occurred_at
+    FROM learning_events e WHERE e.organization_id = %(org)s AND e.user_id = ANY (%(users)s)
+),
+""" + DAYS_FROM_STORED + """
+SELECT count(*) FROM new_days
+"""
+
+
+def rebuild_users(conn: psycopg.Connection, organization_id: UUID, user_ids: list[UUID]) -> int:
+    """Rebuild some learners' days from their learning events (owner, maintenance): events that
+    reached learning_events outside ingest's statement (xAPI statements claimed when their actor
+    became a user). Returns the days written."""
+    # Two statements, as in rebuild(): the insert would not see the rows deleted by its own statement.
+    conn.execute("DELETE FROM learner_daily_activity WHERE organization_id = %s AND user_id = ANY (%s)",
+                 (organization_id, user_ids))
+    row = conn.execute(_REBUILD_USERS, {"org": organization_id, "users": user_ids, **DAY_PARAMS}).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 # One batch of days past retention, found per organization through the (organization_id, day)
 # index (a day-only condition has no index to use), deleted by primary key.
 _DELETE_BEFORE = """

@@ -87,12 +87,17 @@ class BusDetail(ApiModel):
 
 
 class IngestResult(ApiModel):
-    """What a batch did: new events stored, replays ignored, users whose numbers were updated."""
+    """What a batch did: new events stored, replays ignored, users updated now or queued."""
 
     received: int
     inserted: int
     duplicates: int = Field(description="Events already stored (same eventId): ignored")
-    users_updated: int
+    users_updated: int = Field(
+        description="Users whose analytics and points this request updated (a learner's own events)")
     analytics_written: int
     points_awarded: int
+    users_queued: int = Field(0, description=(
+        "Users a platform's batch noted for the refresh job, which updates their analytics snapshots and "
+        "points within about a minute (their learner days, which cohort views and rollups read, are "
+        "updated by this request)"))
     computed_at: datetime

@@ -1,5 +1,6 @@
-"""Ingesting learning events: store a batch (atomic, idempotent by event id), then bring the
-analytics and gamification of the users who got new events up to date, in the same transaction.
+"""Ingesting learning events: store a batch (atomic, idempotent by event id) with the learners'
+days, then bring the analytics and gamification of the users who got new events up to date (a
+learner's own events, in the same transaction) or note them for the refresh job (a platform's).
 
 Who may send what:
 - a user (active role learner) sends their own events: `userId` omitted or their own;
@@ -10,9 +11,9 @@ Who may send what:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -22,8 +23,10 @@ from ms8.db import Caller, ServiceCaller, organization_of
 from ms8.domain.gamification import cap_basis
 from ms8.errors import Forbidden, NotFound, Unprocessable
 from ms8.repositories import events as repo
+from ms8.repositories import pending
 from ms8.schemas.events import BusDetail, EventBatch, IngestResult
-from ms8.services import analytics_refresh, gamification
+from ms8.services import learner_updates
+from ms8.services.learner_updates import Updated
 
 # Events are accepted from 13 months back (retention; the partitions exist) to 1 day ahead
 # (clock skew). The partition job keeps the monthly partitions of that range in place.
@@ -63,43 +66,56 @@ def resolve(caller: Caller, batch: EventBatch, now: datetime) -> list[repo.NewEv
 
 
 def ingest(conn: psycopg.Connection, caller: Caller, batch: EventBatch, now: datetime) -> IngestResult:
-    """Store the batch and update the touched users, all inside the caller's transaction."""
-    inserted, users_updated, written, points = _store_and_update(conn, caller, batch, now)
+    """Store the batch and update (or note) the touched users, all inside the caller's transaction."""
+    stored = store_rows(conn, organization_of(caller), resolve(caller, batch, now), now,
+                        sent_by_service=isinstance(caller, ServiceCaller))
     return IngestResult(
-        received=len(batch.events), inserted=inserted, duplicates=len(batch.events) - inserted,
-        users_updated=users_updated, analytics_written=written, points_awarded=points, computed_at=now,
+        received=len(batch.events), inserted=stored.inserted, duplicates=len(batch.events) - stored.inserted,
+        users_updated=stored.updated.users, analytics_written=stored.updated.snapshots,
+        points_awarded=stored.updated.points, users_queued=stored.queued, computed_at=now,
     )
 
 
-def _store_and_update(
-    conn: psycopg.Connection, caller: Caller, batch: EventBatch, now: datetime
-) -> tuple[int, int, int, int]:
-    """Events inserted, users updated, snapshots written, points awarded."""
-    return store_rows(conn, organization_of(caller), resolve(caller, batch, now), now,
-                      sent_by_service=isinstance(caller, ServiceCaller))
+NOTHING = Updated(0, 0, 0)
+
+
+class Stored(NamedTuple):
+    """What storing a batch did: events inserted, the update of its users, users noted for the job."""
+
+    inserted: int
+    updated: Updated
+    queued: int
 
 
 def store_rows(
     conn: psycopg.Connection, organization_id: UUID, rows: Sequence[repo.NewEvent], now: datetime,
-    also_touched: Iterable[UUID] = (), *, sent_by_service: bool,
-) -> tuple[int, int, int, int]:
-    """Store resolved events and bring their users (and `also_touched`, e.g. users whose events
-    were removed) up to date: events inserted, users updated, snapshots written, points awarded.
-    `sent_by_service` picks the points cap's clock (ms8.domain.gamification.cap_basis)."""
+    removed_from: Collection[UUID] = (), *, sent_by_service: bool,
+) -> Stored:
+    """Store resolved events (and, in the same statement, add them to the learners' days); then
+    bring their users up to date.
+
+    A learner's own events update their snapshots and points at once, in this transaction: they
+    are looking at their dashboard. A platform's batch (`sent_by_service`: a service token, the
+    bus, xAPI) notes its learners for the refresh job instead (ms8.jobs.pending, every minute),
+    so its cost does not grow with how many learners it spreads over: a platform sends whatever
+    happened in the last minute across its users, and the days, which the trainer's views and
+    the rollups read, are up to date when it commits. Users in `removed_from` lost events (a
+    voided xAPI statement): they are noted for the job too, which builds their days again.
+    """
     try:
         inserted = repo.insert_batch(conn, organization_id, rows)
     except psycopg.errors.ForeignKeyViolation as exc:
         raise NotFound("one or more users are not users of this organization") from exc
-    touched = sorted({e.user_id for e in inserted} | set(also_touched))
-    if not touched:
-        return 0, 0, 0, 0
-    repo.lock_users(conn, touched)  # concurrent batches of one user: one after the other
-    computed = analytics_refresh.compute(conn, touched, now)
-    written = analytics_refresh.write(conn, computed, now)
-    points = gamification.award_and_refresh(
-        conn, computed, inserted, now, basis=cap_basis(sent_by_service)
-    )
-    return len(inserted), len(computed), written, points
+    if not sent_by_service:
+        updated = learner_updates.update(conn, sorted({e.user_id for e in inserted}), inserted, now,
+                                         basis=cap_basis(sent_by_service=False))
+        return Stored(len(inserted), updated, pending.note(conn, organization_id, {}, removed_from))
+    earliest: dict[UUID, datetime | None] = {}
+    for e in inserted:
+        first = earliest.get(e.user_id)
+        if first is None or e.occurred_at < first:
+            earliest[e.user_id] = e.occurred_at
+    return Stored(len(inserted), NOTHING, pending.note(conn, organization_id, earliest, removed_from))
 
 
 class InvalidBusEvent(ValueError):

@@ -122,8 +122,8 @@ def store(
     voided_now = set(targets)  # a statement voided in its own batch never counts
     events = [e for e in mapped if e.event_id in inserted and e.event_id not in voided_now]
     if events or removed:
-        ingest.store_rows(conn, caller.organization_id, events, now, also_touched={e.user_id for e in removed},
-                          sent_by_service=True)  # a platform's statements: capped by when they occurred
+        ingest.store_rows(conn, caller.organization_id, events, now, removed_from={e.user_id for e in removed},
+                          sent_by_service=True)
     return [str(i) for i in ids]
 
 
@@ -172,8 +172,8 @@ def _rows(
 
 def map_pending(conn: psycopg.Connection, users: Sequence[tuple[UUID, str]]) -> int:
     """(user id, e-mail) of users the directory just wrote: statements stored while their actor
-    was not a user yet become these users' learning events. Their analytics snapshots follow
-    with the stale-analytics job (a user without a snapshot, or with events newer than it)."""
+    was not a user yet become these users' learning events, and the users are noted for the
+    refresh job (ms8.jobs.pending), which builds their days again and brings them up to date."""
     return repo.claim_pending(conn, [(u, mapping.user_keys(str(u), email)) for u, email in users])
 
 

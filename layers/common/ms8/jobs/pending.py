@@ -1,0 +1,71 @@
+"""Job: bring the learners a platform's batches noted (analytics_pending, migration 0015) up to
+date: their snapshots from their learner days, the points of the events they received since
+they were noted (counted by the hour the events occurred in, as for every platform's events),
+and their gamification rows. Scheduled every minute; a run takes the learners in id order, 1000
+at a time, at most PENDING_MAX_USERS (default 5000: a few seconds, so the platform batches that
+note one of them meanwhile wait only that long); the rest stay noted for the next run.
+
+A learner whose events reached learning_events outside ingest's statement (xAPI statements
+claimed when their actor became a user: rebuild_days) gets their days built again first.
+
+A learner noted again while the run works keeps their row (ms8.repositories.pending.done), so
+the events of that batch are taken by the next run; awarding is idempotent per award key, so
+taking an event twice awards it once.
+"""
+
+from __future__ import annotations
+
+import os
+from uuid import UUID
+
+import psycopg
+
+from ms8.domain.gamification import cap_basis
+from ms8.jobs.runner import Job, JobInput, Outcome
+from ms8.repositories import days, pending
+from ms8.services import learner_updates
+
+CHUNK = 1000
+DEFAULT_MAX_USERS = 5000
+
+
+def refresh_pending(conn: psycopg.Connection, params: JobInput) -> Outcome:
+    max_users = int(os.environ.get("PENDING_MAX_USERS", DEFAULT_MAX_USERS))
+    after: UUID | None = None
+    users = snapshots = points = cleared = 0
+    more = False
+    while users < max_users:
+        limit = min(CHUNK, max_users - users)
+        todo = pending.take(conn, limit, after)
+        if not todo:
+            break
+        for org, users_of_org in _rebuilds(todo).items():
+            days.rebuild_users(conn, org, users_of_org)
+        updated = learner_updates.update(
+            conn, [p.user_id for p in todo], pending.received(conn, todo), params.now,
+            basis=cap_basis(sent_by_service=True),
+        )
+        cleared += pending.done(conn, todo)
+        users += len(todo)
+        snapshots += updated.snapshots
+        points += updated.points
+        after = todo[-1].user_id
+        more = len(todo) == limit
+        if not more:
+            break
+    return Outcome(
+        rows_written=snapshots,
+        details={"users": users, "pointsAwarded": points, "cleared": cleared, "more": more},
+    )
+
+
+def _rebuilds(todo: list[pending.Pending]) -> dict[UUID, list[UUID]]:
+    """The learners whose days are built again first, by organization."""
+    found: dict[UUID, list[UUID]] = {}
+    for p in todo:
+        if p.rebuild_days:
+            found.setdefault(p.organization_id, []).append(p.user_id)
+    return found
+
+
+JOB = Job("refresh_pending", refresh_pending)

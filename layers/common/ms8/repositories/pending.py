@@ -1,0 +1,100 @@
+"""analytics_pending (migration 0015): learners a platform's batch left to the refresh job."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import NamedTuple
+from uuid import UUID
+
+import psycopg
+
+from ms8.repositories.events import InsertedEvent
+
+
+class Pending(NamedTuple):
+    """One learner to bring up to date, as the job read them."""
+
+    user_id: UUID
+    since: datetime
+    occurred_from: datetime | None
+    version: int
+    organization_id: UUID
+    rebuild_days: bool
+
+
+# One statement for the batch, in user order (two batches noting the same learners lock their
+# rows in the same order). A learner noted again keeps the earliest `since` and `occurred_from`.
+_NOTE = """
+INSERT INTO analytics_pending AS p (user_id, organization_id, since, occurred_from, rebuild_days)
+SELECT x.user_id, %(org)s, now(), x.occurred_from, x.rebuild_days
+FROM unnest(%(users)s::uuid[], %(from)s::timestamptz[], %(rebuild)s::boolean[])
+     AS x(user_id, occurred_from, rebuild_days)
+ORDER BY x.user_id
+ON CONFLICT (user_id) DO UPDATE SET
+    since = least(p.since, EXCLUDED.since),
+    occurred_from = least(p.occurred_from, EXCLUDED.occurred_from),
+    version = p.version + 1,
+    rebuild_days = p.rebuild_days OR EXCLUDED.rebuild_days
+"""
+
+
+def note(
+    conn: psycopg.Connection, organization_id: UUID, occurred_from: Mapping[UUID, datetime | None],
+    rebuild_days: Collection[UUID] = (),
+) -> int:
+    """Note learners of the caller's organization with the earliest instant of their new events
+    (None: none new); those in `rebuild_days` (events of theirs were removed) get their days
+    built again by the job. Returns how many were noted."""
+    users = sorted(set(occurred_from) | set(rebuild_days))
+    if not users:
+        return 0
+    conn.execute(_NOTE, {"org": organization_id, "users": users, "from": [occurred_from.get(u) for u in users],
+                         "rebuild": [u in rebuild_days for u in users]})
+    return len(users)
+
+
+def take(conn: psycopg.Connection, limit: int, after: UUID | None = None) -> list[Pending]:
+    """Up to `limit` pending learners in user id order, after `after` (owner, maintenance)."""
+    rows = conn.execute(
+        "SELECT user_id, since, occurred_from, version, organization_id, rebuild_days FROM analytics_pending "
+        "WHERE %(after)s::uuid IS NULL OR user_id > %(after)s ORDER BY user_id LIMIT %(limit)s",
+        {"after": after, "limit": limit},
+    ).fetchall()
+    return [Pending(*r) for r in rows]
+
+
+# The events each learner received since their `since`, from their `occurred_from` on: through
+# the (user_id, occurred_at) index, the partitions before `occurred_from` skipped at run time.
+_RECEIVED = """
+SELECT e.event_id, e.user_id, e.verb, e.object_id, e.occurred_at
+FROM unnest(%(users)s::uuid[], %(since)s::timestamptz[], %(from)s::timestamptz[]) AS p(user_id, since, occurred_from)
+JOIN LATERAL (
+    SELECT * FROM learning_events e
+    WHERE e.user_id = p.user_id AND e.occurred_at >= p.occurred_from AND e.received_at >= p.since
+) e ON true
+ORDER BY e.user_id, e.occurred_at, e.event_id
+"""
+
+
+def received(conn: psycopg.Connection, pending: Sequence[Pending]) -> list[InsertedEvent]:
+    """The events the pending learners received since they were noted, oldest first per learner."""
+    with_events = [p for p in pending if p.occurred_from is not None]
+    if not with_events:
+        return []
+    rows = conn.execute(_RECEIVED, {
+        "users": [p.user_id for p in with_events], "since": [p.since for p in with_events],
+        "from": [p.occurred_from for p in with_events],
+    }).fetchall()
+    return [InsertedEvent(*r) for r in rows]
+
+
+def done(conn: psycopg.Connection, pending: Sequence[Pending]) -> int:
+    """Delete the rows still at the version read (a learner noted again meanwhile stays)."""
+    if not pending:
+        return 0
+    return conn.execute(
+        "DELETE FROM analytics_pending p USING unnest(%s::uuid[], %s::bigint[]) AS x(user_id, version) "
+        "WHERE p.user_id = x.user_id AND p.version = x.version",
+        ([p.user_id for p in pending], [p.version for p in pending]),
+    ).rowcount

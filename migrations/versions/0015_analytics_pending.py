@@ -1,0 +1,133 @@
+"""analytics_pending: the learners whose snapshots and points a platform's batch left to the
+refresh job.
+
+A platform's batch (POST /v1/events with a service token, the bus, xAPI statements) stores its
+events and adds them to the learner days in its own transaction, then notes each touched learner
+here instead of recomputing them: one row per learner, however many batches arrive before the
+refresh job (ms8.jobs.pending, every minute) takes them. The job reads what it needs from the row:
+
+- `since`: the earliest transaction start (now()) of the batches noted, so the events to award
+  points for are those with received_at >= since (learning_events.received_at defaults to the
+  same now());
+- `occurred_from`: the earliest occurred_at among them (NULL when a batch only removed events,
+  e.g. a voided statement): it bounds the read to the partitions that can hold them;
+- `version`: raised by every batch that notes the learner again; the job deletes the row only
+  at the version it read, so a batch that arrives while the job works leaves the row for the
+  next run;
+- `rebuild_days`: the learner's days must be built again from their events first. Set by
+  app.xapi_claim_pending (redefined here): xAPI statements stored before their actor was a user
+  become the user's learning events when the directory writes the user, outside ingest's insert
+  statement that keeps the days; until now those events reached neither the days nor, through
+  them, the snapshots and rollups.
+
+RLS: the runtime role writes and reads only rows of its organization, and only as the ingest
+role (a platform); the job works as the owner in maintenance. Gone with the user (cascade).
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-06
+"""
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+RUNTIME = "ms8_app"
+PLATFORM = "organization_id = (SELECT app.current_org_id()) AND (SELECT app.current_role()) = 'ingest'"
+
+UPGRADE = f"""
+CREATE TABLE analytics_pending (
+    user_id uuid PRIMARY KEY,
+    organization_id uuid NOT NULL,
+    since timestamptz NOT NULL,
+    occurred_from timestamptz,
+    version bigint NOT NULL DEFAULT 1,
+    rebuild_days boolean NOT NULL DEFAULT false,
+    FOREIGN KEY (organization_id, user_id) REFERENCES users (organization_id, id) ON DELETE CASCADE
+);
+CREATE INDEX analytics_pending_org_idx ON analytics_pending (organization_id);
+ALTER TABLE analytics_pending ENABLE ROW LEVEL SECURITY;
+ALTER TABLE analytics_pending FORCE ROW LEVEL SECURITY;
+CREATE POLICY analytics_pending_maintenance ON analytics_pending TO CURRENT_USER
+    USING ((SELECT app.in_maintenance())) WITH CHECK ((SELECT app.in_maintenance()));
+CREATE POLICY analytics_pending_select ON analytics_pending FOR SELECT TO {RUNTIME} USING ({PLATFORM});
+CREATE POLICY analytics_pending_insert ON analytics_pending FOR INSERT TO {RUNTIME} WITH CHECK ({PLATFORM});
+CREATE POLICY analytics_pending_update ON analytics_pending FOR UPDATE TO {RUNTIME}
+    USING ({PLATFORM}) WITH CHECK ({PLATFORM});
+GRANT SELECT, INSERT, UPDATE ON analytics_pending TO {RUNTIME};
+
+CREATE OR REPLACE FUNCTION app.xapi_claim_pending(p_users uuid[], p_keys text[]) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_maintenance text := coalesce(current_setting('app.maintenance', true), '');
+    v_org uuid := app.current_org_id();
+    v_count integer;
+BEGIN
+    IF v_maintenance <> 'on' AND app.current_role() IS DISTINCT FROM 'directory' THEN
+        RETURN 0;
+    END IF;
+    PERFORM set_config('app.maintenance', 'on', true);
+    WITH wanted AS (
+        SELECT u.id, u.organization_id, string_to_array(k.keys, E'\\x1f') AS keys
+        FROM unnest(p_users, p_keys) AS k(user_id, keys)
+        JOIN public.users u ON u.id = k.user_id
+        WHERE v_maintenance = 'on' OR v_org IS NULL OR u.organization_id = v_org
+    ), claimed AS (
+        UPDATE public.xapi_statements s SET user_id = w.id
+        FROM wanted w
+        WHERE s.organization_id = w.organization_id AND s.user_id IS NULL AND s.event IS NOT NULL
+          AND NOT s.voided AND s.actor_keys && w.keys
+        RETURNING s.statement_id, s.user_id, s.organization_id, s.event, s.event_occurred_at
+    ), inserted AS (
+        INSERT INTO public.learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
+                                            skills, score, success, duration_seconds, occurred_at)
+        SELECT c.statement_id, c.user_id, c.organization_id, c.event->>'verb', c.event->>'object_id',
+               c.event->>'object_type', ARRAY(SELECT jsonb_array_elements_text(c.event->'skills')),
+               (c.event->>'score')::real, (c.event->>'success')::boolean,
+               (c.event->>'duration_seconds')::integer, c.event_occurred_at
+        FROM claimed c
+        ON CONFLICT DO NOTHING
+        RETURNING user_id, organization_id, occurred_at
+    ), noted AS (
+        INSERT INTO public.analytics_pending AS p (user_id, organization_id, since, occurred_from, rebuild_days)
+        SELECT i.user_id, i.organization_id, now(), min(i.occurred_at), true
+        FROM inserted i GROUP BY 1, 2
+        ON CONFLICT (user_id) DO UPDATE SET
+            since = least(p.since, EXCLUDED.since),
+            occurred_from = least(p.occurred_from, EXCLUDED.occurred_from),
+            version = p.version + 1,
+            rebuild_days = true
+    )
+    SELECT count(*) INTO v_count FROM inserted;
+    PERFORM set_config('app.maintenance', v_maintenance, true);
+    RETURN v_count;
+END $$;
+"""
+
+
+def upgrade() -> None:
+    op.execute(UPGRADE)
+
+
+def downgrade() -> None:
+    # The claim function as 0010 defined it (its text is taken from there, not copied).
+    previous = _load("0010_xapi").UPGRADE
+    start = previous.index("CREATE FUNCTION app.xapi_claim_pending")
+    end = previous.index("END $$;", start) + len("END $$;")
+    op.execute(previous[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+    op.execute("DROP TABLE analytics_pending")
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
