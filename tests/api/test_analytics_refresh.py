@@ -22,7 +22,7 @@ from ms8.schemas.base import ANALYTICS_TYPES
 from ms8.services.analytics_refresh import recompute_users
 from tests.support.api import call
 from tests.support.factories import Factory, Org
-from tests.support.jobs import scratch_database, sql
+from tests.support.jobs import refresh_pending, scratch_database, sql
 
 NOW = datetime.now(UTC)
 
@@ -150,7 +150,8 @@ def _ingest_for(factory: Factory, org: Org, learners: list[str], assessed: list[
             events.append({"eventId": str(uuid.uuid4()), "userId": user, "verb": "passed", "objectId": "q",
                            "objectType": "quiz", "result": {"score": 0.5}, "occurredAt": NOW.isoformat()})
     r = call("POST", "/v1/events", claims=apigw.service_claims(client, ["ingest"]), body={"events": events})
-    assert r.status == 200 and r.body["usersUpdated"] == len(learners)
+    assert r.status == 200 and r.body["usersQueued"] == len(learners)
+    refresh_pending()
 
 
 def test_no_filter_combination_reveals_a_group_smaller_than_10(factory: Factory) -> None:

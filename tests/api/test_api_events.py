@@ -18,7 +18,7 @@ from ms8.errors import NotFound
 from ms8.schemas.base import HEADLINE_METRIC
 from tests.support.api import call
 from tests.support.factories import Factory, Org
-from tests.support.jobs import lambda_context
+from tests.support.jobs import lambda_context, refresh_pending
 
 NOW = datetime.now(UTC)
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -112,14 +112,17 @@ def test_replayed_batch_changes_nothing(factory: Factory, org: Org, ingest_claim
     alice, bob = org.users["alice"], org.users["bob"]
     batch = {"events": [event(user=alice), event("passed", object_id="q", user=bob, result={"score": 0.7})]}
     first = call("POST", "/v1/events", claims=ingest_claims, body=batch)
-    assert (first.status, first.body["inserted"], first.body["usersUpdated"]) == (200, 2, 2)
+    assert (first.status, first.body["inserted"], first.body["usersQueued"]) == (200, 2, 2)
+    refresh_pending()
     before = (counts(factory, alice, bob), snapshot_state(factory, alice, bob),
               factory.sql("SELECT user_id, points, badges, streaks, updated_at FROM gamification ORDER BY 1"))
     again = call("POST", "/v1/events", claims=ingest_claims, body=batch)
     assert again.status == 200
     assert {k: again.body[k] for k in ("inserted", "duplicates", "usersUpdated", "analyticsWritten",
-                                       "pointsAwarded")} == {
-        "inserted": 0, "duplicates": 2, "usersUpdated": 0, "analyticsWritten": 0, "pointsAwarded": 0}
+                                       "pointsAwarded", "usersQueued")} == {
+        "inserted": 0, "duplicates": 2, "usersUpdated": 0, "analyticsWritten": 0, "pointsAwarded": 0,
+        "usersQueued": 0}
+    refresh_pending()
     after = (counts(factory, alice, bob), snapshot_state(factory, alice, bob),
              factory.sql("SELECT user_id, points, badges, streaks, updated_at FROM gamification ORDER BY 1"))
     assert after == before
@@ -272,6 +275,15 @@ def ledger_hours(factory: Factory, user: UUID) -> dict[datetime, int]:
     return {hour: int(points) for hour, points in rows}
 
 
+def platform_points(factory: Factory, claims: dict[str, Any], events: list[dict[str, Any]], user: UUID) -> int:
+    """POST a platform's batch, run the refresh job it leaves the points to; the user's new points."""
+    before = sum(ledger_hours(factory, user).values())
+    r = call("POST", "/v1/events", claims=claims, body={"events": events})
+    assert r.status == 200 and r.body["pointsAwarded"] == 0, r.body
+    refresh_pending()
+    return sum(ledger_hours(factory, user).values()) - before
+
+
 def test_platform_history_is_capped_by_the_hour_it_occurred_in(
     factory: Factory, org: Org, ingest_claims: dict[str, Any]
 ) -> None:
@@ -286,17 +298,15 @@ def test_platform_history_is_capped_by_the_hour_it_occurred_in(
             minutes=5 * i)).isoformat()) for i in range(8)]
         history.append(dict(event("passed", object_id=f"d{day}-q", user=bob), occurredAt=(at + timedelta(
             minutes=50)).isoformat()))
-    r = call("POST", "/v1/events", claims=ingest_claims, body={"events": history})
-    assert (r.status, r.body["pointsAwarded"]) == (200, 1_050)  # not clamped to 200
+    assert platform_points(factory, ingest_claims, history, bob) == 1_050  # not clamped to 200
     assert ledger_hours(factory, bob) == {start + timedelta(days=d): 105 for d in range(10)}
     # The learner's own completion right after earns its points: the arrival hour is empty.
     r = call("POST", "/v1/events", sub=bob, body={"events": [event("completed", object_id="today")]})
     assert r.body["pointsAwarded"] == 15  # 10 and today's active day
     # Re-sending the whole history, and the same objects under new event ids, earns nothing.
-    assert call("POST", "/v1/events", claims=ingest_claims, body={"events": history}).body["pointsAwarded"] == 0
+    assert platform_points(factory, ingest_claims, history, bob) == 0
     again = [dict(e, eventId=str(uuid.uuid4())) for e in history]
-    r = call("POST", "/v1/events", claims=ingest_claims, body={"events": again})
-    assert (r.body["inserted"], r.body["pointsAwarded"]) == (len(history), 0)
+    assert platform_points(factory, ingest_claims, again, bob) == 0
     assert call("GET", "/v1/gamification", sub=bob).body["points"] == 1_065
 
 
@@ -308,10 +318,10 @@ def test_the_platform_cap_holds_within_one_occurrence_hour(
     burst = [dict(event("completed", object_id=f"b{i}", user=bob), occurredAt=(hour + timedelta(
         minutes=i)).isoformat()) for i in range(30)]
     # 5 (active day) + 19 x 10 = 195 of 305; the rest of the hour is refused, later ones too.
-    assert call("POST", "/v1/events", claims=ingest_claims, body={"events": burst}).body["pointsAwarded"] == 195
+    assert platform_points(factory, ingest_claims, burst, bob) == 195
     late = [dict(event("completed", object_id="b-late", user=bob), occurredAt=(hour + timedelta(
         minutes=59)).isoformat())]
-    assert call("POST", "/v1/events", claims=ingest_claims, body={"events": late}).body["pointsAwarded"] == 0
+    assert platform_points(factory, ingest_claims, late, bob) == 0
     assert ledger_hours(factory, bob) == {hour: 195}
 
 
@@ -376,7 +386,9 @@ def test_bus_event_is_ingested_as_the_registered_platform_client(factory: Factor
     events = [event(user=alice), event("passed", user=alice, result={"score": 1})]
     detail = {"organizationId": str(org.id), "events": events}
     result = bus_handler()(bus_event(detail), lambda_context())
-    assert (result["inserted"], result["usersUpdated"], result["analyticsWritten"]) == (2, 1, 4)
+    assert (result["inserted"], result["usersQueued"]) == (2, 1)
+    refresh_pending()
+    assert len(snapshot_state(factory, alice)) == 4
     again = bus_handler()(bus_event(detail), lambda_context())  # EventBridge delivers at least once
     assert (again["inserted"], again["duplicates"]) == (0, 2)
     assert counts(factory, alice)[0] == 2

@@ -201,6 +201,8 @@ def test_deleted_through_the_bus_loses_every_row_and_report_file(factory: Factor
     factory.sql("INSERT INTO learner_daily_activity (organization_id, user_id, day, events, completions, "
                 "assessments, scored, score_micros, passed, duration_seconds, sessions, last_at) "
                 "VALUES (%s, %s, current_date, 1, 1, 0, 0, 0, 0, 0, 0, now())", (org.id, alice))
+    factory.sql("INSERT INTO analytics_pending (user_id, organization_id, since) VALUES (%s, %s, now())",
+                (alice, org.id))
     factory.sql("INSERT INTO population_rollups (organization_id, trainer_id, granularity, period_start, period_end, "
                 "learners, active_learners, completions, assessments, scored, score_micros, duration_seconds, "
                 "distribution, version) VALUES (%s, %s, 'daily', current_date - 1, current_date, 1, 0, 0, 0, 0, 0, "

@@ -15,6 +15,7 @@ from ms8.schemas.directory import UserUpserted
 from ms8.services import directory
 from tests.support.api import call
 from tests.support.factories import Factory, Org
+from tests.support.jobs import refresh_pending
 from tests.support.xapi import (
     credential,
     email_of,
@@ -36,6 +37,8 @@ def cred(factory: Factory, org: Org) -> tuple[str, str]:
 
 
 def velocity(user: UUID) -> dict[str, Any]:
+    """The learner's velocity snapshot once the refresh job has taken the platform's statements."""
+    refresh_pending()
     r = call("GET", "/v1/analytics", sub=user)
     assert r.status == 200, r.body
     return {i["analyticsType"]: i["data"] for i in r.body["items"]}["learning_velocity"]

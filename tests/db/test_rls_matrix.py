@@ -88,6 +88,12 @@ learner_daily_activity org_admin  +++-    ----    ----    ----
 learner_daily_activity ingest     .++-    .++-    .++-    .---
 learner_daily_activity directory  .---    .---    .---    .---
 learner_daily_activity none       .---    .---    .---    .---
+analytics_pending     learner     ----    ----    ----    ----
+analytics_pending     trainer     ----    ----    ----    ----
+analytics_pending     org_admin   ----    ----    ----    ----
+analytics_pending     ingest      .++-    .++-    .++-    .---
+analytics_pending     directory   .---    .---    .---    .---
+analytics_pending     none        .---    .---    .---    .---
 reports               learner     +---    +---    +---    ----
 reports               trainer     +---    +---    +---    ----
 reports               org_admin   +++-    +---    +---    ----
@@ -182,6 +188,7 @@ AWAY_USERS = {"stranger": "learner", "coach_away": "trainer"}
 SUBJECTS = ("learner", "trainer", "org_admin", "peer", "assigned", "stranger")
 TABLE_ORDER = (
     "user_tombstones", "analytics", "gamification", "points_ledger", "learning_events", "learner_daily_activity",
+    "analytics_pending",
     "reports", "report_links", "trainer_assignments", "aggregated_analytics", "population_rollups", "skill_targets",
     "service_clients", "xapi_credentials", "xapi_attachments", "xapi_statements",
 )
@@ -233,6 +240,7 @@ BUILDERS: dict[str, Callable[[World, str], dict[str, Any]]] = {
         **_user_row(w, s), "day": date.today(), "events": 1, "completions": 0, "assessments": 0, "scored": 0,
         "score_micros": 0, "passed": 0, "duration_seconds": 0, "sessions": 0, "last_at": _now(),
     },
+    "analytics_pending": lambda w, s: {**_user_row(w, s), "since": _now(), "occurred_from": _now()},
     "reports": lambda w, s: {**_user_row(w, s), "id": uuid.uuid4(), "role": w.role_of[s], "format": "csv"},
     "report_links": lambda w, s: {
         **_user_row(w, s), "id": uuid.uuid4(), "report_id": w.reports[s],
@@ -281,6 +289,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "points_ledger": ("user_id", "award_key"),
     "learning_events": ("event_id", "occurred_at"),
     "learner_daily_activity": ("user_id", "day"),
+    "analytics_pending": ("user_id",),
     "reports": ("id",),
     "report_links": ("id",),
     "trainer_assignments": ("trainer_id", "learner_id"),
@@ -303,6 +312,7 @@ UPDATES: dict[str, str] = {
     "points_ledger": "points = points + 1",
     "learning_events": "score = 0.5",
     "learner_daily_activity": "events = events + 1",
+    "analytics_pending": "version = version + 1",
     "reports": "status = status",
     "report_links": "expires_at = expires_at",
     "trainer_assignments": "created_at = created_at",

@@ -29,6 +29,7 @@ import pytest
 from local import stack, tokens
 from tests.support.factories import Factory
 from tests.support.gateway import gateway_process
+from tests.support.jobs import refresh_pending
 from tests.support.xapi import credential, email_of
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "xapi"
@@ -83,6 +84,8 @@ def xapi_headers(cred: tuple[str, str]) -> dict[str, str]:
 
 
 def analytics(gw: Http, user: UUID) -> dict[str, dict[str, Any]]:
+    """The learner's snapshots once the every-minute refresh job has run (as the Scheduler would)."""
+    refresh_pending()
     status, body = gw.send("GET", "/v1/analytics", {"Authorization": f"Bearer {tokens.user_token(user)}"})
     assert status == 200, body
     return {i["analyticsType"]: i["data"] for i in body["items"]}

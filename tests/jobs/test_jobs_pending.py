@@ -180,7 +180,8 @@ def test_statements_claimed_by_a_new_user_reach_their_days_and_snapshots(factory
 
     cred = credential(factory, org.id)
     email = f"late-{uuid.uuid4().hex[:8]}@pend.example"
-    sent = [statement(email, "completed", object_id=f"https://lms.example.org/c/{i}", hours_ago=30 + i) for i in range(3)]
+    sent = [statement(email, "completed", object_id=f"https://lms.example.org/c/{i}", hours_ago=30 + i)
+            for i in range(3)]
     assert xcall("POST", "statements", cred, body=sent).status == 200
     new_id = uuid.uuid4()
     client = factory.service_client(f"dir-{uuid.uuid4().hex[:8]}", ["directory"], org.id)

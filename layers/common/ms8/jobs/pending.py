@@ -22,7 +22,7 @@ import psycopg
 
 from ms8.domain.gamification import cap_basis
 from ms8.jobs.runner import Job, JobInput, Outcome
-from ms8.repositories import days, pending
+from ms8.repositories import days, events, pending
 from ms8.services import learner_updates
 
 CHUNK = 1000
@@ -42,7 +42,9 @@ def refresh_pending(conn: psycopg.Connection, params: JobInput) -> Outcome:
         for org, users_of_org in _rebuilds(todo).items():
             days.rebuild_users(conn, org, users_of_org)
         updated = learner_updates.update(
-            conn, [p.user_id for p in todo], pending.received(conn, todo), params.now,
+            conn, [p.user_id for p in todo],
+            events.received_since(conn, [(p.user_id, p.since, p.occurred_from) for p in todo if p.occurred_from]),
+            params.now,
             basis=cap_basis(sent_by_service=True),
         )
         cleared += pending.done(conn, todo)

@@ -12,6 +12,7 @@ import psycopg
 
 from ms8.domain.metrics import EventRecord, EventRow
 from ms8.repositories.days import DAY_PARAMS, DAYS_FROM_STORED
+from ms8.repositories.pending import NOTE_STORED
 
 
 class NewEvent(NamedTuple):
@@ -49,7 +50,7 @@ class InsertedEvent(NamedTuple):
 # (replays, or an event repeated in the batch), the ids of those stored. A batch of new events,
 # the usual case, sends nothing back per row.
 SKILL_SEPARATOR = "\x1f"
-_INSERT = """
+_INSERT_STORED = """
 WITH stored AS (
     INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
                                  skills, score, success, duration_seconds, occurred_at)
@@ -64,14 +65,21 @@ WITH stored AS (
     ON CONFLICT (user_id, event_id, occurred_at) DO NOTHING
     RETURNING event_id, user_id, verb, object_id, skills, score, duration_seconds, occurred_at
 ),
-""" + DAYS_FROM_STORED + """
+"""
+_INSERT_ANSWER = """
 SELECT count(*)::integer, CASE WHEN count(*) < %(sent)s THEN array_agg(event_id) END FROM stored
 """
+_INSERT = _INSERT_STORED + DAYS_FROM_STORED + _INSERT_ANSWER
+# A platform's batch also notes the learners of the events it stored (ms8.repositories.pending).
+_INSERT_AND_NOTE = _INSERT_STORED + NOTE_STORED + DAYS_FROM_STORED + _INSERT_ANSWER
 
 
-def insert_batch(conn: psycopg.Connection, organization_id: UUID, rows: Sequence[NewEvent]) -> list[NewEvent]:
+def insert_batch(
+    conn: psycopg.Connection, organization_id: UUID, rows: Sequence[NewEvent], *, note: bool = False
+) -> list[NewEvent]:
     """Store the events of one organization; returns those that were not stored before (an event
-    repeated in `rows` once).
+    repeated in `rows` once). With `note`, the users of the stored events are noted for the
+    refresh job (analytics_pending) in the same statement.
 
     RLS checks every row (the caller's organization; a user's own events), and the foreign key
     (organization_id, user_id) -> users refuses a user of another organization.
@@ -82,7 +90,7 @@ def insert_batch(conn: psycopg.Connection, organization_id: UUID, rows: Sequence
         *rows, strict=True
     )
     join = SKILL_SEPARATOR.join
-    row = conn.execute(_INSERT, {
+    row = conn.execute(_INSERT_AND_NOTE if note else _INSERT, {
         "org": organization_id, "ids": list(event_ids), "users": list(user_ids), "verbs": list(verbs),
         "objects": list(object_ids), "types": list(object_types), "skills": [join(s) for s in skills],
         "scores": list(scores), "successes": list(successes), "durations": list(durations),
@@ -183,3 +191,25 @@ def window(
             out.setdefault(user, []).append(
                 EventRecord(verb, object_id, tuple(skills or ()), score, success, duration, occurred_at))
     return out
+
+
+# The events each user received since an instant, from an earliest occurred_at on: through the
+# (user_id, occurred_at) index, the partitions before that skipped at run time.
+_RECEIVED = """
+SELECT e.event_id, e.user_id, e.verb, e.object_id, e.occurred_at
+FROM unnest(%(users)s::uuid[], %(since)s::timestamptz[], %(from)s::timestamptz[]) AS p(user_id, since, occurred_from)
+JOIN LATERAL (
+    SELECT * FROM learning_events e
+    WHERE e.user_id = p.user_id AND e.occurred_at >= p.occurred_from AND e.received_at >= p.since
+) e ON true
+ORDER BY e.user_id, e.occurred_at, e.event_id
+"""
+
+
+def received_since(conn: psycopg.Connection, wanted: Sequence[tuple[UUID, datetime, datetime]]) -> list[InsertedEvent]:
+    """The events of each (user, received since, occurred from), oldest first per user."""
+    if not wanted:
+        return []
+    users, since, occurred_from = (list(c) for c in zip(*wanted, strict=True))
+    rows = conn.execute(_RECEIVED, {"users": users, "since": since, "from": occurred_from}).fetchall()
+    return [InsertedEvent(*r) for r in rows]

@@ -9,8 +9,6 @@ from uuid import UUID
 
 import psycopg
 
-from ms8.repositories.events import InsertedEvent
-
 
 class Pending(NamedTuple):
     """One learner to bring up to date, as the job read them."""
@@ -23,19 +21,31 @@ class Pending(NamedTuple):
     rebuild_days: bool
 
 
-# One statement for the batch, in user order (two batches noting the same learners lock their
-# rows in the same order). A learner noted again keeps the earliest `since` and `occurred_from`.
+# In user order (two batches noting the same learners lock their rows in the same order). A
+# learner noted again keeps the earliest `since` and `occurred_from`.
+_ON_CONFLICT = """
+ON CONFLICT (user_id) DO UPDATE SET
+    since = least(p.since, EXCLUDED.since),
+    occurred_from = least(p.occurred_from, EXCLUDED.occurred_from),
+    version = p.version + 1,
+    rebuild_days = p.rebuild_days OR EXCLUDED.rebuild_days
+"""
 _NOTE = """
 INSERT INTO analytics_pending AS p (user_id, organization_id, since, occurred_from, rebuild_days)
 SELECT x.user_id, %(org)s, now(), x.occurred_from, x.rebuild_days
 FROM unnest(%(users)s::uuid[], %(from)s::timestamptz[], %(rebuild)s::boolean[])
      AS x(user_id, occurred_from, rebuild_days)
 ORDER BY x.user_id
-ON CONFLICT (user_id) DO UPDATE SET
-    since = least(p.since, EXCLUDED.since),
-    occurred_from = least(p.occurred_from, EXCLUDED.occurred_from),
-    version = p.version + 1,
-    rebuild_days = p.rebuild_days OR EXCLUDED.rebuild_days
+""" + _ON_CONFLICT
+
+# The same as a CTE of ingest's insert statement (ms8.repositories.events), over the events it
+# stored: a platform's batch notes its learners without another round trip.
+NOTE_STORED = """
+noted AS (
+    INSERT INTO analytics_pending AS p (user_id, organization_id, since, occurred_from)
+    SELECT s.user_id, %(org)s, now(), min(s.occurred_at) FROM stored s GROUP BY s.user_id ORDER BY s.user_id
+""" + _ON_CONFLICT + """
+),
 """
 
 
@@ -62,31 +72,6 @@ def take(conn: psycopg.Connection, limit: int, after: UUID | None = None) -> lis
         {"after": after, "limit": limit},
     ).fetchall()
     return [Pending(*r) for r in rows]
-
-
-# The events each learner received since their `since`, from their `occurred_from` on: through
-# the (user_id, occurred_at) index, the partitions before `occurred_from` skipped at run time.
-_RECEIVED = """
-SELECT e.event_id, e.user_id, e.verb, e.object_id, e.occurred_at
-FROM unnest(%(users)s::uuid[], %(since)s::timestamptz[], %(from)s::timestamptz[]) AS p(user_id, since, occurred_from)
-JOIN LATERAL (
-    SELECT * FROM learning_events e
-    WHERE e.user_id = p.user_id AND e.occurred_at >= p.occurred_from AND e.received_at >= p.since
-) e ON true
-ORDER BY e.user_id, e.occurred_at, e.event_id
-"""
-
-
-def received(conn: psycopg.Connection, pending: Sequence[Pending]) -> list[InsertedEvent]:
-    """The events the pending learners received since they were noted, oldest first per learner."""
-    with_events = [p for p in pending if p.occurred_from is not None]
-    if not with_events:
-        return []
-    rows = conn.execute(_RECEIVED, {
-        "users": [p.user_id for p in with_events], "since": [p.since for p in with_events],
-        "from": [p.occurred_from for p in with_events],
-    }).fetchall()
-    return [InsertedEvent(*r) for r in rows]
 
 
 def done(conn: psycopg.Connection, pending: Sequence[Pending]) -> int:

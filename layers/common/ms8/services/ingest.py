@@ -103,19 +103,15 @@ def store_rows(
     voided xAPI statement): they are noted for the job too, which builds their days again.
     """
     try:
-        inserted = repo.insert_batch(conn, organization_id, rows)
+        inserted = repo.insert_batch(conn, organization_id, rows, note=sent_by_service)
     except psycopg.errors.ForeignKeyViolation as exc:
         raise NotFound("one or more users are not users of this organization") from exc
-    if not sent_by_service:
-        updated = learner_updates.update(conn, sorted({e.user_id for e in inserted}), inserted, now,
-                                         basis=cap_basis(sent_by_service=False))
-        return Stored(len(inserted), updated, pending.note(conn, organization_id, {}, removed_from))
-    earliest: dict[UUID, datetime | None] = {}
-    for e in inserted:
-        first = earliest.get(e.user_id)
-        if first is None or e.occurred_at < first:
-            earliest[e.user_id] = e.occurred_at
-    return Stored(len(inserted), NOTHING, pending.note(conn, organization_id, earliest, removed_from))
+    rebuilt = pending.note(conn, organization_id, {}, removed_from)
+    if sent_by_service:
+        return Stored(len(inserted), NOTHING, len({e.user_id for e in inserted} | set(removed_from)))
+    updated = learner_updates.update(conn, sorted({e.user_id for e in inserted}), inserted, now,
+                                     basis=cap_basis(sent_by_service=False))
+    return Stored(len(inserted), updated, rebuilt)
 
 
 class InvalidBusEvent(ValueError):
