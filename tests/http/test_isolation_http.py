@@ -59,6 +59,7 @@ from local import stack, template, tokens
 from ms8.repositories import rollups
 from tests.support.factories import Factory, Org
 from tests.support.gateway import RunningGateway, gateway_process
+from tests.support.jobs import refresh_pending
 
 ACTORS = ("learner", "trainer", "bare_trainer", "org_admin", "ingest", "directory")
 USERS = ("learner", "trainer", "bare_trainer", "org_admin")
@@ -378,6 +379,7 @@ def _build(client: Client, factory: Factory, bucket: Any, bucket_name: str, runn
         else:
             by_user = {v: k for k, v in a.users.items()}
             w.a_events = {by_user[UUID(e["userId"])]: (UUID(e["eventId"]), e["occurredAt"]) for e in events}
+    refresh_pending()  # the every-minute job: the snapshots, points and badges of those learners
     # Reports through the API (files in S3), one per user a target may name.
     owners = [(a, "a", k) for k in ("learner-01", "learner-02", "learner-03", "learner-05", "learner-06",
                                     "learner-07", "trainer", "bare_trainer", "org_admin")]

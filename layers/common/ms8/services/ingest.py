@@ -104,7 +104,10 @@ def store_rows(
     """
     try:
         inserted = repo.insert_batch(conn, organization_id, rows, note=sent_by_service)
-    except psycopg.errors.ForeignKeyViolation as exc:
+    except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
+        # A user of another organization: the foreign key refuses their event, or, first, RLS
+        # refuses to update their day (or pending) row where they have one. The same 404 for
+        # both, so the answer does not tell whether that user was active elsewhere.
         raise NotFound("one or more users are not users of this organization") from exc
     rebuilt = pending.note(conn, organization_id, {}, removed_from)
     if sent_by_service:
