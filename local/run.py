@@ -15,7 +15,8 @@
    at a time per worker process as Lambda containers do. Swagger UI at /docs, the web app (if
    built into web/dist) at /app.
 5. The template's every-minute schedule (the analytics refresh of learners a platform's batches
-   noted) in a thread, every 10 s (local.schedules); the daily jobs stay by hand (local.invoke).
+   noted) in a process of its own, every 10 s (local.schedules); the daily jobs stay by hand
+   (local.invoke).
 
 The port: `--port`, else MS8_PORT, else 3000. Extra CORS origins (a front end on another
 origin): MS8_CORS_ORIGINS=http://localhost:5173,... It prints the URL, demo tokens and a first
@@ -29,6 +30,7 @@ import argparse
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -36,7 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from local import demo_ids, localdb, s3, schedules, server, stack, state, template, tokens
-from local.paths import EVENTS, WEB_DIST
+from local.paths import EVENTS, ROOT, WEB_DIST
 
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # platformdirs, on machines without one
 
@@ -136,9 +138,11 @@ def run(port: int, workers: int, quiet: bool, reset_demo: bool) -> int:
         gateway.start()
         state.write(gateway.url, s3_endpoint)
         cleanups.append(("state", state.clear))
-        ticker = schedules.Ticker(log)
-        ticker.start()
-        cleanups.append(("schedules", ticker.stop))
+        # Its runs log warnings and failures only (one record a run otherwise, every 10 s).
+        quiet_jobs = {**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING"}
+        ticker = subprocess.Popen([sys.executable, "-m", "local.schedules", "--s3", s3_endpoint], cwd=ROOT,
+                                  env=quiet_jobs)
+        cleanups.append(("schedules", lambda: _stop(ticker)))
         print(banner(gateway.url, s3_endpoint, bucket, workers, time.perf_counter() - t0), flush=True)
         while not stopping:
             time.sleep(0.2)
@@ -157,6 +161,14 @@ def run(port: int, workers: int, quiet: bool, reset_demo: bool) -> int:
                 log(f"{name}: {exc}")
         log("stopped")
     return 0
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,20 +1,28 @@
 """The template's every-few-minutes schedules, run locally by `make run`.
 
-A function whose ScheduleV2 expression is a rate (the analytics refresh of the learners a
-platform's batches noted: rate(1 minute)) runs in a thread of `make run` every LOCAL_PERIOD
-seconds (MS8_SCHEDULE_SECONDS, default 10: quicker than on AWS, so a batch sent by hand shows
-in the learner's numbers within seconds). Daily and hourly jobs (cron expressions, or rates of
-an hour and more) stay by hand: `python -m local.invoke <function> events/<name>.json`.
+A function whose ScheduleV2 expression is a rate of under an hour (the analytics refresh of the
+learners a platform's batches noted: rate(1 minute)) runs every LOCAL_PERIOD seconds
+(MS8_SCHEDULE_SECONDS, default 10: quicker than on AWS, so a batch sent by hand shows in the
+learner's numbers within seconds). `make run` starts this module as a process of its own, with
+the environment the template gives those functions (the owner's URL: the API functions in the
+gateway never get it). Daily and hourly jobs (cron expressions) stay by hand:
+`python -m local.invoke <function> events/<name>.json`.
+
+    python -m local.schedules [--s3 URL]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from local import runtime, template
+from local import runtime, stack, template
 
 LOCAL_PERIOD = float(os.environ.get("MS8_SCHEDULE_SECONDS", "10"))
 
@@ -31,17 +39,7 @@ class Ticker:
         self.functions = frequent()
         self.period = period
         self.log = log
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="schedules", daemon=True)
-
-    def start(self) -> None:
-        if self.functions:
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+        self.stopping = threading.Event()
 
     def tick(self) -> None:
         """One round: each function once, as the Scheduler would invoke it."""
@@ -52,6 +50,28 @@ class Ticker:
             except Exception as exc:  # a failed run is logged; the next round tries again, as on AWS
                 self.log(f"schedule: {function.logical_id} failed: {exc}")
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.period):
+    def loop(self) -> None:
+        while not self.stopping.wait(self.period):
             self.tick()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.schedules", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--s3", default=None, help="the local S3 endpoint (make run passes its own)")
+    args = parser.parse_args(argv)
+    ticker = Ticker(stack.log)
+    if not ticker.functions:
+        return 0
+    stack.apply_function_env(args.s3, [f.logical_id for f in ticker.functions])
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        ticker.stopping.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    ticker.loop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
