@@ -63,37 +63,16 @@ CREATE POLICY analytics_pending_update ON analytics_pending FOR UPDATE TO {RUNTI
     USING ({PLATFORM}) WITH CHECK ({PLATFORM});
 GRANT SELECT, INSERT, UPDATE ON analytics_pending TO {RUNTIME};
 
-CREATE OR REPLACE FUNCTION app.xapi_claim_pending(p_users uuid[], p_keys text[]) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_maintenance text := coalesce(current_setting('app.maintenance', true), '');
-    v_org uuid := app.current_org_id();
-    v_count integer;
-BEGIN
-    IF v_maintenance <> 'on' AND app.current_role() IS DISTINCT FROM 'directory' THEN
-        RETURN 0;
-    END IF;
-    PERFORM set_config('app.maintenance', 'on', true);
-    WITH wanted AS (
-        SELECT u.id, u.organization_id, string_to_array(k.keys, E'\\x1f') AS keys
-        FROM unnest(p_users, p_keys) AS k(user_id, keys)
-        JOIN public.users u ON u.id = k.user_id
-        WHERE v_maintenance = 'on' OR v_org IS NULL OR u.organization_id = v_org
-    ), claimed AS (
-        UPDATE public.xapi_statements s SET user_id = w.id
-        FROM wanted w
-        WHERE s.organization_id = w.organization_id AND s.user_id IS NULL AND s.event IS NOT NULL
-          AND NOT s.voided AND s.actor_keys && w.keys
-        RETURNING s.statement_id, s.user_id, s.organization_id, s.event, s.event_occurred_at
-    ), inserted AS (
-        INSERT INTO public.learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
-                                            skills, score, success, duration_seconds, occurred_at)
-        SELECT c.statement_id, c.user_id, c.organization_id, c.event->>'verb', c.event->>'object_id',
-               c.event->>'object_type', ARRAY(SELECT jsonb_array_elements_text(c.event->'skills')),
-               (c.event->>'score')::real, (c.event->>'success')::boolean,
-               (c.event->>'duration_seconds')::integer, c.event_occurred_at
-        FROM claimed c
-        ON CONFLICT DO NOTHING
+"""
+
+
+# app.xapi_claim_pending as 0010 defined it, its inserted events now noted for the refresh job
+# (with their days to be built again).
+CLAIMED = """
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_count FROM inserted;"""
+CLAIMED_AND_NOTED = """
         RETURNING user_id, organization_id, occurred_at
     ), noted AS (
         INSERT INTO public.analytics_pending AS p (user_id, organization_id, since, occurred_from, rebuild_days)
@@ -105,24 +84,27 @@ BEGIN
             version = p.version + 1,
             rebuild_days = true
     )
-    SELECT count(*) INTO v_count FROM inserted;
-    PERFORM set_config('app.maintenance', v_maintenance, true);
-    RETURN v_count;
-END $$;
-"""
+    SELECT count(*) INTO v_count FROM inserted;"""
 
 
 def upgrade() -> None:
     op.execute(UPGRADE)
+    previous = _claim_function()
+    assert CLAIMED in previous
+    op.execute(previous.replace(CLAIMED, CLAIMED_AND_NOTED))
 
 
 def downgrade() -> None:
-    # The claim function as 0010 defined it (its text is taken from there, not copied).
+    op.execute(_claim_function())
+    op.execute("DROP TABLE analytics_pending")
+
+
+def _claim_function() -> str:
+    """CREATE OR REPLACE of app.xapi_claim_pending as 0010 defined it (taken from there, not copied)."""
     previous = _load("0010_xapi").UPGRADE
     start = previous.index("CREATE FUNCTION app.xapi_claim_pending")
     end = previous.index("END $$;", start) + len("END $$;")
-    op.execute(previous[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
-    op.execute("DROP TABLE analytics_pending")
+    return previous[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
 def _load(name: str) -> ModuleType:

@@ -10,14 +10,12 @@ from uuid import UUID
 
 import pytest
 
-from ms8 import db
-from ms8.schemas.directory import UserUpserted
-from ms8.services import directory
 from tests.support.api import call
 from tests.support.factories import Factory, Org
 from tests.support.jobs import refresh_pending
 from tests.support.xapi import (
     credential,
+    directory_writes_user,
     email_of,
     events_of,
     statement,
@@ -218,13 +216,7 @@ def test_a_statement_waits_for_its_user(factory: Factory, org: Org, cred: tuple[
     pending = factory.sql("SELECT user_id, event IS NOT NULL FROM xapi_statements WHERE statement_id = %s",
                           (st["id"],))
     assert pending == [(None, True)]
-    new_id = uuid.uuid4()
-    client = factory.service_client(f"dir-{uuid.uuid4().hex[:8]}", ["directory"], org.id)
-    with db.runtime.transaction(db.as_service(client, "directory", org.id)) as (conn, _):
-        directory.apply_events(conn, [UserUpserted.model_validate({
-            "id": str(new_id), "organizationId": str(org.id), "email": email, "name": "Newcomer",
-            "roles": ["learner"], "version": 1,
-        })])
+    new_id = directory_writes_user(factory, org.id, email)
     assert [e[0] for e in events_of(factory, new_id)] == [UUID(st["id"])]
     assert factory.sql("SELECT user_id FROM xapi_statements WHERE statement_id = %s", (st["id"],)) == [(new_id,)]
 

@@ -173,23 +173,14 @@ def test_a_voided_statement_of_an_earlier_day_leaves_the_days_and_the_snapshots(
 
 
 def test_statements_claimed_by_a_new_user_reach_their_days_and_snapshots(factory: Factory, org: Org) -> None:
-    from ms8 import db
-    from ms8.schemas.directory import UserUpserted
-    from ms8.services import directory
-    from tests.support.xapi import credential, statement, xcall
+    from tests.support.xapi import credential, directory_writes_user, statement, xcall
 
     cred = credential(factory, org.id)
     email = f"late-{uuid.uuid4().hex[:8]}@pend.example"
     sent = [statement(email, "completed", object_id=f"https://lms.example.org/c/{i}", hours_ago=30 + i)
             for i in range(3)]
     assert xcall("POST", "statements", cred, body=sent).status == 200
-    new_id = uuid.uuid4()
-    client = factory.service_client(f"dir-{uuid.uuid4().hex[:8]}", ["directory"], org.id)
-    with db.runtime.transaction(db.as_service(client, "directory", org.id)) as (conn, _):
-        directory.apply_events(conn, [UserUpserted.model_validate({
-            "id": str(new_id), "organizationId": str(org.id), "email": email, "name": "Late",
-            "roles": ["learner"], "version": 1,
-        })])
+    new_id = directory_writes_user(factory, org.id, email)
     assert _days(factory, new_id) == []  # the events are there; the days wait for the job
     assert factory.sql("SELECT rebuild_days FROM analytics_pending WHERE user_id = %s", (new_id,)) == [(True,)]
     refresh_pending()

@@ -71,3 +71,20 @@ def events_of(factory: Factory, user_id: UUID) -> list[tuple[Any, ...]]:
 
 def stored_count(factory: Factory, org_id: UUID) -> int:
     return int(factory.sql("SELECT count(*) FROM xapi_statements WHERE organization_id = %s", (org_id,))[0][0])
+
+
+def directory_writes_user(factory: Factory, org_id: UUID, email: str) -> UUID:
+    """The platform's directory creates a learner with this e-mail (as its `user.upserted`):
+    statements waiting for that actor become theirs. Returns the new user's id."""
+    from ms8 import db
+    from ms8.schemas.directory import UserUpserted
+    from ms8.services import directory
+
+    new_id = uuid.uuid4()
+    client = factory.service_client(f"dir-{uuid.uuid4().hex[:8]}", ["directory"], org_id)
+    with db.runtime.transaction(db.as_service(client, "directory", org_id)) as (conn, _):
+        directory.apply_events(conn, [UserUpserted.model_validate({
+            "id": str(new_id), "organizationId": str(org_id), "email": email, "name": "Newcomer",
+            "roles": ["learner"], "version": 1,
+        })])
+    return new_id
