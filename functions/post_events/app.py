@@ -1,7 +1,8 @@
 """POST /v1/events: a batch of 1..1000 learning events, atomic and idempotent by event id.
 A learner sends their own; a platform service with the ingest scope sends any of its
-organization's users'. The analytics and gamification of the users who got new events are
-updated in the same transaction."""
+organization's users'. The events and the learners' days are stored in one transaction; a
+learner's own events also update their analytics and points in it, a platform's batch leaves
+those to the refresh job (RefreshPendingFunction, every minute)."""
 
 from datetime import UTC, datetime
 
