@@ -1,6 +1,7 @@
 """POST /xapi/statements: one statement or an array (application/json, or multipart/mixed with
 attachments), stored all or none, answered with their ids in order. Statements map into learning
-events; analytics and gamification update in the same transaction."""
+events and the learners' days in the same transaction; their analytics and points follow with the
+refresh job (RefreshPendingFunction, every minute)."""
 
 from datetime import UTC, datetime
 
