@@ -118,12 +118,22 @@ signatures AS MATERIALIZED (
     GROUP BY m.user_id
     ) s
 ),
+fragments AS (
+    -- Each learner's days folded per (ISO week, calendar month): a week or a month is the sum of
+    -- its few fragments (a week across two months has two), not a second pass over the days.
+    SELECT d.user_id, {week_of_day} AS week, date_trunc('month', d.day::timestamp)::date AS month,
+           count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
+           sum(d.score_micros) AS score_micros, sum(d.duration_seconds) AS duration_seconds
+    FROM days d
+    WHERE (d.day >= %(weekly_start)s AND d.day < %(weekly_end)s)
+       OR (d.day >= %(monthly_start)s AND d.day < %(monthly_end)s)
+    GROUP BY 1, 2, 3
+),
 learners AS MATERIALIZED (
-    -- Each active learner's period with what its populations need of it: the figures, minutes,
-    -- and the mean score as a ratio (for its quartiles) and in micro-units (summed exactly).
+    -- Each active learner's period with what its populations need of it: the figures, minutes
+    -- and the mean score (for its quartiles).
     SELECT m.sig, m.pops, a.*, a.duration_seconds::float8 / 60 AS minutes,
-           CASE WHEN a.scored > 0 THEN a.score_micros::float8 / a.scored / 1e6 END AS mean_score,
-           CASE WHEN a.scored > 0 THEN a.score_micros::numeric / a.scored END AS mean_micros
+           CASE WHEN a.scored > 0 THEN a.score_micros::float8 / a.scored / 1e6 END AS mean_score
     FROM (
         -- A day is its own daily period, as it is.
         SELECT 0 AS g, d.user_id, d.day AS period_start, 1 AS days, 1 AS active_days, d.completions,
@@ -131,22 +141,22 @@ learners AS MATERIALIZED (
         FROM days d
         WHERE d.day >= %(daily_start)s AND d.day < %(daily_end)s
         UNION ALL
-        SELECT w.g, w.user_id, w.period_start, (w.period_start + w.step)::date - w.period_start, w.active_days,
+        SELECT w.g, w.user_id, w.period_start, w.period_end - w.period_start, w.active_days,
                coalesce(c.completions, 0), w.assessments, w.scored, w.score_micros, w.duration_seconds
         FROM (
-            -- Weeks and months: each a hashed pass over the days.
-            SELECT 1 AS g, interval '7 days' AS step, d.user_id, {week_of_day} AS period_start,
-                   count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
-                   sum(d.score_micros) AS score_micros, sum(d.duration_seconds) AS duration_seconds
-            FROM days d
-            WHERE d.day >= %(weekly_start)s AND d.day < %(weekly_end)s
-            GROUP BY d.user_id, 4
+            -- Weeks and months from the fragments (the spans start and end on period boundaries).
+            SELECT 1 AS g, f.user_id, f.week AS period_start, f.week + 7 AS period_end,
+                   sum(f.active_days) AS active_days, sum(f.assessments) AS assessments, sum(f.scored) AS scored,
+                   sum(f.score_micros) AS score_micros, sum(f.duration_seconds) AS duration_seconds
+            FROM fragments f
+            WHERE f.week >= %(weekly_start)s AND f.week < %(weekly_end)s
+            GROUP BY f.user_id, f.week
             UNION ALL
-            SELECT 2, interval '1 month', d.user_id, date_trunc('month', d.day::timestamp)::date,
-                   count(*), sum(d.assessments), sum(d.scored), sum(d.score_micros), sum(d.duration_seconds)
-            FROM days d
-            WHERE d.day >= %(monthly_start)s AND d.day < %(monthly_end)s
-            GROUP BY d.user_id, 4
+            SELECT 2, f.user_id, f.month, (f.month + interval '1 month')::date,
+                   sum(f.active_days), sum(f.assessments), sum(f.scored), sum(f.score_micros), sum(f.duration_seconds)
+            FROM fragments f
+            WHERE f.month >= %(monthly_start)s AND f.month < %(monthly_end)s
+            GROUP BY f.user_id, f.month
         ) w
         LEFT JOIN (
             -- Distinct objects over the period's days (an object completed on two days counts
@@ -178,8 +188,11 @@ by_signature AS (
            -- reader who may not see each learner gets, with noise (ms8.domain.privacy).
            sum(least(x.completions, %(cap_completions)s * x.days)) AS capped_completions,
            sum(least(x.duration_seconds, %(cap_seconds)s * x.days)) AS capped_seconds,
-           count(x.mean_micros) AS scored_learners,
-           sum(x.mean_micros) AS learner_score_micros
+           count(*) FILTER (WHERE x.scored > 0) AS scored_learners,
+           -- The learners' mean scores in micro-units, summed exactly: a learner with one scored
+           -- assessment (most) adds its integer score, only the others a numeric quotient.
+           sum(x.score_micros) FILTER (WHERE x.scored = 1) AS single_score_micros,
+           sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 1) AS mean_score_micros
     FROM learners x
     GROUP BY x.sig, x.g, x.period_start
 ),
@@ -188,7 +201,8 @@ stats AS (
            sum(x.assessments) AS assessments, sum(x.scored) AS scored, sum(x.score_micros) AS score_micros,
            sum(x.duration_seconds) AS duration_seconds, sum(x.capped_completions) AS capped_completions,
            sum(x.capped_seconds) AS capped_seconds, sum(x.scored_learners) AS scored_learners,
-           round(sum(x.learner_score_micros)) AS learner_score_micros
+           round(coalesce(sum(x.single_score_micros), 0) + coalesce(sum(x.mean_score_micros), 0))
+               AS learner_score_micros
     FROM by_signature x
     JOIN (SELECT DISTINCT sig, unnest(pops) AS pop FROM signatures) m ON m.sig = x.sig
     GROUP BY m.pop, x.g, x.period_start
