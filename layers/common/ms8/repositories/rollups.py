@@ -1,9 +1,9 @@
 """Population rollups: learner_daily_activity -> population_rollups (owner connection,
 maintenance transaction), and what the old organization history kept (its fingerprints).
 
-One statement per granularity computes, for every organization and every trainer cohort at
-once, each period's population figures from the learners' days, and writes only the rows that
-differ from what is stored (docs/ANALYTICS.md defines every figure).
+One statement computes, for every organization and every trainer cohort at once and for every
+granularity a run covers, each period's population figures from the learners' days, and writes
+only the rows that differ from what is stored (docs/ANALYTICS.md defines every figure).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import psycopg
 
 from ms8.domain.vocabulary import LEARNER, Granularity
 
-# date_trunc unit and period length per granularity; date_trunc('week') starts on ISO Mondays.
+# date_trunc unit and period length per granularity (the fingerprints' periods; date_trunc('week')
+# starts on ISO Mondays).
 UNITS: dict[Granularity, tuple[str, str]] = {
     "daily": ("day", "1 day"),
     "weekly": ("week", "7 days"),
@@ -34,15 +35,21 @@ WORK_MEM = "256MB"
 # - populations: each organization's learners (users holding the learner role; scope_id = the
 #   organization's id) and each trainer's cohort (the learners assigned to the trainer; scope_id =
 #   the trainer's id), as they are at the run, each numbered (pop): every key the statement
-#   groups, sorts or joins on afterwards is (pop, g, period_start), integers and a date, not two
-#   uuids and a text (a third of the time of the sums and the sorts). Their sizes are counted
-#   from all the memberships, but `members` maps only the learners with a day in the window to
-#   their populations: 10,000 active learners of 250,000 do not make 500,000 rows.
-# - days: the window's learner days, narrow, read once for all granularities. per_user folds
-#   them into one row per learner and period with activity: a day is its own daily period (read
-#   as it is); weeks and months are summed from the days in one hashed pass, and their distinct
-#   completed objects (an object completed on two days of one week counts once in that week, as
-#   in the learner's velocity) from the objects of the days with a completion.
+#   groups, sorts or joins on afterwards is integers and a date (pop or sig, g, period_start),
+#   not two uuids and a text (about a third less time in the sums and the sorts). Their sizes
+#   are counted from all the memberships.
+# - days: the window's learner days, narrow, read once for every granularity.
+# - signatures: each learner with a day in the window (only those: 10,000 active learners of
+#   250,000 do not make 500,000 membership rows) with the sorted list of the populations it is
+#   in, numbered: learners with the same populations (in the bench, every learner of one
+#   cohort) share a signature, so the sums are taken once per learner and period and added up
+#   per population from a few thousand signature rows, instead of once per learner, period and
+#   population (the organization's and its cohorts' share the work of their learners).
+# - learners: one row per active learner and period. A day is its own daily period, as it is;
+#   weeks and months are summed from fragments (each learner's days folded per ISO week and
+#   calendar month: a week across two months has two), so the days are folded once for both;
+#   their distinct completed objects (an object completed on two days of one week counts once in
+#   that week, as in the learner's velocity) come from the objects of the days with one.
 # - Only active learners have rows: an organization of 2,500 learners of whom 100 learn does not
 #   make 2,500 rows per period. The distributions are over all the population's learners, so the
 #   inactive ones are Z = learners - active zeros placed before the active values (sorted into
@@ -50,22 +57,22 @@ WORK_MEM = "256MB"
 #   array's element i - Z + 1, and a quartile interpolates at p x (learners - 1) between the
 #   values at its floor and ceiling. This is percentile_cont over the padded values without the
 #   padding (tests hold them equal). Where every quartile's position falls among the zeros (fewer
-#   than about a quarter of the learners active) nothing is sorted (`needed`, `sorted`), and
-#   where it does, only the members of those populations are joined again. Mean score is over
-#   learners with a scored assessment (all of them active): only the scored rows are sorted,
-#   once, and interpolated as percentile_cont does.
-# - The learner-population rows (one per active learner, period and population it is in) are
-#   never stored: the sums take them in one hashed pass, the scores only the scored ones.
+#   than about a quarter of the learners active) nothing is sorted (`needed`, `sorted`) and the
+#   figure is a constant. Mean score is over learners with a scored assessment (all of them
+#   active): only the scored rows are sorted, once, and interpolated as percentile_cont does.
+# - The learner-population rows are never stored: the scores unnest them from the signatures
+#   straight into their sort.
 # - Every population gets a row for every period, with zeros when nobody was active.
 # - Unchanged rows are filtered out before the INSERT (ON CONFLICT DO UPDATE would lock, and so
 #   write, every conflicting row even when its WHERE finds no change), in one hashed join with
-#   the stored rows that also tells inserts from updates; rows of the window the data no longer
-#   supports (a cohort that lost its learners) are deleted.
+#   the stored rows that also tells inserts from updates (was an index probe per written row,
+#   quadratic in the rows of a period); rows of the window the data no longer supports (a
+#   cohort that lost its learners) are deleted.
 _ROLLUP = """
 WITH spans AS (
-    SELECT * FROM unnest(%(gs)s::integer[], %(grans)s::text[], %(units)s::text[], %(steps)s::interval[],
-                         %(starts)s::date[], %(ends)s::date[])
-        AS s(g, granularity, unit, step, first_start, end_date)
+    SELECT * FROM unnest(%(gs)s::integer[], %(grans)s::text[], %(steps)s::interval[], %(starts)s::date[],
+                         %(ends)s::date[])
+        AS s(g, granularity, step, first_start, end_date)
 ),
 periods AS (
     SELECT s.g, s.granularity, p::date AS period_start, (p + s.step)::date AS period_end
@@ -443,8 +450,7 @@ def _params(spans: Mapping[Granularity, tuple[date, date]],
     grans = list(spans)
     pairs = [(GRANULARITIES.index(g), o, s) for g in grans for o, s in (scope or {}).get(g, ())]
     return {
-        "gs": [GRANULARITIES.index(g) for g in grans], "grans": grans,
-        "units": [UNITS[g][0] for g in grans], "steps": [UNITS[g][1] for g in grans],
+        "gs": [GRANULARITIES.index(g) for g in grans], "grans": grans, "steps": [UNITS[g][1] for g in grans],
         "starts": [spans[g][0] for g in grans], "ends": [spans[g][1] for g in grans],
         "first": min(s for s, _ in spans.values()), "last": max(e for _, e in spans.values()),
         # Per granularity, the days it reads: an empty range for one the run leaves alone.
