@@ -60,8 +60,8 @@ WORK_MEM = "256MB"
 #   than about a quarter of the learners active) nothing is sorted (`needed`, `sorted`) and the
 #   figure is a constant. Mean score is over learners with a scored assessment (all of them
 #   active): only the scored rows are sorted, once, and interpolated as percentile_cont does.
-# - The learner-population rows are never stored: the scores unnest them from the signatures
-#   straight into their sort.
+# - The learner-population rows are never stored: the learners' periods carry their signature
+#   only, and the scores join it to its populations straight into their sort.
 # - Every population gets a row for every period, with zeros when nobody was active.
 # - Unchanged rows are filtered out before the INSERT (ON CONFLICT DO UPDATE would lock, and so
 #   write, every conflicting row even when its WHERE finds no change), in one hashed join with
@@ -125,6 +125,9 @@ signatures AS MATERIALIZED (
     GROUP BY m.user_id
     ) s
 ),
+signature_populations AS MATERIALIZED (
+    SELECT DISTINCT sig, unnest(pops) AS pop FROM signatures
+),
 fragments AS (
     -- Each learner's days folded per (ISO week, calendar month): a week or a month is the sum of
     -- its few fragments (a week across two months has two), not a second pass over the days.
@@ -139,7 +142,7 @@ fragments AS (
 learners AS MATERIALIZED (
     -- Each active learner's period with what its populations need of it: the figures, minutes
     -- and the mean score (for its quartiles).
-    SELECT m.sig, m.pops, a.*, a.duration_seconds::float8 / 60 AS minutes,
+    SELECT m.sig, a.*, a.duration_seconds::float8 / 60 AS minutes,
            CASE WHEN a.scored > 0 THEN a.score_micros::float8 / a.scored / 1e6 END AS mean_score
     FROM (
         -- A day is its own daily period, as it is.
@@ -210,8 +213,7 @@ stats AS (
            sum(x.capped_seconds) AS capped_seconds, sum(x.scored_learners) AS scored_learners,
            round(coalesce(sum(x.single_score_micros), 0) + coalesce(sum(x.mean_score_micros), 0))
                AS learner_score_micros
-    FROM by_signature x
-    JOIN (SELECT DISTINCT sig, unnest(pops) AS pop FROM signatures) m ON m.sig = x.sig
+    FROM by_signature x JOIN signature_populations m ON m.sig = x.sig
     GROUP BY m.pop, x.g, x.period_start
 ),
 needed AS MATERIALIZED (
@@ -224,24 +226,25 @@ sorted AS (
     -- quartile reaches them: with fewer active learners than the highest quartile's position
     -- needs (ceil(0.75 x (learners - 1)) < inactive learners), every quartile is one of the
     -- inactive learners' zeros and nothing needs sorting.
-    SELECT x.pop, x.g, x.period_start,
+    SELECT m.pop, x.g, x.period_start,
            array_agg(x.completions ORDER BY x.completions) AS completions_v,
            array_agg(x.active_days ORDER BY x.active_days) AS active_days_v,
            array_agg(x.minutes ORDER BY x.minutes) AS minutes_v
-    FROM (
-        SELECT unnest(x.pops) AS pop, x.g, x.period_start, x.completions, x.active_days, x.minutes
-        FROM learners x
-        WHERE x.pops && (SELECT array_agg(DISTINCT pop) FROM needed)
-    ) x
-    WHERE (x.pop, x.g, x.period_start) IN (SELECT pop, g, period_start FROM needed)
-    GROUP BY x.pop, x.g, x.period_start
+    FROM learners x
+    JOIN signature_populations m ON m.sig = x.sig AND m.pop IN (SELECT pop FROM needed)
+    WHERE (m.pop, x.g, x.period_start) IN (SELECT pop, g, period_start FROM needed)
+    GROUP BY m.pop, x.g, x.period_start
 ),
 scores AS (
     -- The scored learners' mean scores in order, per population and period (only the scored
     -- rows are sorted, once: the aggregate reads them presorted); the quartiles interpolate on
     -- them as percentile_cont does.
     SELECT x.pop, x.g, x.period_start, array_agg(x.mean_score ORDER BY x.mean_score) AS score_v
-    FROM (SELECT unnest(x.pops) AS pop, x.g, x.period_start, x.mean_score FROM learners x WHERE x.scored > 0) x
+    FROM (
+        SELECT m.pop, x.g, x.period_start, x.mean_score
+        FROM learners x JOIN signature_populations m ON m.sig = x.sig
+        WHERE x.scored > 0
+    ) x
     GROUP BY x.pop, x.g, x.period_start
 ),
 computed AS (
