@@ -143,9 +143,10 @@ def gateway(db: str, workers: int, database_url: str | None = None) -> Iterator[
         stop(proc)
 
 
-def synthetic_events(active_per_org: int, days: int, learners_only: bool) -> str:
-    """SQL adding ~2 x 0.56 learning events a day over `days` days for the first `active_per_org`
-    users (learners only, if asked) of every organization: the benches' shared synthetic history."""
+def synthetic_events(active_per_org: int, days: int, learners_only: bool, draws: int = 2) -> str:
+    """SQL adding ~`draws` x 0.56 learning events a day over `days` days for the first
+    `active_per_org` users (learners only, if asked) of every organization: the benches' shared
+    synthetic history (2 draws: about 1.4 events on a day with any)."""
     users = "users WHERE roles = '{learner}'" if learners_only else "users"
     return f"""WITH active AS MATERIALIZED (
     SELECT id, organization_id FROM (
@@ -156,7 +157,7 @@ def synthetic_events(active_per_org: int, days: int, learners_only: bool) -> str
     SELECT a.id, a.organization_id, d,
            (ARRAY['completed','passed','failed','attempted','progressed','session'])[1 + floor(random() * 6)::int]
                AS verb
-    FROM active a CROSS JOIN generate_series(1, {days}) d CROSS JOIN generate_series(1, 2) k
+    FROM active a CROSS JOIN generate_series(1, {days}) d CROSS JOIN generate_series(1, {draws}) k
     WHERE random() < 0.56
 )
 INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type, skills, score,

@@ -438,3 +438,86 @@ def test_distributions_over_random_activity_equal_percentiles_over_every_learner
         "minutes": quartiles([m["seconds"] / 60 for m in per_user.values()]),
         "meanScore": quartiles([sum(m["scores"]) / len(m["scores"]) for m in per_user.values() if m["scores"]]),
     }
+
+
+# --- the job against the same rollups computed from the raw events ------------------------------
+
+
+def _raw_rollups() -> Any:
+    """bench/rollups_raw.py: the rollups straight from learning_events (the benchmark's baseline)."""
+    spec = importlib.util.spec_from_file_location("rollups_raw", ROOT / "bench" / "rollups_raw.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _random_history(url: str, rng: Any, first: date, last: date) -> tuple[UUID, list[UUID], list[UUID]]:
+    """An organization of 30 learners (6 never active), 3 trainers whose cohorts overlap (some
+    learners in two, some in none), a fourth without learners, and a trainer with events of its own; a random
+    history over [first, last): repeated objects across days, several scored assessments a day,
+    sessions with and without durations, events at the edges of UTC days."""
+    org = uuid.uuid4()
+    sql(url, "INSERT INTO organizations (id, name) VALUES (%s, 'P')", (org,))
+    learners = [uuid.uuid4() for _ in range(30)]
+    trainers = [uuid.uuid4() for _ in range(4)]
+    for n, (user, roles) in enumerate([(u, ["learner"]) for u in learners] + [(t, ["trainer"]) for t in trainers]):
+        sql(url, "INSERT INTO users (id, organization_id, email, name, roles) VALUES (%s, %s, %s, %s, %s)",
+            (user, org, f"p{n}-{user.hex[:6]}@example.test", f"p{n}", roles))
+    for n, user in enumerate(learners):
+        # Learner n: in trainer n % 3's cohort unless n % 5 == 0, and in the next one's too when n % 4 == 0.
+        for t in {n % 3} - ({n % 3} if n % 5 == 0 else set()) | ({(n + 1) % 3} if n % 4 == 0 else set()):
+            sql(url, "INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id) VALUES (%s, %s, %s)",
+                (org, trainers[t], user))
+    span = (last - first).days
+    events = []
+    for user in [*learners[:24], trainers[0]]:
+        for _ in range(rng.randint(3, 40)):
+            day = first + timedelta(days=rng.randrange(span))
+            when = datetime.combine(day, time(rng.choice([0, 9, 13, 23]), rng.choice([0, 30, 59]),
+                                              rng.choice([0, 59])), UTC)
+            verb = rng.choice(["completed", "completed", "passed", "failed", "attempted", "session"])
+            scored = verb in ("passed", "failed") or (verb == "attempted" and rng.random() < .5)
+            score = round(rng.random(), 4) if scored else None
+            events.append(ev(user, verb, when, f"o-{rng.randint(1, 8)}", score=score,
+                             seconds=rng.choice([None, 60 * rng.randint(1, 120)])))
+    for i in range(0, len(events), 500):
+        send(org, events[i:i + 500])
+    return org, learners, trainers
+
+
+def test_the_job_equals_the_rollups_from_raw_events_over_random_histories(scratch: str) -> None:
+    """Every stored column (capped sums included) of every population and period equals the same
+    rollups computed from the raw events, for a 100-day backfill (weeks across month ends,
+    overlapping cohorts), then after new events and a new assignment (only the changed periods
+    recomputed)."""
+    import random
+
+    raw = _raw_rollups()
+    rng = random.Random(29)
+    as_of = TODAY
+    spans = windows(as_of, 100)
+    first = min(s for s, _ in spans.values())
+    assert any(s.month != (s + timedelta(days=6)).month
+               for s in (spans["weekly"][0] + timedelta(weeks=n) for n in range(13)))  # a week across a month end
+    org, learners, trainers = _random_history(scratch, rng, first, as_of)
+
+    def both() -> tuple[int, int, int, int]:
+        invoke(handler, {"date": as_of.isoformat(), "days": 100})
+        with psycopg.connect(scratch) as conn:
+            conn.execute("SELECT app.begin_maintenance()")
+            raw.run(conn, spans, repo.ROLLUP_VERSION)
+            return raw.differences(conn)  # type: ignore[no-any-return]
+
+    periods = 0
+    for granularity, (start, end) in spans.items():
+        while start < end:
+            periods, start = periods + 1, repo.next_period(granularity, start)  # type: ignore[arg-type]
+    # The organization and the cohorts of trainers 0, 1 and 2 (trainer 3 has no learners yet).
+    assert both() == (4 * periods, 4 * periods, 0, 0)
+
+    send(org, [ev(learners[2], "completed", datetime.combine(as_of - timedelta(days=3), time(8), UTC), "o-1"),
+               ev(learners[27], "passed", datetime.combine(as_of - timedelta(days=40), time(8), UTC), "q", score=.3)])
+    sql(scratch, "INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id) VALUES (%s, %s, %s)",
+        (org, trainers[3], learners[25]))
+    assert both() == (5 * periods, 5 * periods, 0, 0)

@@ -69,16 +69,18 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
     if erased is not None:  # learner days were deleted (erasure): recompute every period they were in
         spans = widen(spans, *erased)
         details["erasedDays"] = {"from": erased[0].isoformat(), "to": erased[1].isoformat()}
-    written = 0
     changed = repo.changed_periods(conn, spans)
+    counts = repo.rollup_spans(conn, spans, {g: [(p.organization_id, p.period_start) for p in prints]
+                                             for g, prints in changed.items()})
+    written = 0
     for granularity, (start, end) in spans.items():
         prints = changed[granularity]
-        counts = repo.rollup(conn, granularity, start, end, [(p.organization_id, p.period_start) for p in prints])
         repo.save_fingerprints(conn, granularity, prints)
-        written += counts.written
+        written += counts[granularity].written
         details[granularity] = {
             "from": start.isoformat(), "to": end.isoformat(), "periodsChanged": len(prints),
-            "inserted": counts.inserted, "updated": counts.updated, "deleted": counts.deleted,
+            "inserted": counts[granularity].inserted, "updated": counts[granularity].updated,
+            "deleted": counts[granularity].deleted,
         }
     first, last = min(s for s, _ in spans.values()), max(e for _, e in spans.values())
     invalid = repo.invalid_days(conn, first, last)

@@ -1,9 +1,9 @@
 """Population rollups: learner_daily_activity -> population_rollups (owner connection,
 maintenance transaction), and what the old organization history kept (its fingerprints).
 
-One statement per granularity computes, for every organization and every trainer cohort at
-once, each period's population figures from the learners' days, and writes only the rows that
-differ from what is stored (docs/ANALYTICS.md defines every figure).
+One statement computes, for every organization and every trainer cohort at once and for every
+granularity a run covers, each period's population figures from the learners' days, and writes
+only the rows that differ from what is stored (docs/ANALYTICS.md defines every figure).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import psycopg
 
 from ms8.domain.vocabulary import LEARNER, Granularity
 
-# date_trunc unit and period length per granularity; date_trunc('week') starts on ISO Mondays.
+# date_trunc unit and period length per granularity (the fingerprints' periods; date_trunc('week')
+# starts on ISO Mondays).
 UNITS: dict[Granularity, tuple[str, str]] = {
     "daily": ("day", "1 day"),
     "weekly": ("week", "7 days"),
@@ -30,15 +31,25 @@ UNITS: dict[Granularity, tuple[str, str]] = {
 ROLLUP_VERSION = 2
 WORK_MEM = "256MB"
 
-# How it computes, and why so:
-# - members: the population of each organization (its learners: users holding the learner role)
-#   and of each trainer cohort (learners assigned to the trainer), as they are at the run;
-#   scope_id is the organization's id for the organization and the trainer's for a cohort, so
-#   every join is an equality (hashable), never IS NOT DISTINCT FROM.
-# - per_user folds the learners' days into one row per learner and period with activity (a day
-#   is its own daily period, read as it is); distinct completed objects need their own pass for
-#   weeks and months (an object completed on two days of one week counts once in that week, as
-#   in the learner's velocity).
+# How it computes, and why so (one statement for every granularity a run covers):
+# - populations: each organization's learners (users holding the learner role; scope_id = the
+#   organization's id) and each trainer's cohort (the learners assigned to the trainer; scope_id =
+#   the trainer's id), as they are at the run, each numbered (pop): every key the statement
+#   groups, sorts or joins on afterwards is integers and a date (pop or sig, g, period_start),
+#   not two uuids and a text (about a third less time in the sums and the sorts). Their sizes
+#   are counted from all the memberships.
+# - days: the window's learner days, narrow, read once for every granularity.
+# - signatures: each learner with a day in the window (only those: 10,000 active learners of
+#   250,000 do not make 500,000 membership rows) with the sorted list of the populations it is
+#   in, numbered: learners with the same populations (in the bench, every learner of one
+#   cohort) share a signature, so the sums are taken once per learner and period and added up
+#   per population from a few thousand signature rows, instead of once per learner, period and
+#   population (the organization's and its cohorts' share the work of their learners).
+# - learners: one row per active learner and period. A day is its own daily period, as it is;
+#   weeks and months are summed from fragments (each learner's days folded per ISO week and
+#   calendar month: a week across two months has two), so the days are folded once for both;
+#   their distinct completed objects (an object completed on two days of one week counts once in
+#   that week, as in the learner's velocity) come from the objects of the days with one.
 # - Only active learners have rows: an organization of 2,500 learners of whom 100 learn does not
 #   make 2,500 rows per period. The distributions are over all the population's learners, so the
 #   inactive ones are Z = learners - active zeros placed before the active values (sorted into
@@ -46,115 +57,168 @@ WORK_MEM = "256MB"
 #   array's element i - Z + 1, and a quartile interpolates at p x (learners - 1) between the
 #   values at its floor and ceiling. This is percentile_cont over the padded values without the
 #   padding (tests hold them equal). Where every quartile's position falls among the zeros (fewer
-#   than about a quarter of the learners active) nothing is sorted (`needed`, `sorted`). Mean
-#   score is over learners with a scored assessment (all of them active): their means sorted
-#   once and interpolated as percentile_cont does, without a sort per population and period.
-# - The learner-population rows (two per active learner and period: organization and cohort)
-#   are never stored: the sums take them in one hashed pass, the scores only the scored ones.
+#   than about a quarter of the learners active) nothing is sorted (`needed`, `sorted`) and the
+#   figure is a constant. Mean score is over learners with a scored assessment (all of them
+#   active): only the scored rows are sorted, once, and interpolated as percentile_cont does.
+# - The learner-population rows are never stored: the learners' periods carry their signature
+#   only, and the scores join it to its populations straight into their sort.
 # - Every population gets a row for every period, with zeros when nobody was active.
 # - Unchanged rows are filtered out before the INSERT (ON CONFLICT DO UPDATE would lock, and so
-#   write, every conflicting row even when its WHERE finds no change); rows of the window the
-#   data no longer supports (a cohort that lost its learners) are deleted.
-# The periods of [start, end) and the members of every population: an organization's learners
-# (scope_id = the organization's id) and each trainer's cohort (scope_id = the trainer's id), of
-# every organization or only those in scope.
-_PERIODS_AND_MEMBERS = """
-WITH periods AS (
-    SELECT p::date AS period_start, (p + %(step)s::interval)::date AS period_end
-    FROM generate_series(%(start)s::timestamp, %(end)s::timestamp - interval '1 day', %(step)s::interval) AS p
+#   write, every conflicting row even when its WHERE finds no change), in one hashed join with
+#   the stored rows that also tells inserts from updates (was an index probe per written row,
+#   quadratic in the rows of a period); rows of the window the data no longer supports (a
+#   cohort that lost its learners) are deleted.
+_ROLLUP = """
+WITH spans AS (
+    SELECT * FROM unnest(%(gs)s::integer[], %(grans)s::text[], %(steps)s::interval[], %(starts)s::date[],
+                         %(ends)s::date[])
+        AS s(g, granularity, step, first_start, end_date)
 ),
-members AS (
-    SELECT u.organization_id, u.organization_id AS scope_id, NULL::uuid AS trainer_id, u.id AS user_id
-    FROM users u
-    WHERE %(learner)s = ANY (u.roles) AND (%(everything)s OR u.organization_id = ANY (%(scope_orgs)s::uuid[]))
-    UNION ALL
-    SELECT u.organization_id, ta.trainer_id, ta.trainer_id, u.id
-    FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
-    WHERE %(learner)s = ANY (u.roles) AND (%(everything)s OR u.organization_id = ANY (%(scope_orgs)s::uuid[]))
-),"""
-
-_ROLLUP = _PERIODS_AND_MEMBERS + """
+periods AS (
+    SELECT s.g, s.granularity, p::date AS period_start, (p + s.step)::date AS period_end
+    FROM spans s
+    CROSS JOIN LATERAL generate_series(s.first_start::timestamp, s.end_date::timestamp - interval '1 day', s.step) AS p
+),
 scope AS (
-    SELECT * FROM unnest(%(pair_orgs)s::uuid[], %(pair_starts)s::date[]) AS s(organization_id, period_start)
+    SELECT * FROM unnest(%(pair_gs)s::integer[], %(pair_orgs)s::uuid[], %(pair_starts)s::date[])
+        AS s(g, organization_id, period_start)
 ),
 populations AS MATERIALIZED (
     -- With the padded positions of the quartiles: p x (learners - 1), its floor and ceiling.
-    SELECT n.*, app_positions
-    FROM (SELECT organization_id, scope_id, trainer_id, count(*) AS learners FROM members GROUP BY 1, 2, 3) n
-),
-per_user AS (
-    -- A day is its own period: its row as it is (its objects are already distinct).
-    SELECT d.user_id, d.day AS period_start, 1 AS days, 1 AS active_days,
-           cardinality(d.completed_objects) AS completions, d.assessments, d.scored, d.score_micros, d.duration_seconds
-    FROM learner_daily_activity d
-    WHERE %(daily)s AND d.day >= %(start)s AND d.day < %(end)s AND {valid_day}
-      AND (%(everything)s OR d.organization_id = ANY (%(scope_orgs)s::uuid[]))
-    UNION ALL
-    SELECT a.user_id, a.period_start, (a.period_start + %(step)s::interval)::date - a.period_start, a.active_days,
-           coalesce(c.completions, 0), a.assessments, a.scored, a.score_micros, a.duration_seconds
+    SELECT (row_number() OVER ())::integer AS pop, n.*, app_positions
     FROM (
-        SELECT d.user_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start,
-               count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
-               sum(d.score_micros) AS score_micros, sum(d.duration_seconds) AS duration_seconds
-        FROM learner_daily_activity d
-        WHERE NOT %(daily)s AND d.day >= %(start)s AND d.day < %(end)s AND {valid_day}
-          AND (%(everything)s OR d.organization_id = ANY (%(scope_orgs)s::uuid[]))
-        GROUP BY 1, 2
-    ) a
-    LEFT JOIN (
-        -- Distinct objects over the period's days (an object completed on two days counts once).
-        SELECT d.user_id, date_trunc(%(unit)s, d.day::timestamp)::date AS period_start,
-               count(DISTINCT o) AS completions
-        FROM learner_daily_activity d CROSS JOIN LATERAL unnest(d.completed_objects) AS o
-        WHERE NOT %(daily)s AND d.day >= %(start)s AND d.day < %(end)s AND d.completions > 0 AND {valid_day}
-          AND (%(everything)s OR d.organization_id = ANY (%(scope_orgs)s::uuid[]))
-        GROUP BY 1, 2
-    ) c ON c.user_id = a.user_id AND c.period_start = a.period_start
+        SELECT u.organization_id, u.organization_id AS scope_id, NULL::uuid AS trainer_id, count(*) AS learners
+        FROM users u
+        WHERE %(learner)s = ANY (u.roles) AND (%(everything)s OR u.organization_id = ANY (%(scope_orgs)s::uuid[]))
+        GROUP BY u.organization_id
+        UNION ALL
+        SELECT ta.organization_id, ta.trainer_id, ta.trainer_id, count(*)
+        FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
+        WHERE %(learner)s = ANY (u.roles) AND (%(everything)s OR u.organization_id = ANY (%(scope_orgs)s::uuid[]))
+        GROUP BY ta.organization_id, ta.trainer_id
+    ) n
+),
+days AS MATERIALIZED (
+    SELECT d.user_id, d.day, cardinality(d.completed_objects) AS completions,
+           CASE WHEN d.completions > 0 THEN d.completed_objects END AS objects,
+           d.assessments, d.scored, d.score_micros, d.duration_seconds
+    FROM learner_daily_activity d
+    WHERE d.day >= %(first)s AND d.day < %(last)s AND {valid_day}
+      AND (%(everything)s OR d.organization_id = ANY (%(scope_orgs)s::uuid[]))
+),
+signatures AS MATERIALIZED (
+    -- Each learner with a day in the window and the populations it is in (its signature, sorted:
+    -- learners with the same populations share it), from its organization and its trainers.
+    SELECT s.user_id, s.pops, (dense_rank() OVER (ORDER BY s.pops))::integer AS sig
+    FROM (
+    SELECT m.user_id, array_agg(m.pop ORDER BY m.pop) AS pops
+    FROM (
+        SELECT u.id AS user_id, p.pop
+        FROM users u JOIN populations p ON p.organization_id = u.organization_id AND p.scope_id = u.organization_id
+        WHERE %(learner)s = ANY (u.roles) AND u.id IN (SELECT user_id FROM days)
+        UNION ALL
+        SELECT u.id, p.pop
+        FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
+        JOIN populations p ON p.organization_id = ta.organization_id AND p.scope_id = ta.trainer_id
+        WHERE %(learner)s = ANY (u.roles) AND u.id IN (SELECT user_id FROM days)
+    ) m
+    GROUP BY m.user_id
+    ) s
+),
+signature_populations AS MATERIALIZED (
+    SELECT DISTINCT sig, unnest(pops) AS pop FROM signatures
+),
+fragments AS (
+    -- Each learner's days folded per (ISO week, calendar month): a week or a month is the sum of
+    -- its few fragments (a week across two months has two), not a second pass over the days.
+    SELECT d.user_id, {week_of_day} AS week, date_trunc('month', d.day::timestamp)::date AS month,
+           count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
+           sum(d.score_micros) AS score_micros, sum(d.duration_seconds) AS duration_seconds
+    FROM days d
+    WHERE (d.day >= %(weekly_start)s AND d.day < %(weekly_end)s)
+       OR (d.day >= %(monthly_start)s AND d.day < %(monthly_end)s)
+    GROUP BY 1, 2, 3
 ),
 learners AS MATERIALIZED (
-    -- Each active learner's period with what its populations need of it: the figures, minutes,
-    -- and the mean score as a ratio (for its quartiles) and in micro-units (summed exactly).
-    SELECT a.user_id, a.period_start, a.days, a.active_days, a.completions, a.assessments, a.scored,
-           a.score_micros, a.duration_seconds, a.duration_seconds::float8 / 60 AS minutes,
-           CASE WHEN a.scored > 0 THEN a.score_micros::float8 / a.scored / 1e6 END AS mean_score,
-           CASE WHEN a.scored > 0 THEN a.score_micros::numeric / a.scored END AS mean_micros
-    FROM per_user a
+    -- Each active learner's period with what its populations need of it: the figures, minutes
+    -- and the mean score (for its quartiles).
+    SELECT m.sig, a.*, a.duration_seconds::float8 / 60 AS minutes,
+           CASE WHEN a.scored > 0 THEN a.score_micros::float8 / a.scored / 1e6 END AS mean_score
+    FROM (
+        -- A day is its own daily period, as it is.
+        SELECT 0 AS g, d.user_id, d.day AS period_start, 1 AS days, 1 AS active_days, d.completions,
+               d.assessments, d.scored, d.score_micros, d.duration_seconds
+        FROM days d
+        WHERE d.day >= %(daily_start)s AND d.day < %(daily_end)s
+        UNION ALL
+        SELECT w.g, w.user_id, w.period_start, w.period_end - w.period_start, w.active_days,
+               coalesce(c.completions, 0), w.assessments, w.scored, w.score_micros, w.duration_seconds
+        FROM (
+            -- Weeks and months from the fragments (the spans start and end on period boundaries).
+            SELECT 1 AS g, f.user_id, f.week AS period_start, f.week + 7 AS period_end,
+                   sum(f.active_days) AS active_days, sum(f.assessments) AS assessments, sum(f.scored) AS scored,
+                   sum(f.score_micros) AS score_micros, sum(f.duration_seconds) AS duration_seconds
+            FROM fragments f
+            WHERE f.week >= %(weekly_start)s AND f.week < %(weekly_end)s
+            GROUP BY f.user_id, f.week
+            UNION ALL
+            SELECT 2, f.user_id, f.month, (f.month + interval '1 month')::date,
+                   sum(f.active_days), sum(f.assessments), sum(f.scored), sum(f.score_micros), sum(f.duration_seconds)
+            FROM fragments f
+            WHERE f.month >= %(monthly_start)s AND f.month < %(monthly_end)s
+            GROUP BY f.user_id, f.month
+        ) w
+        LEFT JOIN (
+            -- Distinct objects over the period's days (an object completed on two days counts
+            -- once): each (period, object) of a learner once, then counted.
+            SELECT o.g, o.user_id, o.period_start, count(*) AS completions
+            FROM (
+                SELECT 1 AS g, d.user_id, {week_of_day} AS period_start,
+                       unnest(d.objects) AS object_id
+                FROM days d
+                WHERE d.objects IS NOT NULL AND d.day >= %(weekly_start)s AND d.day < %(weekly_end)s
+                UNION
+                SELECT 2, d.user_id, date_trunc('month', d.day::timestamp)::date, unnest(d.objects)
+                FROM days d
+                WHERE d.objects IS NOT NULL AND d.day >= %(monthly_start)s AND d.day < %(monthly_end)s
+            ) o
+            GROUP BY o.g, o.user_id, o.period_start
+        ) c ON c.g = w.g AND c.user_id = w.user_id AND c.period_start = w.period_start
+    ) a
+    JOIN signatures m ON m.user_id = a.user_id
 ),
-active AS NOT MATERIALIZED (
-    -- Each active learner's period once per population it is in: the organization's (every
-    -- learner) and each cohort's (the learner's assignments). Joined to the tables themselves,
-    -- not to `members`, so that the planner knows a user id is one user (a CTE has no statistics);
-    -- joined anew by each reader below rather than stored (two rows per learner and period).
-    SELECT u.organization_id, u.organization_id AS scope_id, a.*
-    FROM learners a JOIN users u ON u.id = a.user_id
-    WHERE %(learner)s = ANY (u.roles)
-    UNION ALL
-    SELECT u.organization_id, ta.trainer_id, a.*
-    FROM learners a JOIN users u ON u.id = a.user_id
-    JOIN trainer_assignments ta ON ta.learner_id = u.id AND ta.organization_id = u.organization_id
-    WHERE %(learner)s = ANY (u.roles)
-),
-stats AS (
-    -- The sums: one hashed pass, nothing sorted.
-    SELECT x.organization_id, x.scope_id, x.period_start, count(*) AS active_n,
+by_signature AS (
+    -- The sums per signature first (one hashed pass over the learners' periods, each once),
+    -- then per population from the signatures' sums: the organization's and its cohorts' share
+    -- the work of their learners.
+    SELECT x.sig, x.g, x.period_start, count(*) AS active_n,
            sum(x.completions) AS completions, sum(x.assessments) AS assessments, sum(x.scored) AS scored,
            sum(x.score_micros) AS score_micros, sum(x.duration_seconds) AS duration_seconds,
            -- Sums where each learner adds a bounded amount (capped per day of the period): what a
            -- reader who may not see each learner gets, with noise (ms8.domain.privacy).
-           sum(least(x.completions,
-                     %(cap_completions)s * x.days))
-               AS capped_completions,
-           sum(least(x.duration_seconds,
-                     %(cap_seconds)s * x.days))
-               AS capped_seconds,
+           sum(least(x.completions, %(cap_completions)s * x.days)) AS capped_completions,
+           sum(least(x.duration_seconds, %(cap_seconds)s * x.days)) AS capped_seconds,
            count(*) FILTER (WHERE x.scored > 0) AS scored_learners,
-           round(sum(x.mean_micros)) AS learner_score_micros
-    FROM active x
-    GROUP BY x.organization_id, x.scope_id, x.period_start
+           -- The learners' mean scores in micro-units, summed exactly: a learner with one scored
+           -- assessment (most) adds its integer score, only the others a numeric quotient.
+           sum(x.score_micros) FILTER (WHERE x.scored = 1) AS single_score_micros,
+           sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 1) AS mean_score_micros
+    FROM learners x
+    GROUP BY x.sig, x.g, x.period_start
+),
+stats AS (
+    SELECT m.pop, x.g, x.period_start, sum(x.active_n) AS active_n, sum(x.completions) AS completions,
+           sum(x.assessments) AS assessments, sum(x.scored) AS scored, sum(x.score_micros) AS score_micros,
+           sum(x.duration_seconds) AS duration_seconds, sum(x.capped_completions) AS capped_completions,
+           sum(x.capped_seconds) AS capped_seconds, sum(x.scored_learners) AS scored_learners,
+           round(coalesce(sum(x.single_score_micros), 0) + coalesce(sum(x.mean_score_micros), 0))
+               AS learner_score_micros
+    FROM by_signature x JOIN signature_populations m ON m.sig = x.sig
+    GROUP BY m.pop, x.g, x.period_start
 ),
 needed AS MATERIALIZED (
-    SELECT s.organization_id, s.scope_id, s.period_start
-    FROM stats s JOIN populations p ON p.organization_id = s.organization_id AND p.scope_id = s.scope_id
+    SELECT s.pop, s.g, s.period_start
+    FROM stats s JOIN populations p ON p.pop = s.pop
     WHERE p.hi_2 >= p.learners - s.active_n
 ),
 sorted AS (
@@ -162,26 +226,30 @@ sorted AS (
     -- quartile reaches them: with fewer active learners than the highest quartile's position
     -- needs (ceil(0.75 x (learners - 1)) < inactive learners), every quartile is one of the
     -- inactive learners' zeros and nothing needs sorting.
-    SELECT x.organization_id, x.scope_id, x.period_start,
+    SELECT m.pop, x.g, x.period_start,
            array_agg(x.completions ORDER BY x.completions) AS completions_v,
            array_agg(x.active_days ORDER BY x.active_days) AS active_days_v,
            array_agg(x.minutes ORDER BY x.minutes) AS minutes_v
-    FROM active x
-    WHERE (x.organization_id, x.scope_id, x.period_start)
-          IN (SELECT organization_id, scope_id, period_start FROM needed)
-    GROUP BY x.organization_id, x.scope_id, x.period_start
+    FROM learners x
+    JOIN signature_populations m ON m.sig = x.sig AND m.pop IN (SELECT pop FROM needed)
+    WHERE (m.pop, x.g, x.period_start) IN (SELECT pop, g, period_start FROM needed)
+    GROUP BY m.pop, x.g, x.period_start
 ),
 scores AS (
     -- The scored learners' mean scores in order, per population and period (only the scored
     -- rows are sorted, once: the aggregate reads them presorted); the quartiles interpolate on
     -- them as percentile_cont does.
-    SELECT x.organization_id, x.scope_id, x.period_start, array_agg(x.mean_score ORDER BY x.mean_score) AS score_v
-    FROM active x
-    WHERE x.scored > 0
-    GROUP BY x.organization_id, x.scope_id, x.period_start
+    SELECT x.pop, x.g, x.period_start, array_agg(x.mean_score ORDER BY x.mean_score) AS score_v
+    FROM (
+        SELECT m.pop, x.g, x.period_start, x.mean_score
+        FROM learners x JOIN signature_populations m ON m.sig = x.sig
+        WHERE x.scored > 0
+    ) x
+    GROUP BY x.pop, x.g, x.period_start
 ),
 computed AS (
-    SELECT p.organization_id, p.trainer_id, d.period_start, d.period_end, p.learners::integer,
+    SELECT p.organization_id, p.scope_id, p.trainer_id, d.g, d.granularity, d.period_start, d.period_end,
+           p.learners::integer,
            coalesce(s.active_n, 0)::integer AS active_learners,
            coalesce(s.completions, 0)::bigint AS completions, coalesce(s.assessments, 0)::bigint AS assessments,
            coalesce(s.scored, 0)::bigint AS scored, coalesce(s.score_micros, 0)::bigint AS score_micros,
@@ -198,66 +266,67 @@ computed AS (
                'scoreMicros', coalesce(s.learner_score_micros, 0)) AS capped
     FROM populations p
     CROSS JOIN periods d
-    LEFT JOIN stats s ON s.organization_id = p.organization_id AND s.scope_id = p.scope_id
-                     AND s.period_start = d.period_start
-    LEFT JOIN sorted v ON v.organization_id = p.organization_id AND v.scope_id = p.scope_id
-                      AND v.period_start = d.period_start
-    LEFT JOIN scores r ON r.organization_id = p.organization_id AND r.scope_id = p.scope_id
-                      AND r.period_start = d.period_start
-    WHERE %(everything)s OR (p.organization_id, d.period_start) IN (SELECT organization_id, period_start FROM scope)
+    LEFT JOIN stats s ON s.pop = p.pop AND s.g = d.g AND s.period_start = d.period_start
+    LEFT JOIN sorted v ON v.pop = p.pop AND v.g = d.g AND v.period_start = d.period_start
+    LEFT JOIN scores r ON r.pop = p.pop AND r.g = d.g AND r.period_start = d.period_start
+    WHERE %(everything)s
+       OR (d.g, p.organization_id, d.period_start) IN (SELECT g, organization_id, period_start FROM scope)
+),
+changed AS MATERIALIZED (
+    -- The rows that differ from what is stored or are not stored yet (existed: an update).
+    SELECT c.*, o.organization_id IS NOT NULL AS existed
+    FROM computed c
+    LEFT JOIN (
+        SELECT o.*, coalesce(o.trainer_id, o.organization_id) AS scope_id
+        FROM population_rollups o JOIN spans s ON o.granularity = s.granularity
+             AND o.period_start >= s.first_start AND o.period_start < s.end_date
+    ) o ON o.organization_id = c.organization_id AND o.scope_id = c.scope_id
+       AND o.granularity = c.granularity AND o.period_start = c.period_start
+    WHERE o.organization_id IS NULL
+       OR (o.period_end, o.learners, o.active_learners, o.completions, o.assessments, o.scored,
+           o.score_micros, o.duration_seconds, o.distribution, o.capped, o.version)
+          IS DISTINCT FROM (c.period_end, c.learners, c.active_learners, c.completions, c.assessments, c.scored,
+                            c.score_micros, c.duration_seconds, c.distribution, c.capped, %(version)s)
 ),
 written AS (
     INSERT INTO population_rollups AS t
         (organization_id, trainer_id, granularity, period_start, period_end, learners, active_learners,
          completions, assessments, scored, score_micros, duration_seconds, distribution, capped, version)
-    SELECT c.organization_id, c.trainer_id, %(granularity)s, c.period_start, c.period_end, c.learners,
+    SELECT c.organization_id, c.trainer_id, c.granularity, c.period_start, c.period_end, c.learners,
            c.active_learners, c.completions, c.assessments, c.scored, c.score_micros, c.duration_seconds,
            c.distribution, c.capped, %(version)s
-    FROM computed c
-    WHERE NOT EXISTS (
-        SELECT 1 FROM population_rollups o
-        WHERE o.organization_id = c.organization_id AND o.trainer_id IS NOT DISTINCT FROM c.trainer_id
-          AND o.granularity = %(granularity)s AND o.period_start = c.period_start
-          AND (o.period_end, o.learners, o.active_learners, o.completions, o.assessments, o.scored,
-               o.score_micros, o.duration_seconds, o.distribution, o.capped, o.version)
-              = (c.period_end, c.learners, c.active_learners, c.completions, c.assessments, c.scored,
-                 c.score_micros, c.duration_seconds, c.distribution, c.capped, %(version)s)
-    )
-    ORDER BY c.organization_id, c.trainer_id, c.period_start
+    FROM changed c
+    ORDER BY c.organization_id, c.trainer_id, c.granularity, c.period_start
     ON CONFLICT (organization_id, trainer_id, granularity, period_start) DO UPDATE
     SET period_end = EXCLUDED.period_end, learners = EXCLUDED.learners,
         active_learners = EXCLUDED.active_learners, completions = EXCLUDED.completions,
         assessments = EXCLUDED.assessments, scored = EXCLUDED.scored, score_micros = EXCLUDED.score_micros,
         duration_seconds = EXCLUDED.duration_seconds, distribution = EXCLUDED.distribution,
         capped = EXCLUDED.capped, version = EXCLUDED.version, computed_at = now()
-    RETURNING t.organization_id, t.trainer_id, t.period_start
+    RETURNING t.granularity
 ),
 removed AS (
     DELETE FROM population_rollups t
-    WHERE t.granularity = %(granularity)s AND t.period_start >= %(start)s AND t.period_start < %(end)s
+    USING spans s
+    WHERE t.granularity = s.granularity AND t.period_start >= s.first_start AND t.period_start < s.end_date
       AND (%(everything)s
-           OR (t.organization_id, t.period_start) IN (SELECT organization_id, period_start FROM scope))
+           OR (s.g, t.organization_id, t.period_start) IN (SELECT g, organization_id, period_start FROM scope))
       AND NOT EXISTS (
           SELECT 1 FROM computed c
-          WHERE c.organization_id = t.organization_id AND c.trainer_id IS NOT DISTINCT FROM t.trainer_id
-            AND c.period_start = t.period_start
+          WHERE c.organization_id = t.organization_id AND c.scope_id = coalesce(t.trainer_id, t.organization_id)
+            AND c.granularity = t.granularity AND c.period_start = t.period_start
       )
-    RETURNING 1
-),
--- Inserted or updated: every part of the statement reads the table as it was before it (one
--- snapshot), so a written key that was already there is an update. (Not xmax: a row routed into
--- a partition does not carry it.)
-counted AS (
-    SELECT count(*) FILTER (WHERE NOT EXISTS (
-               SELECT 1 FROM population_rollups o
-               WHERE o.organization_id = w.organization_id AND o.trainer_id IS NOT DISTINCT FROM w.trainer_id
-                 AND o.granularity = %(granularity)s AND o.period_start = w.period_start)) AS inserted,
-           count(*) AS written
-    FROM written w
+    RETURNING t.granularity
 )
-SELECT (SELECT inserted FROM counted),
-       (SELECT written - inserted FROM counted),
-       (SELECT count(*) FROM removed)
+-- Per granularity: inserted, updated, deleted. Inserts are told from updates before the write
+-- (every part of the statement reads the table as it was before it, one snapshot); not by xmax,
+-- which a row routed into a partition does not carry.
+SELECT s.granularity,
+       (SELECT count(*) FROM changed c WHERE c.g = s.g AND NOT c.existed),
+       (SELECT count(*) FROM written w WHERE w.granularity = s.granularity)
+       - (SELECT count(*) FROM changed c WHERE c.g = s.g AND NOT c.existed),
+       (SELECT count(*) FROM removed r WHERE r.granularity = s.granularity)
+FROM spans s
 """
 
 QUARTILES = (0.25, 0.5, 0.75)
@@ -283,7 +352,8 @@ def _unpadded(metric: str) -> str:
 
     values = [f"{at(f'p.lo_{i}')} + (p.pos_{i} - p.lo_{i}) * ({at(f'p.hi_{i}')} - {at(f'p.lo_{i}')})"
               for i in range(len(QUARTILES))]
-    return _q3(values[0], values[1], values[2], "0")
+    # Without sorted values every quartile is a zero: the constant, not three conversions.
+    return f"CASE WHEN v.pop IS NULL THEN {_ZEROS} ELSE {_q3(values[0], values[1], values[2], '0')} END"
 
 
 def _score_quartiles() -> str:
@@ -299,7 +369,11 @@ def _score_quartiles() -> str:
                 f"(r.score_v[{hi} + 1] - r.score_v[{lo} + 1]))")
 
     p25, median, p75 = (value(q) for q in QUARTILES)
-    return _q3(p25, median, p75, "NULL")
+    return f"CASE WHEN r.pop IS NULL THEN {_NULLS} ELSE {_q3(p25, median, p75, 'NULL')} END"
+
+
+_ZEROS = """'{"p25": 0, "median": 0, "p75": 0}'::jsonb"""
+_NULLS = """'{"p25": null, "median": null, "p75": null}'::jsonb"""
 
 
 def _q3(p25: str, median: str, p75: str, empty: str) -> str:
@@ -321,8 +395,14 @@ _VALID_DAY = ("coalesce((d.completions <= d.events AND d.assessments <= d.events
               "false)")
 
 
+# The ISO week of the day `d.day`: the Monday on or before it (2000-01-03 was a Monday); integer
+# arithmetic on the date, cheaper per day than date_trunc on a timestamp.
+_WEEK_OF_DAY = "d.day - ((d.day - date '2000-01-03') %% 7 + 7) %% 7"
+
+
 def _statement() -> str:
-    out = _ROLLUP.replace("app_positions", _positions()).replace("{valid_day}", _VALID_DAY)
+    out = (_ROLLUP.replace("app_positions", _positions()).replace("{valid_day}", _VALID_DAY)
+           .replace("{week_of_day}", _WEEK_OF_DAY))
     for metric in ("completions", "active_days", "minutes"):
         out = out.replace(f"app_unpad({metric})", _unpadded(metric))
     return out.replace("app_scores", _score_quartiles())
@@ -361,40 +441,67 @@ def period_start(granularity: Granularity, day: date) -> date:
     return day.replace(day=1)
 
 
-def _params(granularity: Granularity, start: date, end: date,
-            scope: Sequence[tuple[UUID, date]] | None) -> dict[str, Any]:
+GRANULARITIES: tuple[Granularity, ...] = ("daily", "weekly", "monthly")
+
+Pairs = Sequence[tuple[UUID, date]]
+
+
+def _params(spans: Mapping[Granularity, tuple[date, date]],
+            scope: Mapping[Granularity, Pairs] | None) -> dict[str, Any]:
     from ms8.domain import privacy  # the job's side only: readers of this module need not load it
 
-    unit, step = UNITS[granularity]
+    grans = list(spans)
+    pairs = [(GRANULARITIES.index(g), o, s) for g in grans for o, s in (scope or {}).get(g, ())]
     return {
-        "granularity": granularity, "unit": unit, "step": step, "start": start, "end": end,
-        "learner": LEARNER, "version": ROLLUP_VERSION, "everything": scope is None, "daily": granularity == "daily",
+        "gs": [GRANULARITIES.index(g) for g in grans], "grans": grans, "steps": [UNITS[g][1] for g in grans],
+        "starts": [spans[g][0] for g in grans], "ends": [spans[g][1] for g in grans],
+        "first": min(s for s, _ in spans.values()), "last": max(e for _, e in spans.values()),
+        # Per granularity, the days it reads: an empty range for one the run leaves alone.
+        **{f"{g}_{k}": spans.get(g, (date.min, date.min))[i] for g in GRANULARITIES
+           for i, k in enumerate(("start", "end"))},
+        "learner": LEARNER, "version": ROLLUP_VERSION, "everything": scope is None,
         "cap_completions": privacy.CAP_COMPLETIONS_PER_DAY, "cap_seconds": privacy.CAP_SECONDS_PER_DAY,
-        "scope_orgs": sorted({o for o, _ in scope or ()}),
-        "pair_orgs": [o for o, _ in scope or ()], "pair_starts": [s for _, s in scope or ()],
+        "scope_orgs": sorted({o for _, o, _ in pairs}),
+        "pair_gs": [g for g, _, _ in pairs], "pair_orgs": [o for _, o, _ in pairs],
+        "pair_starts": [s for _, _, s in pairs],
     }
 
 
-def rollup(
-    conn: psycopg.Connection, granularity: Granularity, start: date, end: date,
-    scope: Sequence[tuple[UUID, date]] | None = None,
-) -> RollupCounts:
-    """Recompute the `granularity` rows of the periods in [start, end) of every organization and
-    cohort, or only of the (organization, period start) pairs in `scope`; write only those that
-    changed. `start` and `end` must be period boundaries."""
-    if scope is not None:
-        if not scope:
-            return RollupCounts(0, 0, 0)
-        start = max(start, min(s for _, s in scope))
-        end = min(end, next_period(granularity, max(s for _, s in scope)))
-    if end <= start:
-        return RollupCounts(0, 0, 0)
+def rollup_spans(
+    conn: psycopg.Connection, spans: Mapping[Granularity, tuple[date, date]],
+    scope: Mapping[Granularity, Pairs] | None = None,
+) -> dict[Granularity, RollupCounts]:
+    """Recompute, per granularity, the rows of the periods in its span [start, end) of every
+    organization and cohort, or only of the (organization, period start) pairs in `scope` (a
+    granularity without pairs is left alone); write only those that changed. One statement for
+    all of them: the learner days are read once. Every start and end must be a period boundary."""
+    narrowed: dict[Granularity, tuple[date, date]] = {}
+    for granularity, (start, end) in spans.items():
+        if scope is not None:
+            pairs = scope.get(granularity, ())
+            if not pairs:
+                continue
+            start = max(start, min(s for _, s in pairs))
+            end = min(end, next_period(granularity, max(s for _, s in pairs)))
+        if start < end:
+            narrowed[granularity] = (start, end)
+    out = {g: RollupCounts(0, 0, 0) for g in spans}
+    if not narrowed:
+        return out
     # The sorts and hash tables of a backfill (over a million learner-population rows) in memory
     # rather than spilled to disk; for this transaction only.
     conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
-    row = conn.execute(_STATEMENT, _params(granularity, start, end, scope)).fetchone()
-    assert row is not None
-    return RollupCounts(int(row[0]), int(row[1]), int(row[2]))
+    for granularity, inserted, updated, deleted in conn.execute(_STATEMENT, _params(narrowed, scope)).fetchall():
+        out[granularity] = RollupCounts(int(inserted), int(updated), int(deleted))
+    return out
+
+
+def rollup(
+    conn: psycopg.Connection, granularity: Granularity, start: date, end: date, scope: Pairs | None = None,
+) -> RollupCounts:
+    """rollup_spans for one granularity."""
+    return rollup_spans(conn, {granularity: (start, end)},
+                        None if scope is None else {granularity: scope})[granularity]
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,6 +593,9 @@ def changed_periods(
         "grans": grans, "units": [UNITS[g][0] for g in grans], "steps": [UNITS[g][1] for g in grans],
         "starts": [spans[g][0] for g in grans], "ends": [spans[g][1] for g in grans],
         "first": min(s for s, _ in spans.values()), "last": max(e for _, e in spans.values()),
+        # Per granularity, the days it reads: an empty range for one the run leaves alone.
+        **{f"{g}_{k}": spans.get(g, (date.min, date.min))[i] for g in GRANULARITIES
+           for i, k in enumerate(("start", "end"))},
         "learner": LEARNER, "version": ROLLUP_VERSION,
     }).fetchall()
     out: dict[Granularity, list[Fingerprint]] = {g: [] for g in grans}
