@@ -1,0 +1,206 @@
+"""Each hot read is one call of one function; the request context costs fewer statements.
+
+1. app.begin_request and app.begin_service_request do their work in one PL/pgSQL body each:
+   the request limits (statement and idle timeouts, row security on) and the maintenance flag
+   the user or client lookup needs in one set_config statement, the lookup, then the context
+   in one more; the same checks, errors (SQLSTATEs MS400-MS405) and settings as before. (They
+   were wrappers calling app.apply_request_limits and the 0002 bodies, which issued each
+   set_config as a statement of its own.) The 0002 bodies are left in place, unused, for the
+   downgrade.
+
+2. For every read function of 0011, app.request_<read>(p_user, p_role, <its arguments>): the
+   context call and the read in one statement whose plan the server caches:
+
+       SELECT c.user_id, c.organization_id, c.roles, c.active_role, c.timezone, r.*
+       FROM app.begin_request(p_user, p_role) c LEFT JOIN LATERAL app.read_<read>(c.user_id,
+            c.active_role, ...) r ON true
+
+   The application sends `SELECT * FROM app.request_<read>(...)`: a statement that costs the
+   server next to nothing to parse and plan, where the same join sent by the client was parsed,
+   analysed and planned on every request (about a third of the server's CPU per read). The
+   functions are SECURITY INVOKER, so the read functions and the runtime role's RLS policies
+   confine the rows exactly as before; the first row always carries the caller (the read's
+   columns are NULL when it found nothing).
+
+Revision ID: 0016
+Revises: 0014
+Create Date: 2026-12-06
+"""
+
+from alembic import op
+
+revision = "0016"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+RUNTIME = "ms8_app"
+
+# What every request transaction sets before anything else (0009's app.apply_request_limits).
+LIMITS = """set_config('statement_timeout', '15s', true),
+            set_config('idle_in_transaction_session_timeout', '30s', true),
+            set_config('row_security', 'on', true)"""
+
+CONTEXT = f"""
+CREATE OR REPLACE FUNCTION app.begin_request(p_user_id uuid, p_role text)
+RETURNS TABLE (user_id uuid, organization_id uuid, roles text[], active_role text, timezone text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp ROWS 1 AS $$
+DECLARE
+    v_org uuid;
+    v_roles text[];
+    v_tz text;
+    v_role text;
+BEGIN
+    PERFORM {LIMITS},
+            set_config('app.maintenance', 'on', true);
+    SELECT u.organization_id, u.roles, u.timezone INTO v_org, v_roles, v_tz
+    FROM public.users u WHERE u.id = p_user_id;
+    IF v_org IS NULL THEN
+        PERFORM set_config('app.maintenance', '', true);
+        RAISE EXCEPTION 'user % is not provisioned in this service', p_user_id
+            USING ERRCODE = 'MS401';
+    END IF;
+    IF coalesce(p_role, '') = '' THEN
+        IF cardinality(v_roles) <> 1 THEN
+            PERFORM set_config('app.maintenance', '', true);
+            RAISE EXCEPTION 'the user holds several roles (%): name one in X-Active-Role',
+                array_to_string(v_roles, ', ') USING ERRCODE = 'MS400';
+        END IF;
+        v_role := v_roles[1];
+    ELSIF p_role = ANY (v_roles) THEN
+        v_role := p_role;
+    ELSE
+        PERFORM set_config('app.maintenance', '', true);
+        RAISE EXCEPTION 'role % is not held by this user', p_role USING ERRCODE = 'MS403';
+    END IF;
+    PERFORM set_config('app.maintenance', '', true),
+            set_config('app.current_user_id', p_user_id::text, true),
+            set_config('app.current_org_id', v_org::text, true),
+            set_config('app.current_role', v_role, true);
+    user_id := p_user_id;
+    organization_id := v_org;
+    roles := v_roles;
+    active_role := v_role;
+    timezone := v_tz;
+    RETURN NEXT;
+END $$;
+
+CREATE OR REPLACE FUNCTION app.begin_service_request(p_client_id text, p_scope text, p_org_id uuid)
+RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_org uuid;
+    v_scopes text[];
+BEGIN
+    PERFORM {LIMITS},
+            set_config('app.maintenance', 'on', true);
+    SELECT c.organization_id, c.scopes INTO v_org, v_scopes
+    FROM public.service_clients c WHERE c.client_id = p_client_id;
+    PERFORM set_config('app.maintenance', '', true);
+    IF v_scopes IS NULL THEN
+        RAISE EXCEPTION 'service client % is not registered', p_client_id USING ERRCODE = 'MS402';
+    END IF;
+    IF NOT (p_scope = ANY (v_scopes)) THEN
+        RAISE EXCEPTION 'scope % is not granted to this client', p_scope USING ERRCODE = 'MS404';
+    END IF;
+    IF v_org IS NOT NULL AND p_org_id IS NOT NULL AND p_org_id <> v_org THEN
+        RAISE EXCEPTION 'this client may not act in that organization' USING ERRCODE = 'MS404';
+    END IF;
+    v_org := coalesce(v_org, p_org_id);
+    IF p_scope = 'ingest' AND v_org IS NULL THEN
+        RAISE EXCEPTION 'an ingest request names its organization' USING ERRCODE = 'MS405';
+    END IF;
+    PERFORM set_config('app.current_user_id', '', true),
+            set_config('app.current_org_id', coalesce(v_org::text, ''), true),
+            set_config('app.current_role', p_scope, true);
+    RETURN v_org;
+END $$;
+"""
+
+# 0009's definitions, restored by the downgrade.
+CONTEXT_DOWN = """
+CREATE OR REPLACE FUNCTION app.begin_request(p_user_id uuid, p_role text)
+RETURNS TABLE (user_id uuid, organization_id uuid, roles text[], active_role text, timezone text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp ROWS 1 AS $$
+BEGIN
+    PERFORM app.apply_request_limits();
+    RETURN QUERY SELECT * FROM app.begin_request_0002(p_user_id, p_role);
+END $$;
+
+CREATE OR REPLACE FUNCTION app.begin_service_request(p_client_id text, p_scope text, p_org_id uuid)
+RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM app.apply_request_limits();
+    RETURN app.begin_service_request_0002(p_client_id, p_scope, p_org_id);
+END $$;
+"""
+
+ANALYTICS_COLUMNS = """id uuid, user_id uuid, role text, analytics_type text, data jsonb, source text,
+    definition_version integer, window_days integer, data_through timestamptz, version bigint,
+    updated_at timestamptz"""
+
+# read function -> (its arguments after the user and the role, the columns it returns)
+READS: dict[str, tuple[list[tuple[str, str]], str]] = {
+    "read_analytics": ([("p_type", "text"), ("p_limit", "integer")], ANALYTICS_COLUMNS),
+    "read_user_analytics": (
+        [("p_target", "uuid"), ("p_type", "text"), ("p_limit", "integer")],
+        f"visible boolean, {ANALYTICS_COLUMNS}",
+    ),
+    "read_analytics_summary": ([], f"total bigint, {ANALYTICS_COLUMNS}"),
+    "read_me": ([], "id uuid, organization_id uuid, email text, name text, roles text[], timezone text"),
+    "read_gamification": (
+        [], "points integer, level integer, badges jsonb, streaks jsonb, updated_at timestamptz"
+    ),
+    "read_leaderboard": (
+        [("p_limit", "integer")],
+        "rank bigint, display_name text, points integer, level integer, is_caller boolean, participants bigint",
+    ),
+    "read_comparison": (
+        [("p_type", "text")],
+        "analytics_type text, own_data jsonb, user_count integer, avg_value double precision, "
+        "p25 double precision, p50 double precision, p75 double precision, refreshed_at timestamptz",
+    ),
+}
+
+# The caller's columns come first, prefixed: the read's own columns may share their names.
+CALLER_COLUMNS = (
+    "caller_user_id uuid, caller_organization_id uuid, caller_roles text[], caller_active_role text, "
+    "caller_timezone text"
+)
+
+
+def _request_function(read: str, args: list[tuple[str, str]], columns: str) -> tuple[str, str]:
+    """(signature, CREATE statement) of app.request_<read> for the read function `read`."""
+    name = "request_" + read.removeprefix("read_")
+    params = ", ".join(["p_user uuid", "p_role text", *(f"{n} {t}" for n, t in args)])
+    passed = ", ".join(["c.user_id", "c.active_role", *(n for n, _ in args)])
+    types = ", ".join(["uuid", "text", *(t for _, t in args)])
+    body = f"""
+CREATE FUNCTION app.{name}({params})
+RETURNS TABLE ({CALLER_COLUMNS}, {columns})
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    RETURN QUERY
+    SELECT c.user_id, c.organization_id, c.roles, c.active_role, c.timezone, r.*
+    FROM app.begin_request(p_user, p_role) AS c
+    LEFT JOIN LATERAL app.{read}({passed}) AS r ON true;
+END $$;
+"""
+    return f"app.{name}({types})", body
+
+
+def upgrade() -> None:
+    op.execute(CONTEXT)
+    for read, (args, columns) in READS.items():
+        signature, body = _request_function(read, args, columns)
+        op.execute(body)
+        op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+        op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {RUNTIME}")
+
+
+def downgrade() -> None:
+    for read, (args, columns) in reversed(READS.items()):
+        signature, _ = _request_function(read, args, columns)
+        op.execute(f"DROP FUNCTION {signature}")
+    op.execute(CONTEXT_DOWN)
