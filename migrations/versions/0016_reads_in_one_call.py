@@ -8,12 +8,14 @@
    set_config as a statement of its own.) The 0002 bodies are left in place, unused, for the
    downgrade.
 
-2. For every read function of 0011, app.request_<read>(p_user, p_role, <its arguments>): the
-   context call and the read in one statement whose plan the server caches:
+2. For every read function app.read_<x> of 0011, app.request_<x>(p_user, p_role, <its
+   arguments>): the context call and the read in one statement whose plan the server caches:
 
        SELECT c.user_id, c.organization_id, c.roles, c.active_role, c.timezone, r.*
-       FROM app.begin_request(p_user, p_role) c LEFT JOIN LATERAL app.read_<read>(c.user_id,
-            c.active_role, ...) r ON true
+       FROM app.begin_request(p_user, p_role) c LEFT JOIN LATERAL (<the read>) r ON true
+
+   where the read is the 0011 function's query written out (own analytics, the summary, me,
+   gamification: one PL/pgSQL function runs instead of two) or a call of that function.
 
    The application sends `SELECT * FROM app.request_<read>(...)`: a statement that costs the
    server next to nothing to parse and plan, where the same join sent by the client was parsed,
@@ -139,27 +141,57 @@ END $$;
 ANALYTICS_COLUMNS = """id uuid, user_id uuid, role text, analytics_type text, data jsonb, source text,
     definition_version integer, window_days integer, data_through timestamptz, version bigint,
     updated_at timestamptz"""
+SELECT_ANALYTICS = """a.id, a.user_id, a.role, a.analytics_type, a.data, a.source,
+               a.definition_version, a.window_days, a.data_through, a.version, a.updated_at"""
 
-# read function -> (its arguments after the user and the role, the columns it returns)
-READS: dict[str, tuple[list[tuple[str, str]], str]] = {
-    "read_analytics": ([("p_type", "text"), ("p_limit", "integer")], ANALYTICS_COLUMNS),
-    "read_user_analytics": (
+# request function -> (its arguments after the user and the role, the read's columns, the read).
+# The read is a subquery with a reference to the context row `c` (c.user_id, c.active_role):
+# the simple reads are written out, so one function runs instead of two; the others call their
+# 0011 function. OFFSET 0 keeps a written-out read a subquery of its own: it stays on the inner
+# side of the join, so it runs after the context row exists.
+READS: dict[str, tuple[list[tuple[str, str]], str, str]] = {
+    "request_analytics": (
+        [("p_type", "text"), ("p_limit", "integer")], ANALYTICS_COLUMNS,
+        f"""SELECT {SELECT_ANALYTICS}
+        FROM analytics a
+        WHERE a.user_id = c.user_id AND a.role = c.active_role
+          AND (p_type IS NULL OR a.analytics_type = p_type)
+        ORDER BY a.updated_at DESC
+        LIMIT p_limit OFFSET 0""",
+    ),
+    "request_analytics_summary": (
+        [], f"total bigint, {ANALYTICS_COLUMNS}",
+        f"""SELECT count(*) OVER (), {SELECT_ANALYTICS}
+        FROM analytics a
+        WHERE a.user_id = c.user_id AND a.role = c.active_role
+        ORDER BY a.updated_at DESC
+        LIMIT 1 OFFSET 0""",
+    ),
+    "request_me": (
+        [], "id uuid, organization_id uuid, email text, name text, roles text[], timezone text",
+        """SELECT u.id, u.organization_id, u.email, u.name, u.roles, u.timezone
+        FROM users u WHERE u.id = c.user_id OFFSET 0""",
+    ),
+    "request_gamification": (
+        [], "points integer, level integer, badges jsonb, streaks jsonb, updated_at timestamptz",
+        """SELECT g.points, g.level, g.badges, g.streaks, g.updated_at
+        FROM gamification g WHERE g.user_id = c.user_id AND g.role = 'learner' OFFSET 0""",
+    ),
+    "request_user_analytics": (
         [("p_target", "uuid"), ("p_type", "text"), ("p_limit", "integer")],
         f"visible boolean, {ANALYTICS_COLUMNS}",
+        "SELECT * FROM app.read_user_analytics(c.user_id, c.active_role, p_target, p_type, p_limit)",
     ),
-    "read_analytics_summary": ([], f"total bigint, {ANALYTICS_COLUMNS}"),
-    "read_me": ([], "id uuid, organization_id uuid, email text, name text, roles text[], timezone text"),
-    "read_gamification": (
-        [], "points integer, level integer, badges jsonb, streaks jsonb, updated_at timestamptz"
-    ),
-    "read_leaderboard": (
+    "request_leaderboard": (
         [("p_limit", "integer")],
         "rank bigint, display_name text, points integer, level integer, is_caller boolean, participants bigint",
+        "SELECT * FROM app.read_leaderboard(c.user_id, c.active_role, p_limit)",
     ),
-    "read_comparison": (
+    "request_comparison": (
         [("p_type", "text")],
         "analytics_type text, own_data jsonb, user_count integer, avg_value double precision, "
         "p25 double precision, p50 double precision, p75 double precision, refreshed_at timestamptz",
+        "SELECT * FROM app.read_comparison(c.user_id, c.active_role, p_type)",
     ),
 }
 
@@ -170,11 +202,9 @@ CALLER_COLUMNS = (
 )
 
 
-def _request_function(read: str, args: list[tuple[str, str]], columns: str) -> tuple[str, str]:
-    """(signature, CREATE statement) of app.request_<read> for the read function `read`."""
-    name = "request_" + read.removeprefix("read_")
+def _request_function(name: str, args: list[tuple[str, str]], columns: str, read: str) -> tuple[str, str]:
+    """(signature, CREATE statement) of app.<name>."""
     params = ", ".join(["p_user uuid", "p_role text", *(f"{n} {t}" for n, t in args)])
-    passed = ", ".join(["c.user_id", "c.active_role", *(n for n, _ in args)])
     types = ", ".join(["uuid", "text", *(t for _, t in args)])
     body = f"""
 CREATE FUNCTION app.{name}({params})
@@ -184,7 +214,9 @@ BEGIN
     RETURN QUERY
     SELECT c.user_id, c.organization_id, c.roles, c.active_role, c.timezone, r.*
     FROM app.begin_request(p_user, p_role) AS c
-    LEFT JOIN LATERAL app.{read}({passed}) AS r ON true;
+    LEFT JOIN LATERAL (
+        {read}
+    ) AS r ON true;
 END $$;
 """
     return f"app.{name}({types})", body
@@ -192,15 +224,15 @@ END $$;
 
 def upgrade() -> None:
     op.execute(CONTEXT)
-    for read, (args, columns) in READS.items():
-        signature, body = _request_function(read, args, columns)
+    for name, (args, columns, read) in READS.items():
+        signature, body = _request_function(name, args, columns, read)
         op.execute(body)
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
         op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {RUNTIME}")
 
 
 def downgrade() -> None:
-    for read, (args, columns) in reversed(READS.items()):
-        signature, _ = _request_function(read, args, columns)
+    for name, (args, columns, read) in reversed(READS.items()):
+        signature, _ = _request_function(name, args, columns, read)
         op.execute(f"DROP FUNCTION {signature}")
     op.execute(CONTEXT_DOWN)

@@ -259,7 +259,7 @@ def read_as_user(
     """One read as a verified user in ONE statement, one round trip: the context call and the read.
 
     `call` invokes one of the request functions of migration 0016, its first two parameters the
-    user and the role asked for, e.g. "app.request_analytics(%s, %s, %s::text, %s::integer)":
+    user and the role asked for, e.g. "app.request_analytics(%s, %s, %s, %s)":
     the function sets the context (app.begin_request) and reads, in a plan the server caches.
     The statement is its own transaction (autocommit) and the context vanishes with it: a
     transaction pooler may hand the server connection to anyone afterwards.
@@ -270,7 +270,9 @@ def read_as_user(
     and the function's rows (none when it returned none).
     """
     query: LiteralString = "SELECT * FROM " + call
-    params = (user_id, role, *args)
+    # A UUID would be bound as '...'::uuid; a plain literal takes the parameter's type from the
+    # function instead, without a type name to look up.
+    params = tuple(str(v) if isinstance(v, UUID) else v for v in (user_id, role, *args))
 
     def run(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
         if conn.info.transaction_status != pq.TransactionStatus.IDLE:

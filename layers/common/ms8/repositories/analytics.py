@@ -27,9 +27,9 @@ def _row(row: Sequence[Any]) -> Analytics:
 
 # Calls of the request functions of migration 0016 for ms8.db.read_as_user: the user and the
 # role asked for, then this read's own parameters.
-READ_RECENT: LiteralString = "app.request_analytics(%s, %s, %s::text, %s::integer)"
+READ_RECENT: LiteralString = "app.request_analytics(%s, %s, %s, %s)"
 READ_SUMMARY: LiteralString = "app.request_analytics_summary(%s, %s)"
-READ_USER: LiteralString = "app.request_user_analytics(%s, %s, %s::uuid, %s::text, %s::integer)"
+READ_USER: LiteralString = "app.request_user_analytics(%s, %s, %s, %s, %s)"
 
 
 def items(rows: Sequence[Sequence[Any]]) -> list[Analytics]:

@@ -142,7 +142,7 @@ def upsert_states(conn: psycopg.Connection, rows: Sequence[tuple[UUID, UUID, Sta
 
 # Calls of the request functions of migration 0016 for ms8.db.read_as_user.
 READ_OWN: LiteralString = "app.request_gamification(%s, %s)"
-READ_LEADERBOARD: LiteralString = "app.request_leaderboard(%s, %s, %s::integer)"
+READ_LEADERBOARD: LiteralString = "app.request_leaderboard(%s, %s, %s)"
 
 
 def own_of(rows: Sequence[Sequence[Any]]) -> tuple[State, datetime] | None:
