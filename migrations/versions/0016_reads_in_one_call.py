@@ -52,33 +52,36 @@ DECLARE
     v_roles text[];
     v_tz text;
     v_role text;
+    v_set text;
 BEGIN
     PERFORM {LIMITS},
             set_config('app.maintenance', 'on', true);
-    SELECT u.organization_id, u.roles, u.timezone INTO v_org, v_roles, v_tz
-    FROM public.users u WHERE u.id = p_user_id;
+    -- The row's columns are computed once it has passed the maintenance policy, so the same
+    -- statement ends maintenance and sets the context. A refused request raises below, which
+    -- ends the transaction and every setting with it.
+    SELECT u.organization_id, u.roles, u.timezone, r.role,
+           concat(set_config('app.maintenance', '', true),
+                  set_config('app.current_user_id', p_user_id::text, true),
+                  set_config('app.current_org_id', u.organization_id::text, true),
+                  set_config('app.current_role', coalesce(r.role, ''), true))
+    INTO v_org, v_roles, v_tz, v_role, v_set
+    FROM public.users u
+    CROSS JOIN LATERAL (SELECT CASE WHEN coalesce(p_role, '') = ''
+                                    THEN CASE WHEN cardinality(u.roles) = 1 THEN u.roles[1] END
+                                    WHEN p_role = ANY (u.roles) THEN p_role END AS role) r
+    WHERE u.id = p_user_id;
     IF v_org IS NULL THEN
         PERFORM set_config('app.maintenance', '', true);
         RAISE EXCEPTION 'user % is not provisioned in this service', p_user_id
             USING ERRCODE = 'MS401';
     END IF;
-    IF coalesce(p_role, '') = '' THEN
-        IF cardinality(v_roles) <> 1 THEN
-            PERFORM set_config('app.maintenance', '', true);
+    IF v_role IS NULL THEN
+        IF coalesce(p_role, '') = '' THEN
             RAISE EXCEPTION 'the user holds several roles (%): name one in X-Active-Role',
                 array_to_string(v_roles, ', ') USING ERRCODE = 'MS400';
         END IF;
-        v_role := v_roles[1];
-    ELSIF p_role = ANY (v_roles) THEN
-        v_role := p_role;
-    ELSE
-        PERFORM set_config('app.maintenance', '', true);
         RAISE EXCEPTION 'role % is not held by this user', p_role USING ERRCODE = 'MS403';
     END IF;
-    PERFORM set_config('app.maintenance', '', true),
-            set_config('app.current_user_id', p_user_id::text, true),
-            set_config('app.current_org_id', v_org::text, true),
-            set_config('app.current_role', v_role, true);
     user_id := p_user_id;
     organization_id := v_org;
     roles := v_roles;
