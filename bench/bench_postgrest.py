@@ -21,8 +21,13 @@ to the gateway's request rate (wrk's delay() hook), and that ratio is printed as
 the target's. The upsert: 500 items (250 existing keys, 250 new, one organization, the new keys
 deleted again after each run, untimed), the two servers alternating; the median of the runs.
 
+With --statements N, the read's statements alone come first, without HTTP: what the gateway's
+handler sends (one statement) and what PostgREST sends (four, prepared), N reads each on a
+connection of their own, back to back and then with a pause between reads (--pause-ms).
+
     .venv/bin/python bench/bench_postgrest.py [--seconds 10] [--rounds 2] [--upserts 20]
     .venv/bin/python bench/bench_postgrest.py --pooler    # the gateway through PgBouncer too
+    .venv/bin/python bench/bench_postgrest.py --statements 3000   # first, the statements alone
 """
 
 from __future__ import annotations
@@ -293,6 +298,71 @@ def report(sides: list[Side], connections: list[int], label: str) -> bool:
     return ok and errors == 0
 
 
+def _schedstat_seconds(pid: int) -> float:
+    """CPU time of a process so far, in nanoseconds of resolution (Linux /proc/<pid>/schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+
+
+def statement_costs(keys: bench_upsert.Keys, reads: int, pause_ms: float) -> list[list[str]]:
+    """PostgreSQL CPU of one read without HTTP: what the gateway's handler sends (ms8.db.read_as_user
+    with the GET /v1/analytics read: one statement) beside what PostgREST sends (BEGIN, its
+    prepared set_config statement, its prepared query, COMMIT), each on its own connection,
+    alternating in blocks of 100, `pause_ms` between reads. Rows for the printed table."""
+    from ms8 import db
+    from ms8.repositories import analytics
+
+    learner = keys.existing[0]
+    ours = db.Database("runtime")
+    info = psycopg.conninfo.conninfo_to_dict(localdb.admin_url())
+    theirs = psycopg.connect(f"postgresql://{AUTHENTICATOR}:{AUTHENTICATOR_PASSWORD}@{info['host']}:{info['port']}/{DB}",
+                             autocommit=True, prepare_threshold=0)
+    claims = json.dumps({"role": WEB_ROLE, "sub": str(learner), "org_id": str(keys.org), "app_role": "learner",
+                         "aud": tokens.AUDIENCE, "iss": "bench", "exp": 2_000_000_000, "iat": 1_700_000_000,
+                         "jti": str(uuid.uuid4()), "token_use": "access"})
+    headers = json.dumps({"host": "127.0.0.1", "user-agent": "wrk", "authorization": "Bearer " + "x" * 800})
+    # The statements PostgREST 12 sent for the wrk read (taken from the server log).
+    setup = ("select set_config('search_path', %s, true), set_config('role', %s, true), "
+             "set_config('request.jwt.claims', %s, true), set_config('request.method', %s, true), "
+             "set_config('request.path', %s, true), set_config('request.headers', %s, true), "
+             "set_config('request.cookies', %s, true)")
+    table = f'"{SCHEMA}"."analytics"'
+    query = (f"WITH pgrst_source AS ( SELECT {table}.* FROM {table}  WHERE  {table}.\"user_id\" = %s AND  "
+             f"{table}.\"role\" = %s  ORDER BY {table}.\"updated_at\" DESC  LIMIT %s OFFSET %s )  "
+             "SELECT null::bigint AS total_result_set, pg_catalog.count(_postgrest_t) AS page_total, "
+             "coalesce(json_agg(_postgrest_t), '[]') AS body, nullif(current_setting('response.headers', true), '') "
+             "AS response_headers, nullif(current_setting('response.status', true), '') AS response_status, "
+             "'' AS response_inserted FROM ( SELECT * FROM pgrst_source ) _postgrest_t")
+
+    def ours_once() -> None:
+        db.read_as_user(ours, learner, None, analytics.READ_RECENT, (None, 10))
+
+    def theirs_once() -> None:
+        theirs.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+        theirs.execute(setup, (f'"{SCHEMA}", "public"', WEB_ROLE, claims, "GET", "/analytics", headers, "{}"))
+        theirs.execute(query, (str(learner), "learner", 10, 0)).fetchall()
+        theirs.execute("COMMIT")
+
+    ways = {"gateway's statement": (ours_once, lambda: ours.connection().info.backend_pid),
+            "PostgREST's four": (theirs_once, lambda: theirs.info.backend_pid)}
+    spent = {name: 0.0 for name in ways}
+    for run, _pid in ways.values():
+        for _ in range(50):  # warm: plans cached, statements prepared
+            run()
+    for block in range(max(1, reads // 100)):
+        for name in (list(ways) if block % 2 == 0 else list(ways)[::-1]):
+            run, pid = ways[name]
+            started = _schedstat_seconds(pid())
+            for _ in range(100):
+                run()
+                if pause_ms:
+                    time.sleep(pause_ms / 1000)
+            spent[name] += _schedstat_seconds(pid()) - started
+    ours.reset()
+    theirs.close()
+    n = max(1, reads // 100) * 100
+    return [[name, f"{spent[name] * 1000 / n:.3f}"] for name in ways]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="each wrk run")
@@ -304,6 +374,10 @@ def main() -> None:
                         help="the gateway reaches PostgreSQL through PgBouncer (transaction mode, fewer "
                              "server connections than workers)")
     parser.add_argument("--rebuild", action="store_true", help="build the 1,000,000-row tables again")
+    parser.add_argument("--statements", type=int, default=0,
+                        help="first, this many reads each without HTTP: the statements alone, back to back and "
+                             "with a pause between reads")
+    parser.add_argument("--pause-ms", type=float, default=2.0, help="the pause of --statements")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
@@ -315,6 +389,16 @@ def main() -> None:
     owner = psycopg.connect(localdb.owner_url(DB), autocommit=True, prepare_threshold=None)
     keys = bench_upsert.Keys(owner)
     learner = keys.existing[0]
+    if args.statements:
+        rows = [["the statements alone, one connection each", "back to back: ms/read",
+                 f"{args.pause_ms:g} ms pause between reads: ms/read"]]
+        for (name, quick), (_, paused) in zip(statement_costs(keys, args.statements, 0),
+                                              statement_costs(keys, args.statements, args.pause_ms), strict=True):
+            rows.append([name, quick, paused])
+        print(f"PostgreSQL CPU per read (/proc/<pid>/schedstat), {args.statements:,} reads each, alternating in "
+              f"blocks of 100; load average {os.getloadavg()[0]:.1f}")
+        print(_common.table(rows))
+        print()
     ingest = {
         "gateway": tokens.service_token(bench_upsert.CLIENT, ["ingest"]),
         "postgrest": tokens.user_token(bench_upsert.CLIENT, role=WEB_ROLE, org_id=str(keys.org), app_role="ingest"),
