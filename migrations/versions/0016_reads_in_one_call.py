@@ -43,9 +43,14 @@ LIMITS = """set_config('statement_timeout', '15s', true),
             set_config('idle_in_transaction_session_timeout', '30s', true),
             set_config('row_security', 'on', true)"""
 
+CALLER = "user_id uuid, organization_id uuid, roles text[], active_role text, timezone text"
+
 CONTEXT = f"""
-CREATE OR REPLACE FUNCTION app.begin_request(p_user_id uuid, p_role text)
-RETURNS TABLE (user_id uuid, organization_id uuid, roles text[], active_role text, timezone text)
+CREATE TYPE app.request_caller AS ({CALLER});
+
+DROP FUNCTION app.begin_request(uuid, text);
+CREATE FUNCTION app.begin_request(p_user_id uuid, p_role text)
+RETURNS SETOF app.request_caller
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp ROWS 1 AS $$
 DECLARE
     v_org uuid;
@@ -82,13 +87,10 @@ BEGIN
         END IF;
         RAISE EXCEPTION 'role % is not held by this user', p_role USING ERRCODE = 'MS403';
     END IF;
-    user_id := p_user_id;
-    organization_id := v_org;
-    roles := v_roles;
-    active_role := v_role;
-    timezone := v_tz;
-    RETURN NEXT;
+    RETURN NEXT ROW(p_user_id, v_org, v_roles, v_role, v_tz)::app.request_caller;
 END $$;
+REVOKE ALL ON FUNCTION app.begin_request(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.begin_request(uuid, text) TO {RUNTIME};
 
 CREATE OR REPLACE FUNCTION app.begin_service_request(p_client_id text, p_scope text, p_org_id uuid)
 RETURNS uuid
@@ -123,14 +125,18 @@ END $$;
 """
 
 # 0009's definitions, restored by the downgrade.
-CONTEXT_DOWN = """
-CREATE OR REPLACE FUNCTION app.begin_request(p_user_id uuid, p_role text)
-RETURNS TABLE (user_id uuid, organization_id uuid, roles text[], active_role text, timezone text)
+CONTEXT_DOWN = f"""
+DROP FUNCTION app.begin_request(uuid, text);
+CREATE FUNCTION app.begin_request(p_user_id uuid, p_role text)
+RETURNS TABLE ({CALLER})
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp ROWS 1 AS $$
 BEGIN
     PERFORM app.apply_request_limits();
     RETURN QUERY SELECT * FROM app.begin_request_0002(p_user_id, p_role);
 END $$;
+REVOKE ALL ON FUNCTION app.begin_request(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.begin_request(uuid, text) TO {RUNTIME};
+DROP TYPE app.request_caller;
 
 CREATE OR REPLACE FUNCTION app.begin_service_request(p_client_id text, p_scope text, p_org_id uuid)
 RETURNS uuid
@@ -198,7 +204,10 @@ READS: dict[str, tuple[list[tuple[str, str]], str, str]] = {
     ),
 }
 
-# The caller's columns come first, prefixed: the read's own columns may share their names.
+# The caller's columns come first, prefixed: the read's own columns may share their names. Each
+# function returns rows of a named type: the server looks a named type's columns up in a cache,
+# where it would rebuild the columns of RETURNS TABLE from the function's definition on every call
+# (the same for app.begin_request's app.request_caller).
 CALLER_COLUMNS = (
     "caller_user_id uuid, caller_organization_id uuid, caller_roles text[], caller_active_role text, "
     "caller_timezone text"
@@ -206,12 +215,13 @@ CALLER_COLUMNS = (
 
 
 def _request_function(name: str, args: list[tuple[str, str]], columns: str, read: str) -> tuple[str, str]:
-    """(signature, CREATE statement) of app.<name>."""
+    """(signature, CREATE statements) of app.<name> and its row type app.<name>_row."""
     params = ", ".join(["p_user uuid", "p_role text", *(f"{n} {t}" for n, t in args)])
     types = ", ".join(["uuid", "text", *(t for _, t in args)])
     body = f"""
+CREATE TYPE app.{name}_row AS ({CALLER_COLUMNS}, {columns});
 CREATE FUNCTION app.{name}({params})
-RETURNS TABLE ({CALLER_COLUMNS}, {columns})
+RETURNS SETOF app.{name}_row
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     RETURN QUERY
@@ -238,4 +248,5 @@ def downgrade() -> None:
     for name, (args, columns, read) in reversed(READS.items()):
         signature, _ = _request_function(name, args, columns, read)
         op.execute(f"DROP FUNCTION {signature}")
+        op.execute(f"DROP TYPE app.{name}_row")
     op.execute(CONTEXT_DOWN)
