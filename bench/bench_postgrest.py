@@ -23,7 +23,9 @@ deleted again after each run, untimed), the two servers alternating; the median 
 
 With --statements N, the read's statements alone come first, without HTTP: what the gateway's
 handler sends (one statement) and what PostgREST sends (four, prepared), N reads each on a
-connection of their own, back to back and then with a pause between reads (--pause-ms).
+connection of their own, back to back and then with a pause between reads (--pause-ms); and the
+500-row upsert's statements alone (ours: the context call, the upsert, commit; PostgREST's
+BEGIN, set_config, INSERT, COMMIT), --upserts times each.
 
     .venv/bin/python bench/bench_postgrest.py [--seconds 10] [--rounds 2] [--upserts 20]
     .venv/bin/python bench/bench_postgrest.py --pooler    # the gateway through PgBouncer too
@@ -363,6 +365,69 @@ def statement_costs(keys: bench_upsert.Keys, reads: int, pause_ms: float) -> lis
     return [[name, f"{spent[name] * 1000 / n:.3f}"] for name in ways]
 
 
+def upsert_statement_costs(owner: psycopg.Connection, keys: bench_upsert.Keys, runs: int) -> list[list[str]]:
+    """PostgreSQL CPU of the 500-row upsert without HTTP: what PUT /v1/analytics sends (the
+    context call, ms8.repositories.analytics.upsert_batch_summary, commit) beside what PostgREST
+    sends for its upsert (BEGIN, its set_config statement, its INSERT, COMMIT), alternating; the
+    new keys deleted again after each run (untimed). Rows for the printed table."""
+    from ms8 import db
+    from ms8.repositories import analytics
+    from ms8.schemas.analytics import AnalyticsBatch
+    from ms8.services.snapshots import resolve
+
+    ours = db.Database("runtime")
+    info = psycopg.conninfo.conninfo_to_dict(localdb.admin_url())
+    theirs = psycopg.connect(f"postgresql://{AUTHENTICATOR}:{AUTHENTICATOR_PASSWORD}@{info['host']}:{info['port']}/{DB}",
+                             autocommit=True, prepare_threshold=0)
+    claims = json.dumps({"role": WEB_ROLE, "org_id": str(keys.org), "app_role": "ingest", "sub": bench_upsert.CLIENT})
+    columns = '"analytics_type", "data", "organization_id", "role", "user_id"'
+    # The statement PostgREST 12 sent for the bench's upsert (taken from the server log).
+    insert = (f'WITH pgrst_source AS (INSERT INTO "{SCHEMA}"."analytics"({columns}) SELECT '
+              + ", ".join(f'"pgrst_body".{c}' for c in columns.split(", "))
+              + " FROM (SELECT %s::json AS json_data) pgrst_payload, LATERAL (SELECT CASE WHEN "
+              "json_typeof(pgrst_payload.json_data) = 'array' THEN pgrst_payload.json_data ELSE "
+              "json_build_array(pgrst_payload.json_data) END AS val) pgrst_uniform_json, LATERAL (SELECT "
+              f'{columns} FROM json_to_recordset(pgrst_uniform_json.val) AS _("analytics_type" text, "data" jsonb, '
+              '"organization_id" uuid, "role" text, "user_id" uuid) ) pgrst_body WHERE '
+              "set_config('pgrst.inserted', (coalesce(nullif(current_setting('pgrst.inserted', true), '')::int, 0) + 1)"
+              "::text, true) <> '0' ON CONFLICT(\"user_id\", \"role\", \"analytics_type\") DO UPDATE SET "
+              + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns.split(", "))
+              + " WHERE set_config('pgrst.inserted', (coalesce(nullif(current_setting('pgrst.inserted', true), '')::int, 0)"
+              " - 1)::text, true) <> '-1' RETURNING 1) SELECT '' AS total_result_set, pg_catalog.count(_postgrest_t) "
+              "AS page_total, array[]::text[] AS header, ''::text AS body, nullif(current_setting('response.headers', "
+              "true), '') AS response_headers, nullif(current_setting('response.status', true), '') AS "
+              "response_status, '' AS response_inserted FROM (SELECT * FROM pgrst_source) _postgrest_t")
+    rnd = random.Random(17)
+    spent = {"gateway's statements": [0.0], "PostgREST's four": [0.0]}
+    for run in range(runs + 1):
+        items, new = keys.items(rnd)
+        for name in (list(spent) if run % 2 == 0 else list(spent)[::-1]):
+            if name == "PostgREST's four":
+                rows = [{"user_id": i["userId"], "organization_id": str(keys.org), "role": i["role"],
+                         "analytics_type": i["analyticsType"], "data": i["data"]} for i in items]
+                pid = theirs.info.backend_pid
+                started = _schedstat_seconds(pid)
+                theirs.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE")
+                theirs.execute("select set_config('search_path', %s, true), set_config('role', %s, true), "
+                               "set_config('request.jwt.claims', %s, true)", (f'"{SCHEMA}", "public"', WEB_ROLE, claims))
+                theirs.execute(insert, (json.dumps(rows),)).fetchall()
+                theirs.execute("COMMIT")
+                table = f"{SCHEMA}.analytics"
+            else:
+                batch = AnalyticsBatch.model_validate({"items": items})
+                with ours.transaction(db.as_service(bench_upsert.CLIENT, "ingest", keys.org)) as (conn, caller):
+                    pid = conn.info.backend_pid
+                    started = _schedstat_seconds(pid)
+                    analytics.upsert_batch_summary(conn, resolve(caller, batch))
+                table = "public.analytics"
+            if run:  # the first run warms up
+                spent[name][0] += _schedstat_seconds(pid) - started
+            _cleanup(owner, table, new)
+    ours.reset()
+    theirs.close()
+    return [[name, f"{total[0] * 1000 / max(1, runs):.1f}"] for name, total in spent.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="each wrk run")
@@ -399,6 +464,12 @@ def main() -> None:
               f"blocks of 100; load average {os.getloadavg()[0]:.1f}")
         print(_common.table(rows))
         print()
+        if args.upserts:
+            rows = [["the 500-row upsert's statements alone", "PostgreSQL CPU ms/upsert (commit included)"],
+                    *upsert_statement_costs(owner, keys, args.upserts)]
+            print(f"{args.upserts} upserts each, alternating; load average {os.getloadavg()[0]:.1f}")
+            print(_common.table(rows))
+            print()
     ingest = {
         "gateway": tokens.service_token(bench_upsert.CLIENT, ["ingest"]),
         "postgrest": tokens.user_token(bench_upsert.CLIENT, role=WEB_ROLE, org_id=str(keys.org), app_role="ingest"),
