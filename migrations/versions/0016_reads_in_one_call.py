@@ -2,11 +2,13 @@
 
 1. app.begin_request and app.begin_service_request do their work in one PL/pgSQL body each:
    the request limits (statement and idle timeouts, row security on) and the maintenance flag
-   the user or client lookup needs in one set_config statement, the lookup, then the context
-   in one more; the same checks, errors (SQLSTATEs MS400-MS405) and settings as before. (They
-   were wrappers calling app.apply_request_limits and the 0002 bodies, which issued each
-   set_config as a statement of its own.) The 0002 bodies are left in place, unused, for the
-   downgrade.
+   the user or client lookup needs in one set_config statement, then the lookup. For a user the
+   lookup's own row clears the flag and sets the context (two statements in all); for a service
+   one more statement does. The same checks, errors (SQLSTATEs MS400-MS405) and settings as
+   before. (They were wrappers calling app.apply_request_limits and the 0002 bodies, which
+   issued each set_config as a statement of its own.) The 0002 bodies are left in place,
+   unused, for the downgrade. app.begin_request returns rows of the named type
+   app.request_caller (the same columns), so it is dropped and created again.
 
 2. For every read function app.read_<x> of 0011, app.request_<x>(p_user, p_role, <its
    arguments>): the context call and the read in one statement whose plan the server caches:
@@ -22,7 +24,8 @@
    analysed and planned on every request (about a third of the server's CPU per read). The
    functions are SECURITY INVOKER, so the read functions and the runtime role's RLS policies
    confine the rows exactly as before; the first row always carries the caller (the read's
-   columns are NULL when it found nothing).
+   columns are NULL when it found nothing). Each returns rows of its own named type
+   app.request_<x>_row.
 
 Revision ID: 0016
 Revises: 0014
