@@ -14,11 +14,22 @@ Both serve a learner's own analytics and a 500-row upsert from the same PostgreS
 The same load client drives both: wrk (Debian package `wrk`), at 1 and 16 connections, the
 two servers alternating round after round. PostgreSQL CPU per read is the CPU the server's
 backends of that server used during the run (utime + stime from /proc), divided by the requests
-it answered. The upsert: 500 items (250 existing keys, 250 new, one organization, the new keys
+it answered. At one connection the client waits for every answer, so the slower server's
+backend idles longer between reads and spends more CPU on each (its caches go cold meanwhile);
+PostgREST is therefore measured once more at one connection, paced by a wait after each answer
+to the gateway's request rate (wrk's delay() hook), and that ratio is printed as context beside
+the target's. The upsert: 500 items (250 existing keys, 250 new, one organization, the new keys
 deleted again after each run, untimed), the two servers alternating; the median of the runs.
+
+With --statements N, the read's statements alone come first, without HTTP: what the gateway's
+handler sends (one statement) and what PostgREST sends (four, prepared), N reads each on a
+connection of their own, back to back and then with a pause between reads (--pause-ms); and the
+500-row upsert's statements alone (ours: the context call, the upsert, commit; PostgREST's
+BEGIN, set_config, INSERT, COMMIT), --upserts times each.
 
     .venv/bin/python bench/bench_postgrest.py [--seconds 10] [--rounds 2] [--upserts 20]
     .venv/bin/python bench/bench_postgrest.py --pooler    # the gateway through PgBouncer too
+    .venv/bin/python bench/bench_postgrest.py --statements 3000   # first, the statements alone
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -163,16 +175,21 @@ class Side:
     read_token: str
     backend_user: str
     reads: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)  # conns -> (req/s, cpu ms, errors)
+    paced: list[tuple[float, float, int]] = field(default_factory=list)  # 1 conn, at the other side's rate
     upserts: list[float] = field(default_factory=list)
 
 
-def wrk(url: str, token: str, connections: int, seconds: float) -> tuple[int, float, int]:
-    """requests, requests/s, errors (non-2xx answers and socket errors) of one wrk run."""
-    out = subprocess.run(
-        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-         "-H", f"Authorization: Bearer {token}", url],
-        check=True, capture_output=True, text=True,
-    ).stdout
+def wrk(url: str, token: str, connections: int, seconds: float, delay_ms: int = 0) -> tuple[int, float, int]:
+    """requests, requests/s, errors (non-2xx answers and socket errors) of one wrk run; with
+    `delay_ms`, each connection waits that long after an answer before its next request."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(f"function delay()\n  return {delay_ms}\nend\n")
+        script.flush()
+        out = subprocess.run(
+            ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+             "-H", f"Authorization: Bearer {token}", *(["-s", script.name] if delay_ms else []), url],
+            check=True, capture_output=True, text=True,
+        ).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
@@ -182,13 +199,14 @@ def wrk(url: str, token: str, connections: int, seconds: float) -> tuple[int, fl
     return requests, rate, errors
 
 
-def measure_reads(side: Side, connections: int, seconds: float) -> None:
+def measure_reads(side: Side, connections: int, seconds: float, delay_ms: int = 0) -> None:
     pids = backend_pids(side.backend_user)
     before = _common.cpu_seconds(pids)
-    requests, rate, errors = wrk(side.url + side.read_path, side.read_token, connections, seconds)
+    requests, rate, errors = wrk(side.url + side.read_path, side.read_token, connections, seconds, delay_ms)
     after = _common.cpu_seconds(backend_pids(side.backend_user))
     cpu = sum(v - before.get(pid, 0.0) for pid, v in after.items())
-    side.reads.setdefault(connections, []).append((rate, cpu * 1000 / max(requests, 1), errors))
+    runs = side.paced if delay_ms else side.reads.setdefault(connections, [])
+    runs.append((rate, cpu * 1000 / max(requests, 1), errors))
 
 
 def _request(url: str, method: str, path: str, token: str, body: bytes, headers: dict[str, str]) -> int:
@@ -252,6 +270,9 @@ def report(sides: list[Side], connections: list[int], label: str) -> bool:
             runs = s.reads[c]
             rows.append([str(c), s.name, f"{_median([r[0] for r in runs]):.0f}",
                          f"{_median([r[1] for r in runs]):.3f}", str(sum(r[2] for r in runs))])
+    if pr.paced:
+        rows.append(["1 (paced)", pr.name, f"{_median([r[0] for r in pr.paced]):.0f}",
+                     f"{_median([r[1] for r in pr.paced]):.3f}", str(sum(r[2] for r in pr.paced))])
     print(_common.table(rows))
     print()
     checks = [["ratio (medians)", "value", "target", ""]]
@@ -260,6 +281,10 @@ def report(sides: list[Side], connections: list[int], label: str) -> bool:
         checks.append([f"PostgreSQL CPU per read, {c} conn: gateway / PostgREST", f"{cpu:.2f}x", "<= 1.0x",
                        _common.verdict(cpu <= 1.0)])
         ok &= cpu <= 1.0
+    if pr.paced:
+        paced = _median([r[1] for r in gw.reads[1]]) / _median([r[1] for r in pr.paced])
+        checks.append(["PostgreSQL CPU per read, 1 conn: gateway / PostgREST paced to its rate", f"{paced:.2f}x",
+                       "(context)", ""])
     rate = _median([r[0] for r in gw.reads[max(connections)]]) / _median([r[0] for r in pr.reads[max(connections)]])
     checks.append([f"requests/s, {max(connections)} conn: gateway / PostgREST", f"{rate:.2f}x", ">= 0.8x",
                    _common.verdict(rate >= 0.8)])
@@ -269,10 +294,138 @@ def report(sides: list[Side], connections: list[int], label: str) -> bool:
         checks.append([f"500-row upsert median: gateway {_median(gw.upserts):.1f} ms / PostgREST "
                        f"{_median(pr.upserts):.1f} ms", f"{up:.2f}x", "<= 1.0x", _common.verdict(up <= 1.0)])
         ok &= up <= 1.0
-    errors = sum(r[2] for s in sides for runs in s.reads.values() for r in runs)
+    errors = sum(r[2] for s in sides for runs in (*s.reads.values(), s.paced) for r in runs)
     checks.append(["errors (both servers, every run)", str(errors), "0", _common.verdict(errors == 0)])
     print(_common.table(checks))
     return ok and errors == 0
+
+
+def _schedstat_seconds(pid: int) -> float:
+    """CPU time of a process so far, in nanoseconds of resolution (Linux /proc/<pid>/schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+
+
+def statement_costs(keys: bench_upsert.Keys, reads: int, pause_ms: float) -> list[list[str]]:
+    """PostgreSQL CPU of one read without HTTP: what the gateway's handler sends (ms8.db.read_as_user
+    with the GET /v1/analytics read: one statement) beside what PostgREST sends (BEGIN, its
+    prepared set_config statement, its prepared query, COMMIT), each on its own connection,
+    alternating in blocks of 100, `pause_ms` between reads. Rows for the printed table."""
+    from ms8 import db
+    from ms8.repositories import analytics
+
+    learner = keys.existing[0]
+    ours = db.Database("runtime")
+    info = psycopg.conninfo.conninfo_to_dict(localdb.admin_url())
+    theirs = psycopg.connect(f"postgresql://{AUTHENTICATOR}:{AUTHENTICATOR_PASSWORD}@{info['host']}:{info['port']}/{DB}",
+                             autocommit=True, prepare_threshold=0)
+    claims = json.dumps({"role": WEB_ROLE, "sub": str(learner), "org_id": str(keys.org), "app_role": "learner",
+                         "aud": tokens.AUDIENCE, "iss": "bench", "exp": 2_000_000_000, "iat": 1_700_000_000,
+                         "jti": str(uuid.uuid4()), "token_use": "access"})
+    headers = json.dumps({"host": "127.0.0.1", "user-agent": "wrk", "authorization": "Bearer " + "x" * 800})
+    # The statements PostgREST 12 sent for the wrk read (taken from the server log).
+    setup = ("select set_config('search_path', %s, true), set_config('role', %s, true), "
+             "set_config('request.jwt.claims', %s, true), set_config('request.method', %s, true), "
+             "set_config('request.path', %s, true), set_config('request.headers', %s, true), "
+             "set_config('request.cookies', %s, true)")
+    table = f'"{SCHEMA}"."analytics"'
+    query = (f"WITH pgrst_source AS ( SELECT {table}.* FROM {table}  WHERE  {table}.\"user_id\" = %s AND  "
+             f"{table}.\"role\" = %s  ORDER BY {table}.\"updated_at\" DESC  LIMIT %s OFFSET %s )  "
+             "SELECT null::bigint AS total_result_set, pg_catalog.count(_postgrest_t) AS page_total, "
+             "coalesce(json_agg(_postgrest_t), '[]') AS body, nullif(current_setting('response.headers', true), '') "
+             "AS response_headers, nullif(current_setting('response.status', true), '') AS response_status, "
+             "'' AS response_inserted FROM ( SELECT * FROM pgrst_source ) _postgrest_t")
+
+    def ours_once() -> None:
+        db.read_as_user(ours, learner, None, analytics.READ_RECENT, (None, 10))
+
+    def theirs_once() -> None:
+        theirs.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+        theirs.execute(setup, (f'"{SCHEMA}", "public"', WEB_ROLE, claims, "GET", "/analytics", headers, "{}"))
+        theirs.execute(query, (str(learner), "learner", 10, 0)).fetchall()
+        theirs.execute("COMMIT")
+
+    ways = {"gateway's statement": (ours_once, lambda: ours.connection().info.backend_pid),
+            "PostgREST's four": (theirs_once, lambda: theirs.info.backend_pid)}
+    spent = {name: 0.0 for name in ways}
+    for run, _pid in ways.values():
+        for _ in range(50):  # warm: plans cached, statements prepared
+            run()
+    for block in range(max(1, reads // 100)):
+        for name in (list(ways) if block % 2 == 0 else list(ways)[::-1]):
+            run, pid = ways[name]
+            started = _schedstat_seconds(pid())
+            for _ in range(100):
+                run()
+                if pause_ms:
+                    time.sleep(pause_ms / 1000)
+            spent[name] += _schedstat_seconds(pid()) - started
+    ours.reset()
+    theirs.close()
+    n = max(1, reads // 100) * 100
+    return [[name, f"{spent[name] * 1000 / n:.3f}"] for name in ways]
+
+
+def upsert_statement_costs(owner: psycopg.Connection, keys: bench_upsert.Keys, runs: int) -> list[list[str]]:
+    """PostgreSQL CPU of the 500-row upsert without HTTP: what PUT /v1/analytics sends (the
+    context call, ms8.repositories.analytics.upsert_batch_summary, commit) beside what PostgREST
+    sends for its upsert (BEGIN, its set_config statement, its INSERT, COMMIT), alternating; the
+    new keys deleted again after each run (untimed). Rows for the printed table."""
+    from ms8 import db
+    from ms8.repositories import analytics
+    from ms8.schemas.analytics import AnalyticsBatch
+    from ms8.services.snapshots import resolve
+
+    ours = db.Database("runtime")
+    info = psycopg.conninfo.conninfo_to_dict(localdb.admin_url())
+    theirs = psycopg.connect(f"postgresql://{AUTHENTICATOR}:{AUTHENTICATOR_PASSWORD}@{info['host']}:{info['port']}/{DB}",
+                             autocommit=True, prepare_threshold=0)
+    claims = json.dumps({"role": WEB_ROLE, "org_id": str(keys.org), "app_role": "ingest", "sub": bench_upsert.CLIENT})
+    columns = '"analytics_type", "data", "organization_id", "role", "user_id"'
+    # The statement PostgREST 12 sent for the bench's upsert (taken from the server log).
+    insert = (f'WITH pgrst_source AS (INSERT INTO "{SCHEMA}"."analytics"({columns}) SELECT '
+              + ", ".join(f'"pgrst_body".{c}' for c in columns.split(", "))
+              + " FROM (SELECT %s::json AS json_data) pgrst_payload, LATERAL (SELECT CASE WHEN "
+              "json_typeof(pgrst_payload.json_data) = 'array' THEN pgrst_payload.json_data ELSE "
+              "json_build_array(pgrst_payload.json_data) END AS val) pgrst_uniform_json, LATERAL (SELECT "
+              f'{columns} FROM json_to_recordset(pgrst_uniform_json.val) AS _("analytics_type" text, "data" jsonb, '
+              '"organization_id" uuid, "role" text, "user_id" uuid) ) pgrst_body WHERE '
+              "set_config('pgrst.inserted', (coalesce(nullif(current_setting('pgrst.inserted', true), '')::int, 0) + 1)"
+              "::text, true) <> '0' ON CONFLICT(\"user_id\", \"role\", \"analytics_type\") DO UPDATE SET "
+              + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns.split(", "))
+              + " WHERE set_config('pgrst.inserted', (coalesce(nullif(current_setting('pgrst.inserted', true), '')::int, 0)"
+              " - 1)::text, true) <> '-1' RETURNING 1) SELECT '' AS total_result_set, pg_catalog.count(_postgrest_t) "
+              "AS page_total, array[]::text[] AS header, ''::text AS body, nullif(current_setting('response.headers', "
+              "true), '') AS response_headers, nullif(current_setting('response.status', true), '') AS "
+              "response_status, '' AS response_inserted FROM (SELECT * FROM pgrst_source) _postgrest_t")
+    rnd = random.Random(17)
+    spent = {"gateway's statements": [0.0], "PostgREST's four": [0.0]}
+    for run in range(runs + 1):
+        items, new = keys.items(rnd)
+        for name in (list(spent) if run % 2 == 0 else list(spent)[::-1]):
+            if name == "PostgREST's four":
+                rows = [{"user_id": i["userId"], "organization_id": str(keys.org), "role": i["role"],
+                         "analytics_type": i["analyticsType"], "data": i["data"]} for i in items]
+                pid = theirs.info.backend_pid
+                started = _schedstat_seconds(pid)
+                theirs.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE")
+                theirs.execute("select set_config('search_path', %s, true), set_config('role', %s, true), "
+                               "set_config('request.jwt.claims', %s, true)", (f'"{SCHEMA}", "public"', WEB_ROLE, claims))
+                theirs.execute(insert, (json.dumps(rows),)).fetchall()
+                theirs.execute("COMMIT")
+                table = f"{SCHEMA}.analytics"
+            else:
+                batch = AnalyticsBatch.model_validate({"items": items})
+                with ours.transaction(db.as_service(bench_upsert.CLIENT, "ingest", keys.org)) as (conn, caller):
+                    pid = conn.info.backend_pid
+                    started = _schedstat_seconds(pid)
+                    analytics.upsert_batch_summary(conn, resolve(caller, batch))
+                table = "public.analytics"
+            if run:  # the first run warms up
+                spent[name][0] += _schedstat_seconds(pid) - started
+            _cleanup(owner, table, new)
+    ours.reset()
+    theirs.close()
+    return [[name, f"{total[0] * 1000 / max(1, runs):.1f}"] for name, total in spent.items()]
 
 
 def main() -> None:
@@ -286,6 +439,10 @@ def main() -> None:
                         help="the gateway reaches PostgreSQL through PgBouncer (transaction mode, fewer "
                              "server connections than workers)")
     parser.add_argument("--rebuild", action="store_true", help="build the 1,000,000-row tables again")
+    parser.add_argument("--statements", type=int, default=0,
+                        help="first, this many reads each without HTTP: the statements alone, back to back and "
+                             "with a pause between reads")
+    parser.add_argument("--pause-ms", type=float, default=2.0, help="the pause of --statements")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
@@ -297,6 +454,22 @@ def main() -> None:
     owner = psycopg.connect(localdb.owner_url(DB), autocommit=True, prepare_threshold=None)
     keys = bench_upsert.Keys(owner)
     learner = keys.existing[0]
+    if args.statements:
+        rows = [["the statements alone, one connection each", "back to back: ms/read",
+                 f"{args.pause_ms:g} ms pause between reads: ms/read"]]
+        for (name, quick), (_, paused) in zip(statement_costs(keys, args.statements, 0),
+                                              statement_costs(keys, args.statements, args.pause_ms), strict=True):
+            rows.append([name, quick, paused])
+        print(f"PostgreSQL CPU per read (/proc/<pid>/schedstat), {args.statements:,} reads each, alternating in "
+              f"blocks of 100; load average {os.getloadavg()[0]:.1f}")
+        print(_common.table(rows))
+        print()
+        if args.upserts:
+            rows = [["the 500-row upsert's statements alone", "PostgreSQL CPU ms/upsert (commit included)"],
+                    *upsert_statement_costs(owner, keys, args.upserts)]
+            print(f"{args.upserts} upserts each, alternating; load average {os.getloadavg()[0]:.1f}")
+            print(_common.table(rows))
+            print()
     ingest = {
         "gateway": tokens.service_token(bench_upsert.CLIENT, ["ingest"]),
         "postgrest": tokens.user_token(bench_upsert.CLIENT, role=WEB_ROLE, org_id=str(keys.org), app_role="ingest"),
@@ -315,6 +488,16 @@ def main() -> None:
             for _ in range(args.rounds):
                 for s in sides:
                     measure_reads(s, c, args.seconds)
+        if 1 in connections:
+            # One connection waits for every answer, so the slower server's PostgreSQL backend
+            # idles longer between reads, and a backend woken after a longer idle spends more CPU
+            # on the same read (its caches went cold meanwhile). PostgREST once more, each answer
+            # followed by the wait that brings it to the gateway's rate: the same read at the
+            # same spacing. wrk waits whole milliseconds: the wait is rounded down, so PostgREST
+            # still answers at least as often as the gateway did (its caches no colder).
+            gap = 1000 / _median([r[0] for r in sides[0].reads[1]]) - 1000 / _median([r[0] for r in sides[1].reads[1]])
+            for _ in range(args.rounds):
+                measure_reads(sides[1], 1, args.seconds, delay_ms=max(1, int(gap)))
         rnd = random.Random(16)
         for run in range(args.upserts + 2):
             for s in (sides if run % 2 == 0 else sides[::-1]):

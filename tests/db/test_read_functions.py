@@ -1,4 +1,5 @@
-"""The hot reads of migration 0011: one statement with the context call, RLS still the confinement."""
+"""The hot reads (migrations 0011 and 0016): one call of one function that sets the context and reads,
+RLS still the confinement."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from tests.support.factories import Factory
 def test_read_functions_are_security_invoker(owner_conn: psycopg.Connection) -> None:
     rows = owner_conn.execute(
         "SELECT p.proname, p.prosecdef FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        "WHERE n.nspname = 'app' AND p.proname LIKE 'read\\_%'"
+        "WHERE n.nspname = 'app' AND (p.proname LIKE 'read\\_%' OR p.proname LIKE 'request\\_%')"
     ).fetchall()
-    assert len(rows) >= 7
+    assert len(rows) >= 14
     assert [name for name, definer in rows if definer] == []
 
 
@@ -32,12 +33,11 @@ def test_one_statement_reads_own_rows_and_leaves_no_context(factory: Factory, tm
         conn = database.connection()
         trace = tmp_path / "trace"
         with trace.open("w") as f:
-            conn.pgconn.trace(f.fileno())  # libpq's protocol trace: one Sync per round trip
+            conn.pgconn.trace(f.fileno())  # libpq's protocol trace: every message the client sent
             caller, rows = db.read_as_user(database, alice, None, analytics.READ_RECENT, (None, 10))
             conn.pgconn.untrace()
-        sent = [line for line in trace.read_text().splitlines() if "\tF\t" in line or line.startswith("F")]
-        assert sum("Sync" in line for line in sent) == 1, sent
-        assert sum("Parse" in line for line in sent) == 1, sent
+        sent = [line.split("\t")[3] for line in trace.read_text().splitlines() if "\tF\t" in line]
+        assert sent == ["Query"], sent  # one simple-protocol message: nothing to parse apart, nothing prepared
         assert caller.user_id == alice and caller.active_role == "learner"
         assert [(a.user_id, a.data) for a in analytics.items(rows)] == [(alice, {"mastery": 0.5})]
         # The context lived only as long as that statement: the next one has none.
@@ -63,6 +63,34 @@ def test_context_errors_map_to_client_errors(factory: Factory) -> None:
         with pytest.raises(Forbidden):
             db.read_as_user(database, org.users["tom"], "org_admin", users.READ_ME)
         _, rows = db.read_as_user(database, org.users["tom"], "trainer", users.READ_ME)
+        assert len(rows) == 1
+    finally:
+        database.reset()
+
+
+def test_a_read_finding_nothing_still_names_the_caller(factory: Factory) -> None:
+    org = factory.org(alice=["learner"])
+    database = db.Database("runtime")
+    try:
+        caller, rows = db.read_as_user(database, org.users["alice"], None, analytics.READ_RECENT, ("mastery", 10))
+        assert (caller.user_id, caller.organization_id, rows) == (org.users["alice"], org.id, [])
+    finally:
+        database.reset()
+
+
+def test_values_bound_on_the_client_stay_values(factory: Factory) -> None:
+    """The role and the type are quoted as literals: SQL in them is a role nobody holds."""
+    org = factory.org(alice=["learner"])
+    alice = org.users["alice"]
+    factory.analytics(org.id, alice, "learner", "mastery", {"mastery": 0.5})
+    database = db.Database("runtime")
+    try:
+        with pytest.raises(Forbidden) as refused:
+            db.read_as_user(database, alice, "learner'); SELECT 1; --", users.READ_ME)
+        assert refused.value.code == "ROLE_NOT_HELD"
+        _, rows = db.read_as_user(database, alice, None, analytics.READ_RECENT, ("mastery' OR 'x'='x", 10))
+        assert rows == []
+        _, rows = db.read_as_user(database, alice, None, analytics.READ_RECENT, ("mastery", 10))
         assert len(rows) == 1
     finally:
         database.reset()

@@ -258,24 +258,28 @@ def read_as_user(
 ) -> tuple[UserCaller, list[tuple[Any, ...]]]:
     """One read as a verified user in ONE statement, one round trip: the context call and the read.
 
-    `call` invokes a SECURITY INVOKER read function (migration 0011) with the context call's
-    row `c` as its first arguments, e.g. "app.read_analytics(c.user_id, c.active_role,
-    %s::integer)", so it runs after the context is set. The statement is its own transaction
-    (autocommit) and the context vanishes with it: a transaction pooler may hand the server
-    connection to anyone afterwards. The function's plans are cached by the server; the client
-    prepares nothing. Returns the caller and the function's rows (none when it returned none).
+    `call` invokes one of the request functions of migration 0016, its first two parameters the
+    user and the role asked for, e.g. "app.request_analytics(%s, %s, %s, %s)":
+    the function sets the context (app.begin_request) and reads, in a plan the server caches.
+    The statement is its own transaction (autocommit) and the context vanishes with it: a
+    transaction pooler may hand the server connection to anyone afterwards.
+
+    The values are bound on the client and the statement goes in the simple query protocol:
+    the server parses a one-line call instead of parsing, describing and binding a parameterised
+    statement (no prepared statement either way, which a pooler would pin). Returns the caller
+    and the function's rows (none when it returned none).
     """
-    query: LiteralString = (
-        "SELECT c.user_id, c.organization_id, c.roles, c.active_role, c.timezone, r.* "
-        "FROM app.begin_request(%s, %s) AS c LEFT JOIN LATERAL " + call + " AS r ON true"
-    )
-    params = (user_id, role, *args)
+    query: LiteralString = "SELECT * FROM " + call
+    # A UUID would be bound as '...'::uuid; a plain literal takes the parameter's type from the
+    # function instead, without a type name to look up.
+    params = tuple(str(v) if isinstance(v, UUID) else v for v in (user_id, role, *args))
 
     def run(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
         if conn.info.transaction_status != pq.TransactionStatus.IDLE:
             _rollback(conn)
         conn.autocommit = True
-        return conn.execute(query, params).fetchall()
+        with psycopg.ClientCursor(conn) as cur:
+            return cur.execute(query, params).fetchall()
 
     rows = database.run(run)
     first = rows[0]

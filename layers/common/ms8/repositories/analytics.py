@@ -25,13 +25,11 @@ def _row(row: Sequence[Any]) -> Analytics:
     return Analytics.model_construct(**dict(zip(_FIELDS, row, strict=True)))
 
 
-# Calls of the read functions of migration 0011 for ms8.db.read_as_user: the context call's row
-# `c` gives the caller; the rest are this read's own parameters.
-READ_RECENT: LiteralString = "app.read_analytics(c.user_id, c.active_role, %s::text, %s::integer)"
-READ_SUMMARY: LiteralString = "app.read_analytics_summary(c.user_id, c.active_role)"
-READ_USER: LiteralString = (
-    "app.read_user_analytics(c.user_id, c.active_role, %s::uuid, %s::text, %s::integer)"
-)
+# Calls of the request functions of migration 0016 for ms8.db.read_as_user: the user and the
+# role asked for, then this read's own parameters.
+READ_RECENT: LiteralString = "app.request_analytics(%s, %s, %s, %s)"
+READ_SUMMARY: LiteralString = "app.request_analytics_summary(%s, %s)"
+READ_USER: LiteralString = "app.request_user_analytics(%s, %s, %s, %s, %s)"
 
 
 def items(rows: Sequence[Sequence[Any]]) -> list[Analytics]:

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import psycopg
 
-READ: LiteralString = "app.read_comparison(c.user_id, c.active_role, %s::text)"  # ms8.db.read_as_user
+READ: LiteralString = "app.request_comparison(%s, %s, %s)"  # ms8.db.read_as_user
 _GROUP_KEYS = ("user_count", "average", "p25", "p50", "p75", "refreshed_at")
 
 

@@ -140,9 +140,9 @@ def upsert_states(conn: psycopg.Connection, rows: Sequence[tuple[UUID, UUID, Sta
     return conn.execute(_UPSERT, (ROLE, payload)).rowcount
 
 
-# Calls of the read functions of migration 0011 for ms8.db.read_as_user.
-READ_OWN: LiteralString = "app.read_gamification(c.user_id, c.active_role)"
-READ_LEADERBOARD: LiteralString = "app.read_leaderboard(c.user_id, c.active_role, %s::integer)"
+# Calls of the request functions of migration 0016 for ms8.db.read_as_user.
+READ_OWN: LiteralString = "app.request_gamification(%s, %s)"
+READ_LEADERBOARD: LiteralString = "app.request_leaderboard(%s, %s, %s)"
 
 
 def own_of(rows: Sequence[Sequence[Any]]) -> tuple[State, datetime] | None:

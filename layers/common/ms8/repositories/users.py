@@ -8,7 +8,7 @@ from uuid import UUID
 
 import psycopg
 
-READ_ME: LiteralString = "app.read_me(c.user_id, c.active_role)"  # ms8.db.read_as_user, migration 0011
+READ_ME: LiteralString = "app.request_me(%s, %s)"  # ms8.db.read_as_user, migration 0016
 ME_KEYS = ("id", "organization_id", "email", "name", "roles", "timezone")
 
 
