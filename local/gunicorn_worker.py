@@ -30,6 +30,8 @@ from typing import Any
 from gunicorn import util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+REQUESTS_PER_CONNECTION = 20
+
 
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     body = json.dumps({"message": reason}, separators=(",", ":"))
@@ -44,6 +46,31 @@ def _cork(sock: socket.socket, on: bool) -> None:
     if hasattr(socket, "TCP_CORK"):
         with contextlib.suppress(OSError):  # a connection closed meanwhile
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(on))
+
+
+class _Conn(TConn):  # type: ignore[misc]
+    """A client connection: the requests it has carried, and a close that does not wait."""
+
+    served = 0
+
+    def close(self, graceful: bool = False) -> None:
+        """gunicorn's graceful close lingers (up to 2 s, blocking) until the client closes too, so that
+        bytes it still sends cannot turn into a reset that loses the answer. On this one thread that
+        would stall every other connection: with nothing unread (the request was read whole), the
+        answer and the FIN are on their way and closing at once is safe; otherwise linger."""
+        if graceful:
+            try:
+                pending = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pending = b""
+            except OSError:
+                pending = None  # already reset or closed: nothing to protect
+            if pending:
+                super().close(graceful=True)
+                return
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+        super().close(graceful=False)
 
 
 class ApiGatewayWorker(ThreadWorker):  # type: ignore[misc]
@@ -61,10 +88,23 @@ class ApiGatewayWorker(ThreadWorker):  # type: ignore[misc]
                 raise
             return
         self.nr_conns += 1
-        conn = TConn(self.cfg, client, addr, listener.getsockname())
+        conn = _Conn(self.cfg, client, addr, listener.getsockname())
         conn.timeout = time.monotonic() + self.cfg.keepalive
         self.pending_conns.append(conn)
         self.poller.register(client, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """gthread's event dispatch, except that a worker with requests waiting on its connections
+        leaves a new connection to the listening socket's other workers (a free one takes it, as a
+        free sync worker would); it accepts when none of its own is ready."""
+        try:
+            events = self.poller.select(timeout)
+        except InterruptedError:
+            return
+        busy = any(key.data != self.accept for key, _ in events)
+        for key, _ in events:
+            if not (busy and key.data == self.accept):
+                key.data(key.fileobj)
 
     def enqueue_req(self, conn: TConn) -> None:
         """Serve the connection's next request now, on this thread; then gthread's own bookkeeping
@@ -86,6 +126,17 @@ class ApiGatewayWorker(ThreadWorker):  # type: ignore[misc]
             self.finish_request(conn, done)
         finally:
             self._serving = False
+
+    def handle_request(self, req: Any, conn: _Conn) -> bool:
+        """Every REQUESTS_PER_CONNECTION-th answer on a connection says `Connection: close`: the
+        client reconnects, and the accept goes to whichever worker is free then. Kept-alive
+        connections stay with the worker that accepted them, so without this a worker that took
+        most of a burst of connections keeps them while another idles; API Gateway spreads every
+        request over the free containers."""
+        conn.served += 1
+        if conn.served >= REQUESTS_PER_CONNECTION:
+            req.must_close = True
+        return bool(super().handle_request(req, conn))
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         original = util.write_error
