@@ -30,7 +30,7 @@ from typing import Any
 from gunicorn import util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-REQUESTS_PER_CONNECTION = 20
+REQUESTS_PER_CONNECTION = 50
 
 
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
