@@ -77,6 +77,7 @@ class ApiGatewayWorker(ThreadWorker):  # type: ignore[misc]
     """gthread without its pool: requests run one at a time on the worker's only thread."""
 
     _serving = False
+    _left_once = False  # a new connection was left to the other workers on the last turn
 
     def accept(self, listener: Any) -> None:
         """A new connection waits in the poller until its request arrives (gthread would hand it to
@@ -95,16 +96,21 @@ class ApiGatewayWorker(ThreadWorker):  # type: ignore[misc]
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         """gthread's event dispatch, except that a worker with requests waiting on its connections
-        leaves a new connection to the listening socket's other workers (a free one takes it, as a
-        free sync worker would); it accepts when none of its own is ready."""
+        leaves a new connection to the listening socket's other workers for one turn (a free one
+        takes it, as a free sync worker would); if it is still there after that turn, it takes it."""
         try:
             events = self.poller.select(timeout)
         except InterruptedError:
             return
         busy = any(key.data != self.accept for key, _ in events)
+        listening = False
         for key, _ in events:
-            if not (busy and key.data == self.accept):
-                key.data(key.fileobj)
+            if key.data == self.accept:
+                listening = True
+                if busy and not self._left_once:
+                    continue
+            key.data(key.fileobj)
+        self._left_once = busy and listening and not self._left_once
 
     def enqueue_req(self, conn: TConn) -> None:
         """Serve the connection's next request now, on this thread; then gthread's own bookkeeping
