@@ -91,12 +91,13 @@ def test_an_idle_connection_stays_open_longer_than_gunicorns_default(one_worker:
 
 def test_a_silent_connection_holds_no_worker(one_worker: RunningGateway) -> None:
     """A connection that sends nothing (a browser's speculative one) waits in the poller: the only
-    worker answers another client at once."""
+    worker answers another client at once (gthread's pool thread would wait 5 s for the silent one,
+    a sync worker until its timeout)."""
     with _connect(one_worker):
         started = time.monotonic()
         answer = httpx.get(f"{one_worker.url}/.well-known/jwks.json", timeout=10)
         assert answer.status_code == 200
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0
 
 
 def test_pipelined_requests_are_answered_in_order(one_worker: RunningGateway) -> None:
