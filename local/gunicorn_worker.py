@@ -40,14 +40,6 @@ def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> Non
     util.write_nonblock(sock, (head + body).encode("latin-1"))
 
 
-def _cork(sock: socket.socket, on: bool) -> None:
-    """gunicorn writes the head and the body of an answer in two sends: corked, they leave in one
-    TCP segment (one wake-up of the client instead of two), sent when uncorked (Linux)."""
-    if hasattr(socket, "TCP_CORK"):
-        with contextlib.suppress(OSError):  # a connection closed meanwhile
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(on))
-
-
 class _Conn(TConn):  # type: ignore[misc]
     """A client connection: the requests it has carried, and a close that does not wait."""
 
@@ -123,12 +115,10 @@ class ApiGatewayWorker(ThreadWorker):  # type: ignore[misc]
         self._serving = True
         try:
             done: futures.Future[Any] = futures.Future()
-            _cork(conn.sock, True)
             try:
                 done.set_result(self.handle(conn))
             except Exception as exc:  # handle() answers errors itself; anything left closes the connection
                 done.set_exception(exc)
-            _cork(conn.sock, False)
             self.finish_request(conn, done)
         finally:
             self._serving = False
