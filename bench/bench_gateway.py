@@ -1,5 +1,5 @@
 """Load on the local gateway: N concurrent clients for T seconds over real HTTP, the new gateway
-(local/gateway.py under gunicorn's sync workers, local/server.py) and the old hand-written one
+(local/gateway.py under gunicorn, local/server.py and local/gunicorn_worker.py) and the old hand-written one
 (bench/old_gateway.py, kept only for this comparison) in the same run, on the same database, with
 the same number of worker processes; prints both and their ratio.
 
