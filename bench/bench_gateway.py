@@ -1,5 +1,5 @@
 """Load on the local gateway: N concurrent clients for T seconds over real HTTP, the new gateway
-(local/gateway.py under gunicorn's sync workers, local/server.py) and the old hand-written one
+(local/gateway.py under gunicorn, local/server.py and local/gunicorn_worker.py) and the old hand-written one
 (bench/old_gateway.py, kept only for this comparison) in the same run, on the same database, with
 the same number of worker processes; prints both and their ratio.
 
@@ -196,16 +196,16 @@ def measure(name: str, server: Server, paths: list[str], token: str, args: argpa
     _load(server.url, paths, token, 2, 2.0, args.expect)  # warm-up: imports, connections
     if server.worker_pids:
         server.backend_pids = backends()
-    server_cpu0 = (cpu_seconds(server.worker_pids), cpu_seconds(server.backend_pids))
+    gw0, pg0 = cpu_seconds(server.worker_pids), {pid: cpu_seconds([pid]) for pid in server.backend_pids}
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     stats, elapsed = _load(server.url, paths, token, args.clients, args.seconds, args.expect)
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    server_cpu1 = (cpu_seconds(server.worker_pids), cpu_seconds(server.backend_pids))
     done = len(stats.latencies) + stats.errors
     per = None
     if server.worker_pids and done:
-        gw, pg = ((b - a) * 1000 / done for a, b in zip(server_cpu0, server_cpu1, strict=True))
-        per = (gw, pg)
+        # A worker the warm-up did not reach connects during the run: its backend counts from 0.
+        pg = sum(cpu_seconds([pid]) - pg0.get(pid, 0.0) for pid in backends())
+        per = ((cpu_seconds(server.worker_pids) - gw0) * 1000 / done, pg * 1000 / done)
     return Run(name, stats, elapsed, (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime), per)
 
 

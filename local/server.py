@@ -1,9 +1,9 @@
-"""The local gateway (local.gateway) served by gunicorn's sync workers: processes that each run one
-request at a time, as a Lambda container does, with their own database connection; gunicorn's
-arbiter replaces a worker that dies and stops them together. Sync workers close the connection
-after each response (no keep-alive); docs/PERFORMANCE.md has what that costs beside the old
-hand-written server. The worker class (local/gunicorn_worker.py) answers what gunicorn itself
-refuses as API Gateway does, `{"message": ...}`.
+"""The local gateway (local.gateway) served by gunicorn: worker processes that each run one request
+at a time, as a Lambda container does, with their own database connection, and keep connections
+alive (local/gunicorn_worker.py: gunicorn's gthread worker with the request run on its only
+thread); gunicorn's arbiter replaces a worker that dies and stops them together. The worker class
+also answers what gunicorn itself refuses as API Gateway does, `{"message": ...}`.
+docs/PERFORMANCE.md compares it with the old hand-written server.
 
     python -m local.server [--host 127.0.0.1] [--port 3050] [--workers N] [--quiet]
 
@@ -29,6 +29,11 @@ from local.paths import ROOT
 
 DEFAULT_PORT = int(os.environ.get("MS8_PORT", "3000"))
 REQUEST_TIMEOUT = 120  # seconds before gunicorn replaces a stuck worker (beyond any API function's)
+# Seconds an idle kept-alive connection stays open: longer than clients keep one in their pools
+# (httpx 5 s; browsers longer, but they retry a request a closed connection lost). A request sent
+# just as the server closes the connection is lost (the client sees it closed without an answer);
+# with gunicorn's default of 2 s, an httpx client under load can hit that window.
+KEEP_ALIVE = 75
 
 
 def default_workers() -> int:
@@ -78,7 +83,7 @@ class Server:
         fd = self.sock.fileno()
         os.set_inheritable(fd, True)
         cmd = [sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--workers", str(self.workers),
-               "--worker-class", "local.gunicorn_worker.ApiGatewayWorker",
+               "--worker-class", "local.gunicorn_worker.ApiGatewayWorker", "--keep-alive", str(KEEP_ALIVE),
                "--timeout", str(REQUEST_TIMEOUT), "--graceful-timeout", "5", *_heartbeat_dir(),
                # API Gateway takes request lines up to its 10 KB head limit; gunicorn's default is 4 KB.
                "--limit-request-line", "0", "--log-level", "warning", "local.gateway:create_app()"]
