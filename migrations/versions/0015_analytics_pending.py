@@ -14,11 +14,13 @@ refresh job (ms8.jobs.pending, every minute) takes them. The job reads what it n
 - `version`: raised by every batch that notes the learner again; the job deletes the row only
   at the version it read, so a batch that arrives while the job works leaves the row for the
   next run;
-- `rebuild_days`: the learner's days must be built again from their events first. Set by
-  app.xapi_claim_pending (redefined here): xAPI statements stored before their actor was a user
-  become the user's learning events when the directory writes the user, outside ingest's insert
-  statement that keeps the days; until now those events reached neither the days nor, through
-  them, the snapshots and rollups.
+- `rebuild_days`: the UTC days of the learner to build again from their events first (only
+  those: the days are kept 7 years, the events 13 months, so a learner's whole history can
+  never be rebuilt from events). Set for the days of a voided xAPI statement's event, and by
+  app.xapi_claim_pending (redefined here) for the days of the statements it claims: xAPI
+  statements stored before their actor was a user become the user's learning events when the
+  directory writes the user, outside ingest's insert statement that keeps the days; until now
+  those events reached neither the days nor, through them, the snapshots and rollups.
 
 RLS: the runtime role writes and reads only rows of its organization, and only as the ingest
 role (a platform); the job works as the owner in maintenance. Gone with the user (cascade; the
@@ -50,7 +52,7 @@ CREATE TABLE analytics_pending (
     since timestamptz NOT NULL,
     occurred_from timestamptz,
     version bigint NOT NULL DEFAULT 1,
-    rebuild_days boolean NOT NULL DEFAULT false,
+    rebuild_days date[] NOT NULL DEFAULT '{{}}',
     FOREIGN KEY (organization_id, user_id) REFERENCES users (organization_id, id) ON DELETE CASCADE
 );
 ALTER TABLE analytics_pending ENABLE ROW LEVEL SECURITY;
@@ -76,13 +78,14 @@ CLAIMED_AND_NOTED = """
         RETURNING user_id, organization_id, occurred_at
     ), noted AS (
         INSERT INTO public.analytics_pending AS p (user_id, organization_id, since, occurred_from, rebuild_days)
-        SELECT i.user_id, i.organization_id, now(), min(i.occurred_at), true
+        SELECT i.user_id, i.organization_id, now(), min(i.occurred_at),
+               array_agg(DISTINCT (i.occurred_at AT TIME ZONE 'UTC')::date)
         FROM inserted i GROUP BY 1, 2
         ON CONFLICT (user_id) DO UPDATE SET
             since = least(p.since, EXCLUDED.since),
             occurred_from = least(p.occurred_from, EXCLUDED.occurred_from),
             version = p.version + 1,
-            rebuild_days = true
+            rebuild_days = ARRAY(SELECT DISTINCT d FROM unnest(p.rebuild_days || EXCLUDED.rebuild_days) AS d)
     )
     SELECT count(*) INTO v_count FROM inserted;"""
 

@@ -136,6 +136,21 @@ def test_the_runtime_role_sees_and_writes_pending_rows_only_as_its_organizations
         conn.rollback()
 
 
+def test_an_event_for_another_organizations_user_with_a_pending_row_is_404_and_changes_nothing(
+    factory: Factory, org: Org, platform: dict[str, Any]
+) -> None:
+    other = factory.org("Elsewhere", zed=["learner"])
+    zed = other.users["zed"]
+    theirs = apigw.service_claims(factory.service_client(f"svc-{uuid.uuid4().hex[:8]}", ["ingest"], other.id),
+                                  ["ingest"])
+    assert call("POST", "/v1/events", claims=theirs, body={"events": [event(zed)]}).body["usersQueued"] == 1
+    before = factory.sql("SELECT since, occurred_from, version FROM analytics_pending WHERE user_id = %s", (zed,))
+    r = call("POST", "/v1/events", claims=platform, body={"events": [event(zed, hours_ago=2)]})
+    assert (r.status, r.error_code) == (404, "NOT_FOUND")
+    assert factory.sql("SELECT since, occurred_from, version FROM analytics_pending WHERE user_id = %s",
+                       (zed,)) == before
+
+
 def test_the_scheduled_function_runs_the_job(org: Org, platform: dict[str, Any]) -> None:
     ben = org.users["ben"]
     assert call("POST", "/v1/events", claims=platform, body={"events": [event(ben)]}).status == 200
@@ -163,10 +178,16 @@ def test_a_voided_statement_of_an_earlier_day_leaves_the_days_and_the_snapshots(
     assert [d[1:] for d in _days(factory, ann)] == [(2, 2)]
     voiding = {"actor": voided["actor"], "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
                "object": {"objectType": "StatementRef", "id": voided["id"]}}
+    # History older than the events' retention (days are kept 7 years, events 13 months).
+    old_day = (NOW - timedelta(days=500)).date()
+    factory.sql("INSERT INTO learner_daily_activity (organization_id, user_id, day, events, completions, "
+                "assessments, scored, score_micros, passed, duration_seconds, sessions, last_at) "
+                "VALUES (%s, %s, %s, 3, 2, 0, 0, 0, 0, 0, 0, %s)", (org.id, ann, old_day, NOW - timedelta(days=500)))
     assert xcall("POST", "statements", cred, body=[voiding]).status == 200
-    assert factory.sql("SELECT rebuild_days FROM analytics_pending WHERE user_id = %s", (ann,)) == [(True,)]
+    voided_day = (NOW - timedelta(hours=72)).astimezone(UTC).date()
+    assert factory.sql("SELECT rebuild_days FROM analytics_pending WHERE user_id = %s", (ann,)) == [([voided_day],)]
     refresh_pending()
-    assert [d[1:] for d in _days(factory, ann)] == [(1, 1)]
+    assert [d[1:] for d in _days(factory, ann)] == [(3, 2), (1, 1)]  # only the voided event's day rebuilt
     velocity = factory.sql("SELECT data FROM analytics WHERE user_id = %s AND analytics_type = 'learning_velocity'",
                            (ann,))[0][0]
     assert velocity["completions"] == 1
@@ -182,7 +203,9 @@ def test_statements_claimed_by_a_new_user_reach_their_days_and_snapshots(factory
     assert xcall("POST", "statements", cred, body=sent).status == 200
     new_id = directory_writes_user(factory, org.id, email)
     assert _days(factory, new_id) == []  # the events are there; the days wait for the job
-    assert factory.sql("SELECT rebuild_days FROM analytics_pending WHERE user_id = %s", (new_id,)) == [(True,)]
+    claimed_days = sorted({(NOW - timedelta(hours=30 + i)).astimezone(UTC).date() for i in range(3)})
+    [(noted,)] = factory.sql("SELECT rebuild_days FROM analytics_pending WHERE user_id = %s", (new_id,))
+    assert sorted(noted) == claimed_days
     refresh_pending()
     assert sum(d[2] for d in _days(factory, new_id)) == 3
     assert state(factory, new_id)[new_id][1:] == (4, 5 * len(_days(factory, new_id)) + 3 * 10, 1, 0)

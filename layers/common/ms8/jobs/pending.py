@@ -5,8 +5,9 @@ and their gamification rows. Scheduled every minute; a run takes the learners in
 at a time, at most PENDING_MAX_USERS (default 5000: a few seconds, so the platform batches that
 note one of them meanwhile wait only that long); the rest stay noted for the next run.
 
-A learner whose events reached learning_events outside ingest's statement (xAPI statements
-claimed when their actor became a user: rebuild_days) gets their days built again first.
+A learner whose events changed outside ingest's statement (a voided xAPI statement's event
+deleted, statements claimed when their actor became a user) gets those UTC days built again
+from the events first (rebuild_days; only those days: older days have no events left).
 
 A learner noted again while the run works keeps their row (ms8.repositories.pending.done), so
 the events of that batch are taken by the next run; awarding is idempotent per award key, so
@@ -16,6 +17,7 @@ taking an event twice awards it once.
 from __future__ import annotations
 
 import os
+from datetime import date
 from uuid import UUID
 
 import psycopg
@@ -39,8 +41,8 @@ def refresh_pending(conn: psycopg.Connection, params: JobInput) -> Outcome:
         todo = pending.take(conn, limit, after)
         if not todo:
             break
-        for org, users_of_org in _rebuilds(todo).items():
-            days.rebuild_users(conn, org, users_of_org)
+        for org, days_of_org in _rebuilds(todo).items():
+            days.rebuild_user_days(conn, org, days_of_org)
         updated = learner_updates.update(
             conn, [p.user_id for p in todo],
             events.received_since(conn, [(p.user_id, p.since, p.occurred_from) for p in todo if p.occurred_from]),
@@ -61,12 +63,12 @@ def refresh_pending(conn: psycopg.Connection, params: JobInput) -> Outcome:
     )
 
 
-def _rebuilds(todo: list[pending.Pending]) -> dict[UUID, list[UUID]]:
-    """The learners whose days are built again first, by organization."""
-    found: dict[UUID, list[UUID]] = {}
+def _rebuilds(todo: list[pending.Pending]) -> dict[UUID, dict[UUID, list[date]]]:
+    """The learners' days to build again first, by organization."""
+    found: dict[UUID, dict[UUID, list[date]]] = {}
     for p in todo:
         if p.rebuild_days:
-            found.setdefault(p.organization_id, []).append(p.user_id)
+            found.setdefault(p.organization_id, {})[p.user_id] = p.rebuild_days
     return found
 
 

@@ -7,7 +7,7 @@ at-risk rule read it. The verbs come from the vocabulary as parameters (VERB_PAR
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -231,24 +231,38 @@ def rebuild(conn: psycopg.Connection, organization_id: UUID) -> int:
     return int(row[0])
 
 
-_REBUILD_USERS = """
+# Some learners' days built again from their events, day by day: only the (user, day) pairs
+# asked for, each from that UTC day's events (a day holds events of one monthly partition, and a
+# day that lost or gained events is inside the events' retention; older days have no events left
+# to rebuild them from and are never touched).
+_PAIRS = "unnest(%(users)s::uuid[], %(days)s::date[]) AS p(user_id, day)"
+_DELETE_PAIRS = "DELETE FROM learner_daily_activity d USING " + _PAIRS + """
+WHERE d.organization_id = %(org)s AND d.user_id = p.user_id AND d.day = p.day"""
+_REBUILD_PAIRS = """
 WITH stored AS (
     SELECT e.user_id, e.verb, e.object_id, e.skills, e.score, e.duration_seconds, e.occurred_at
-    FROM learning_events e WHERE e.organization_id = %(org)s AND e.user_id = ANY (%(users)s)
+    FROM """ + _PAIRS + """
+    JOIN learning_events e ON e.user_id = p.user_id
+     AND e.occurred_at >= p.day::timestamp AT TIME ZONE 'UTC'
+     AND e.occurred_at < (p.day + 1)::timestamp AT TIME ZONE 'UTC'
+    WHERE e.organization_id = %(org)s
 ),
 """ + DAYS_FROM_STORED + """
 SELECT count(*) FROM new_days
 """
 
 
-def rebuild_users(conn: psycopg.Connection, organization_id: UUID, user_ids: list[UUID]) -> int:
-    """Rebuild some learners' days from their learning events (owner, maintenance): events that
-    reached learning_events outside ingest's statement (xAPI statements claimed when their actor
-    became a user). Returns the days written."""
+def rebuild_user_days(conn: psycopg.Connection, organization_id: UUID, days: Mapping[UUID, Collection[date]]) -> int:
+    """Build some learners' UTC days again from their learning events (owner, maintenance): days
+    whose events changed outside ingest's statement (a voided xAPI statement's event deleted, or
+    statements claimed when their actor became a user). Returns the days written."""
+    pairs = sorted((u, d) for u, ds in days.items() for d in set(ds))
+    if not pairs:
+        return 0
+    params = {"org": organization_id, "users": [u for u, _ in pairs], "days": [d for _, d in pairs], **DAY_PARAMS}
     # Two statements, as in rebuild(): the insert would not see the rows deleted by its own statement.
-    conn.execute("DELETE FROM learner_daily_activity WHERE organization_id = %s AND user_id = ANY (%s)",
-                 (organization_id, user_ids))
-    row = conn.execute(_REBUILD_USERS, {"org": organization_id, "users": user_ids, **DAY_PARAMS}).fetchone()
+    conn.execute(_DELETE_PAIRS, params)
+    row = conn.execute(_REBUILD_PAIRS, params).fetchone()
     assert row is not None
     return int(row[0])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import NamedTuple
 from uuid import UUID
 
@@ -18,7 +18,7 @@ class Pending(NamedTuple):
     occurred_from: datetime | None
     version: int
     organization_id: UUID
-    rebuild_days: bool
+    rebuild_days: list[date]
 
 
 # In user order (two batches noting the same learners lock their rows in the same order). A
@@ -28,13 +28,12 @@ ON CONFLICT (user_id) DO UPDATE SET
     since = least(p.since, EXCLUDED.since),
     occurred_from = least(p.occurred_from, EXCLUDED.occurred_from),
     version = p.version + 1,
-    rebuild_days = p.rebuild_days OR EXCLUDED.rebuild_days
+    rebuild_days = ARRAY(SELECT DISTINCT d FROM unnest(p.rebuild_days || EXCLUDED.rebuild_days) AS d)
 """
 _NOTE = """
 INSERT INTO analytics_pending AS p (user_id, organization_id, since, occurred_from, rebuild_days)
-SELECT x.user_id, %(org)s, now(), x.occurred_from, x.rebuild_days
-FROM unnest(%(users)s::uuid[], %(from)s::timestamptz[], %(rebuild)s::boolean[])
-     AS x(user_id, occurred_from, rebuild_days)
+SELECT x.user_id, %(org)s, now(), x.occurred_from, coalesce(string_to_array(x.rebuild, ',')::date[], '{}')
+FROM unnest(%(users)s::uuid[], %(from)s::timestamptz[], %(rebuild)s::text[]) AS x(user_id, occurred_from, rebuild)
 ORDER BY x.user_id
 """ + _ON_CONFLICT
 
@@ -51,16 +50,19 @@ noted AS (
 
 def note(
     conn: psycopg.Connection, organization_id: UUID, occurred_from: Mapping[UUID, datetime | None],
-    rebuild_days: Collection[UUID] = (),
+    rebuild_days: Mapping[UUID, Collection[date]] | None = None,
 ) -> int:
     """Note learners of the caller's organization with the earliest instant of their new events
-    (None: none new); those in `rebuild_days` (events of theirs were removed) get their days
-    built again by the job. Returns how many were noted."""
-    users = sorted(set(occurred_from) | set(rebuild_days))
+    (None: none new); `rebuild_days` gives, per learner, UTC days that lost events (a voided
+    statement): the job builds those days again from the events. Returns how many were noted."""
+    rebuild = rebuild_days or {}
+    users = sorted(set(occurred_from) | set(rebuild))
     if not users:
         return 0
-    conn.execute(_NOTE, {"org": organization_id, "users": users, "from": [occurred_from.get(u) for u in users],
-                         "rebuild": [u in rebuild_days for u in users]})
+    conn.execute(_NOTE, {
+        "org": organization_id, "users": users, "from": [occurred_from.get(u) for u in users],
+        "rebuild": [",".join(sorted(d.isoformat() for d in rebuild[u])) if rebuild.get(u) else None for u in users],
+    })
     return len(users)
 
 

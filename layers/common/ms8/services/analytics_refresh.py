@@ -1,7 +1,8 @@
 """Computing analytics snapshots for a set of users from their learner days.
 
-Used by ingest (the users a batch added events for, in the request's transaction, after the
-insert statement updated their days) and by the stale-analytics job (an owner connection in
+Used through ms8.services.learner_updates by ingest (a learner's own events, in the request's
+transaction, after the insert statement updated their days) and by the refresh job (the learners
+a platform's batches noted), and by the stale-analytics job (an owner connection in
 maintenance). The organization of each user comes from the data (app.activity_owners), never
 from the caller, so both contexts work: RLS decides which users and rows are visible, and a
 snapshot is written for every visible user, with or without activity in the window (then the

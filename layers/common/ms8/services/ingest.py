@@ -11,8 +11,8 @@ Who may send what:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -89,7 +89,7 @@ class Stored(NamedTuple):
 
 def store_rows(
     conn: psycopg.Connection, organization_id: UUID, rows: Sequence[repo.NewEvent], now: datetime,
-    removed_from: Collection[UUID] = (), *, sent_by_service: bool,
+    removed: Sequence[tuple[UUID, datetime]] = (), *, sent_by_service: bool,
 ) -> Stored:
     """Store resolved events (and, in the same statement, add them to the learners' days); then
     bring their users up to date.
@@ -99,8 +99,9 @@ def store_rows(
     bus, xAPI) notes its learners for the refresh job instead (ms8.jobs.pending, every minute),
     so its cost does not grow with how many learners it spreads over: a platform sends whatever
     happened in the last minute across its users, and the days, which the trainer's views and
-    the rollups read, are up to date when it commits. Users in `removed_from` lost events (a
-    voided xAPI statement): they are noted for the job too, which builds their days again.
+    the rollups read, are up to date when it commits. `removed` holds (user, instant) of events
+    deleted before (a voided xAPI statement): their users are noted for the job too, which
+    builds the UTC days of those events again.
     """
     try:
         inserted = repo.insert_batch(conn, organization_id, rows, note=sent_by_service)
@@ -109,9 +110,12 @@ def store_rows(
         # refuses to update their day (or pending) row where they have one. The same 404 for
         # both, so the answer does not tell whether that user was active elsewhere.
         raise NotFound("one or more users are not users of this organization") from exc
-    rebuilt = pending.note(conn, organization_id, {}, removed_from)
+    lost: dict[UUID, set[date]] = {}
+    for user_id, at in removed:
+        lost.setdefault(user_id, set()).add(at.astimezone(UTC).date())
+    rebuilt = pending.note(conn, organization_id, {}, lost)
     if sent_by_service:
-        return Stored(len(inserted), NOTHING, len({e.user_id for e in inserted} | set(removed_from)))
+        return Stored(len(inserted), NOTHING, len({e.user_id for e in inserted} | set(lost)))
     updated = learner_updates.update(conn, sorted({e.user_id for e in inserted}), inserted, now,
                                      basis=cap_basis(sent_by_service=False))
     return Stored(len(inserted), updated, rebuilt)

@@ -5,9 +5,9 @@ ids are assigned (a statement sent without an id that has the content hash of on
 gets that one's id and is not stored again: Moodle re-sends batches without ids), ids already
 stored are compared (same content: nothing changes; other content: 409), voiding statements void
 their targets and delete the targets' learning events, the statements are stored, and those that
-map to a learning event of a known user are ingested with the analytics and gamification updates
-of ms8.services.ingest. A statement whose actor is not a user yet keeps its mapped event and the
-actor's keys, and is counted when the user appears (map_pending).
+map to a learning event of a known user are ingested by ms8.services.ingest (events and learner
+days now; snapshots and points by the refresh job). A statement whose actor is not a user yet
+keeps its mapped event and the actor's keys, and is counted when the user appears (map_pending).
 """
 
 from __future__ import annotations
@@ -122,8 +122,8 @@ def store(
     voided_now = set(targets)  # a statement voided in its own batch never counts
     events = [e for e in mapped if e.event_id in inserted and e.event_id not in voided_now]
     if events or removed:
-        ingest.store_rows(conn, caller.organization_id, events, now, removed_from={e.user_id for e in removed},
-                          sent_by_service=True)
+        ingest.store_rows(conn, caller.organization_id, events, now,
+                          removed=[(e.user_id, e.occurred_at) for e in removed], sent_by_service=True)
     return [str(i) for i in ids]
 
 
