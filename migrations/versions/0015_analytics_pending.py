@@ -22,6 +22,11 @@ refresh job (ms8.jobs.pending, every minute) takes them. The job reads what it n
   directory writes the user, outside ingest's insert statement that keeps the days; until now
   those events reached neither the days nor, through them, the snapshots and rollups.
 
+learning_events.sent_by_learner marks a learner's own events (ingest sets it; every other way
+in, a platform's batch, the bus, xAPI, a claim, leaves it false): their points were awarded on
+arrival, capped by the arrival hour, and the job, which counts by the hour events occurred in,
+must not consider them again. A constant default: adding the column rewrites nothing.
+
 RLS: the runtime role writes and reads only rows of its organization, and only as the ingest
 role (a platform); the job works as the owner in maintenance. Gone with the user (cascade; the
 primary key serves that look-up, so no other index costs the batches that note).
@@ -92,12 +97,14 @@ CLAIMED_AND_NOTED = """
 
 def upgrade() -> None:
     op.execute(UPGRADE)
+    op.execute("ALTER TABLE learning_events ADD COLUMN sent_by_learner boolean NOT NULL DEFAULT false")
     previous = _claim_function()
     assert CLAIMED in previous
     op.execute(previous.replace(CLAIMED, CLAIMED_AND_NOTED))
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE learning_events DROP COLUMN sent_by_learner")
     op.execute(_claim_function())
     op.execute("DROP TABLE analytics_pending")
 

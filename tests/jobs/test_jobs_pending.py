@@ -209,3 +209,23 @@ def test_statements_claimed_by_a_new_user_reach_their_days_and_snapshots(factory
     refresh_pending()
     assert sum(d[2] for d in _days(factory, new_id)) == 3
     assert state(factory, new_id)[new_id][1:] == (4, 5 * len(_days(factory, new_id)) + 3 * 10, 1, 0)
+
+
+def test_the_job_never_awards_a_learners_own_events_again(factory: Factory, org: Org,
+                                                          platform: dict[str, Any]) -> None:
+    ann = org.users["ann"]
+    # A platform's batch notes her; before the job runs, she sends back-dated completions of her
+    # own: 5 per active day and 10 per completion fit the hour they arrive in, the rest are
+    # refused by the hourly cap, by arrival (back-dating gains nothing).
+    lms = event(ann, object_id="lms", hours_ago=60)  # the job reads her events from 60 hours ago on
+    assert call("POST", "/v1/events", claims=platform, body={"events": [lms]}).status == 200
+    own = [event(None, object_id=f"own-{i}", hours_ago=30 + i) for i in range(25)]
+    r = call("POST", "/v1/events", claims=apigw.user_claims(str(ann)), body={"events": own})
+    assert r.status == 200 and r.body["pointsAwarded"] <= 200
+    awarded = state(factory, ann)[ann][2]
+    # The job awards the platform's event and leaves her own events alone (by the hours they
+    # occurred in, each alone in its hour, the refused ones would fit).
+    refresh_pending()
+    assert state(factory, ann)[ann][2] - awarded <= 5 + 10  # at most the platform event's points
+    assert factory.sql("SELECT count(*) FROM learning_events WHERE user_id = %s AND sent_by_learner",
+                       (ann,)) == [(25,)]

@@ -1,7 +1,8 @@
 """Job: bring the learners a platform's batches noted (analytics_pending, migration 0015) up to
-date: their snapshots from their learner days, the points of the events they received since
-they were noted (counted by the hour the events occurred in, as for every platform's events),
-and their gamification rows. Scheduled every minute; a run takes the learners in id order, 1000
+date: their snapshots from their learner days, the points of the platform events they received
+since they were noted (counted by the hour the events occurred in, as for every platform's
+events; a learner's own events were awarded on arrival and are left out), and their
+gamification rows. Scheduled every minute; a run takes the learners in id order, 1000
 at a time, at most PENDING_MAX_USERS (default 5000: a few seconds, so the platform batches that
 note one of them meanwhile wait only that long); the rest stay noted for the next run.
 

@@ -53,9 +53,10 @@ SKILL_SEPARATOR = "\x1f"
 _INSERT_STORED = """
 WITH stored AS (
     INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
-                                 skills, score, success, duration_seconds, occurred_at)
+                                 skills, score, success, duration_seconds, occurred_at, sent_by_learner)
     SELECT x.event_id, x.user_id, %(org)s, x.verb, x.object_id, x.object_type,
-           string_to_array(x.skills, E'\\x1f'), x.score, x.success, x.duration_seconds, x.occurred_at
+           string_to_array(x.skills, E'\\x1f'), x.score, x.success, x.duration_seconds, x.occurred_at,
+           NOT %(note)s
     FROM unnest(%(ids)b::uuid[], %(users)b::uuid[], %(verbs)b::text[], %(objects)b::text[], %(types)b::text[],
                 %(skills)b::text[], %(scores)b::real[], %(successes)b::boolean[], %(durations)b::integer[],
                 %(occurred)b::timestamptz[])
@@ -78,8 +79,9 @@ def insert_batch(
     conn: psycopg.Connection, organization_id: UUID, rows: Sequence[NewEvent], *, note: bool = False
 ) -> list[NewEvent]:
     """Store the events of one organization; returns those that were not stored before (an event
-    repeated in `rows` once). With `note`, the users of the stored events are noted for the
-    refresh job (analytics_pending) in the same statement.
+    repeated in `rows` once). With `note` (a platform's batch), the users of the stored events are
+    noted for the refresh job (analytics_pending) in the same statement; without, the events are
+    marked as the learner's own (`sent_by_learner`: the job never awards them again).
 
     RLS checks every row (the caller's organization; a user's own events), and the foreign key
     (organization_id, user_id) -> users refuses a user of another organization.
@@ -94,7 +96,7 @@ def insert_batch(
         "org": organization_id, "ids": list(event_ids), "users": list(user_ids), "verbs": list(verbs),
         "objects": list(object_ids), "types": list(object_types), "skills": [join(s) for s in skills],
         "scores": list(scores), "successes": list(successes), "durations": list(durations),
-        "occurred": list(occurred), "sent": len(rows), **DAY_PARAMS,
+        "occurred": list(occurred), "sent": len(rows), "note": note, **DAY_PARAMS,
     }).fetchone()
     assert row is not None
     count, stored_ids = row
@@ -193,21 +195,24 @@ def window(
     return out
 
 
-# The events each user received since an instant, from an earliest occurred_at on: through the
-# (user_id, occurred_at) index, the partitions before that skipped at run time.
+# The platform events each user received since an instant, from an earliest occurred_at on:
+# through the (user_id, occurred_at) index, the partitions before that skipped at run time. A
+# learner's own events were awarded when they arrived, capped by their arrival hour: the refresh
+# job, which counts by the hour events occurred in, leaves them out.
 _RECEIVED = """
 SELECT e.event_id, e.user_id, e.verb, e.object_id, e.occurred_at
 FROM unnest(%(users)s::uuid[], %(since)s::timestamptz[], %(from)s::timestamptz[]) AS p(user_id, since, occurred_from)
 JOIN LATERAL (
     SELECT * FROM learning_events e
     WHERE e.user_id = p.user_id AND e.occurred_at >= p.occurred_from AND e.received_at >= p.since
+      AND NOT e.sent_by_learner
 ) e ON true
 ORDER BY e.user_id, e.occurred_at, e.event_id
 """
 
 
 def received_since(conn: psycopg.Connection, wanted: Sequence[tuple[UUID, datetime, datetime]]) -> list[InsertedEvent]:
-    """The events of each (user, received since, occurred from), oldest first per user."""
+    """The platform events of each (user, received since, occurred from), oldest first per user."""
     if not wanted:
         return []
     users, since, occurred_from = (list(c) for c in zip(*wanted, strict=True))
