@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -25,9 +24,7 @@ from tests.support.jobs import (
     load_handler,
     run_concurrently,
     sample_event,
-    scratch_database,
     sql,
-    template_database,
 )
 
 handler = load_handler("refresh_comparison")
@@ -39,17 +36,11 @@ class Scratch:
     runtime: str
 
 
-@pytest.fixture(scope="module")
-def template() -> Iterator[str]:
-    with template_database("cmp_tpl") as name:
-        yield name
-
-
 @pytest.fixture
-def scratch(template: str) -> Iterator[Scratch]:
-    with scratch_database(f"cmp_{uuid.uuid4().hex[:8]}", template) as owner:
-        name = psycopg.conninfo.conninfo_to_dict(owner)["dbname"]
-        yield Scratch(owner, localdb.runtime_url(str(name)))
+def scratch(scratch: str) -> Scratch:
+    """The scratch database of tests/jobs/conftest.py, as the owner and as the runtime role."""
+    name = psycopg.conninfo.conninfo_to_dict(scratch)["dbname"]
+    return Scratch(scratch, localdb.runtime_url(str(name)))
 
 
 def learners(url: str, org: UUID, scores: list[float]) -> list[UUID]:

@@ -7,7 +7,6 @@ Each test runs in a scratch database of its own (the job drops partitions other 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -24,26 +23,12 @@ from tests.support.jobs import (
     load_handler,
     run_concurrently,
     sample_event,
-    scratch_database,
     sql,
-    template_database,
 )
 
 handler = load_handler("maintain_partitions")
 TODAY = datetime.now(UTC).date()
 EIGHT_YEARS_ON = add_months(TODAY, 8 * 12)
-
-
-@pytest.fixture(scope="module")
-def template() -> Iterator[str]:
-    with template_database("parts_tpl") as name:
-        yield name
-
-
-@pytest.fixture
-def scratch(template: str) -> Iterator[str]:
-    with scratch_database(f"parts_{uuid.uuid4().hex[:8]}", template) as url:
-        yield url
 
 
 def bounds(url: str, parent: maintenance.PartitionedTable) -> dict[str, tuple[Any, Any]]:

@@ -9,7 +9,6 @@ import calendar
 import importlib.util
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -30,9 +29,7 @@ from tests.support.jobs import (
     invoke,
     load_handler,
     run_concurrently,
-    scratch_database,
     sql,
-    template_database,
 )
 
 handler = load_handler("rollup_analytics")
@@ -55,18 +52,6 @@ class Data:
     org_a: UUID
     org_b: UUID
     users: dict[str, UUID]
-
-
-@pytest.fixture(scope="module")
-def template() -> Iterator[str]:
-    with template_database("rollups_tpl") as name:
-        yield name
-
-
-@pytest.fixture
-def scratch(template: str) -> Iterator[str]:
-    with scratch_database(f"rollups_{uuid.uuid4().hex[:8]}", template) as url:
-        yield url
 
 
 def ev(user: UUID, verb: str, when: datetime, obj: str = "course-1", *, score: float | None = None,
