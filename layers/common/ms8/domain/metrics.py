@@ -220,13 +220,18 @@ def _mastery_sums(rows: Iterable[EventRow], now: datetime) -> tuple[float, float
         num += weighted
         den += weight
         for skill in event_skills:
-            sums = skills.get(skill)
-            if sums is None:
-                skills[skill] = [weighted, weight]
-            else:
-                sums[0] += weighted
-                sums[1] += weight
+            _add_skill(skills, skill, weighted, weight)
     return num, den, skills, count
+
+
+def _add_skill(skills: dict[str, list[float]], skill: str, weighted: float, weight: float) -> None:
+    """Add one weighted score (and its weight) to a skill's running sums."""
+    sums = skills.get(skill)
+    if sums is None:
+        skills[skill] = [weighted, weight]
+    else:
+        sums[0] += weighted
+        sums[1] += weight
 
 
 def mastery(events: Iterable[EventRecord], now: datetime) -> dict[str, Any]:
@@ -395,12 +400,7 @@ def from_days(
     den += sums.weights
     count += sums.scored
     for skill, (weighted, weight) in sums.skills.items():
-        found = skills.get(skill)
-        if found is None:
-            skills[skill] = [weighted, weight]
-        else:
-            found[0] += weighted
-            found[1] += weight
+        _add_skill(skills, skill, weighted, weight)
     mastery_data = _mastery_data(num, den, skills, count)
     data = {
         "learning_velocity": _velocity_data(recent, previous),
