@@ -11,6 +11,7 @@ batch (bench/bench_xapi.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -212,12 +213,17 @@ def _passed(key: bytes) -> None:
     _VALID.add(key)
 
 
-def agent(value: Any, where: str) -> None:
-    key = _seen_valid(b"agent:", value) if type(value) is dict else b""
+def _once(kind: bytes, value: Any, check: Callable[[Any, str], None], where: str) -> None:
+    """`check(value, where)`, unless this very value (a JSON object) of this kind passed before."""
+    key = _seen_valid(kind, value) if type(value) is dict else b""
     if key is None:
         return
-    _agent(value, where)
+    check(value, where)
     _passed(key)
+
+
+def agent(value: Any, where: str) -> None:
+    _once(b"agent:", value, _agent, where)
 
 
 def _agent(value: Any, where: str) -> None:
@@ -259,14 +265,14 @@ def actor(value: Any, where: str) -> None:
 
 
 def verb(value: Any, where: str) -> None:
-    key = _seen_valid(b"verb:", value) if type(value) is dict else b""
-    if key is None:
-        return
+    _once(b"verb:", value, _verb, where)
+
+
+def _verb(value: Any, where: str) -> None:
     _obj(value, where, frozenset({"id", "display"}), ("id",))
     iri(value["id"], f"{where}.id")
     if "display" in value:
         language_map(value["display"], f"{where}.display")
-    _passed(key)
 
 
 def _components(value: Any, where: str) -> None:
@@ -313,16 +319,16 @@ def definition(value: Any, where: str) -> None:
 
 
 def activity(value: Any, where: str) -> None:
-    key = _seen_valid(b"activity:", value) if type(value) is dict else b""
-    if key is None:
-        return
+    _once(b"activity:", value, _activity, where)
+
+
+def _activity(value: Any, where: str) -> None:
     _obj(value, where, ACTIVITY_KEYS, ("id",))
     if value.get("objectType", "Activity") != "Activity":
         raise Invalid(f"{where}.objectType", "must be Activity")
     iri(value["id"], f"{where}.id")
     if "definition" in value:
         definition(value["definition"], f"{where}.definition")
-    _passed(key)
 
 
 def statement_ref(value: Any, where: str) -> None:
@@ -367,11 +373,7 @@ def score(value: Any, where: str) -> None:
 
 def result(value: Any, where: str) -> None:
     # Results repeat too (the same score, success and duration): each distinct one checked once.
-    key = _seen_valid(b"result:", value) if type(value) is dict else b""
-    if key is None:
-        return
-    _result(value, where)
-    _passed(key)
+    _once(b"result:", value, _result, where)
 
 
 def _result(value: Any, where: str) -> None:
@@ -392,11 +394,8 @@ def _result(value: Any, where: str) -> None:
 def context(value: Any, where: str, object_type: str) -> None:
     # A course's statements share their context (its activities, platform, language): each
     # distinct one is checked once, per object type (revision and platform depend on it).
-    key = _seen_valid(b"context:" + object_type.encode() + b":", value) if type(value) is dict else b""
-    if key is None:
-        return
-    _context(value, where, object_type)
-    _passed(key)
+    _once(b"context:" + object_type.encode() + b":", value,
+          lambda v, w: _context(v, w, object_type), where)
 
 
 def _context(value: Any, where: str, object_type: str) -> None:
