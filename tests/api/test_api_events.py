@@ -344,12 +344,14 @@ def test_streak_in_the_users_time_zone(factory: Factory) -> None:
     org = factory.org("Tz")
     tokyo = factory.user(org.id, ["learner"], name="kei", timezone="Asia/Tokyo")
     utc = factory.user(org.id, ["learner"], name="una", timezone="UTC")
-    # Two evenings in UTC that are two mornings in Tokyo, and the Tokyo user's today.
-    today_tokyo = NOW.astimezone(TOKYO).date()
+    # Three evenings in UTC that are three mornings (01:00) in Tokyo, the last on the Tokyo day of
+    # two hours ago: its 01:00 has passed whatever the hour (today in Tokyo, or yesterday when
+    # Tokyo's day is less than two hours old; either way the streak is still alive).
+    today_tokyo = (NOW - timedelta(hours=2)).astimezone(TOKYO).date()
     instants = [datetime.combine(today_tokyo - timedelta(days=k), datetime.min.time(), TOKYO)
                 + timedelta(hours=1) for k in (0, 1, 2)]
     for user in (tokyo, utc):
-        events = [dict(event("session"), occurredAt=t.isoformat()) for t in instants if t <= NOW]
+        events = [dict(event("session"), occurredAt=t.isoformat()) for t in instants]
         assert call("POST", "/v1/events", sub=user, body={"events": events}).status == 200
     streak_tokyo = call("GET", "/v1/gamification", sub=tokyo).body["streak"]
     assert streak_tokyo["timezone"] == "Asia/Tokyo"
