@@ -30,15 +30,27 @@ VERB_PARAMS: dict[str, Any] = {
 # - weighted_scores / weights: sum(score * f) and sum(f) over the day's scored assessments, with
 #   f = 2^(seconds into the UTC day / half-life): the recency weight of an event at `at` seen at
 #   `now` is 0.5^((now - day start) / half-life) * f, so sum(w * score) = that factor * weighted_scores;
-# - weighted_skills: {skill: [sum(score * f), sum(f)]} likewise (app.add_weight_sums adds two).
+# - weighted_skills: {skill: [sum(score * f), sum(f)]} likewise.
 DAY_PARAMS: dict[str, Any] = {**VERB_PARAMS, "half_life_s": metrics.MASTERY_HALF_LIFE_DAYS * 86400.0}
 _SECONDS_INTO_DAY = "(date_part('epoch', s.occurred_at) - floor(date_part('epoch', s.occurred_at) / 86400) * 86400)"
 _FACTOR = f"power(2::float8, {_SECONDS_INTO_DAY} / %(half_life_s)s)"
 _SCORED = "s.score IS NOT NULL AND s.verb = ANY (%(assessment_verbs)s::text[])"
 
+
+def _add_pairs(column: str, number: str) -> str:
+    """The stored {skill: [a, b]} of `column` plus the new row's, key by key (a subquery run for
+    each updated row: far cheaper than calling a SQL function per row, whose executor is set up
+    on every call)."""
+    return f"""(SELECT jsonb_object_agg(k, jsonb_build_array(a, b))
+            FROM (SELECT k, sum((v ->> 0)::{number}) AS a, sum((v ->> 1)::{number}) AS b
+                  FROM (SELECT * FROM jsonb_each(d.{column})
+                        UNION ALL SELECT * FROM jsonb_each(EXCLUDED.{column})) AS x(k, v)
+                  GROUP BY k) AS t)"""
+
+
 # Scores are summed in micro-units (integers): exact whatever order events arrive in.
 # A day already there gets the new events added: counts and sums add up, completed objects are
-# merged (distinct, sorted), per-skill sums added (app.add_skill_sums), last_at the later.
+# merged (distinct, sorted), per-skill pairs added (_add_pairs), last_at the later.
 DAYS_FROM_STORED = """
 new_days AS (
     SELECT s.user_id, (s.occurred_at AT TIME ZONE 'UTC')::date AS day, count(*) AS events,
@@ -96,13 +108,13 @@ days_written AS (
         passed = d.passed + EXCLUDED.passed,
         duration_seconds = d.duration_seconds + EXCLUDED.duration_seconds,
         sessions = d.sessions + EXCLUDED.sessions,
-        skills = CASE WHEN EXCLUDED.skills = '{}' THEN d.skills ELSE app.add_skill_sums(d.skills, EXCLUDED.skills) END,
+        skills = CASE WHEN EXCLUDED.skills = '{}' THEN d.skills ELSE """ + _add_pairs("skills", "bigint") + """ END,
         last_at = greatest(d.last_at, EXCLUDED.last_at),
         quarters = d.quarters | EXCLUDED.quarters,
         weighted_scores = d.weighted_scores + EXCLUDED.weighted_scores,
         weights = d.weights + EXCLUDED.weights,
         weighted_skills = CASE WHEN EXCLUDED.weighted_skills = '{}' THEN d.weighted_skills
-            ELSE app.add_weight_sums(d.weighted_skills, EXCLUDED.weighted_skills) END
+            ELSE """ + _add_pairs("weighted_skills", "float8") + """ END
 )
 """
 
