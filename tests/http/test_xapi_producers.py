@@ -73,8 +73,11 @@ def fill(name: str, **values: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def gateway(database: str) -> Iterator[Http]:
-    with gateway_process(stack.function_env(None, db=database), workers=1) as running:
+def gateway(database: str, gateway_database_url: str) -> Iterator[Http]:
+    """The gateway on the server itself, then through PgBouncer in transaction mode (conftest): a
+    batch sends the actors' user lookup in pipeline mode, which must hold there too."""
+    env = {**stack.function_env(None, db=database), "DATABASE_URL": gateway_database_url}
+    with gateway_process(env, workers=1) as running:
         yield Http(running.url)
 
 

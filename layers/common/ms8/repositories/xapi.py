@@ -132,16 +132,13 @@ def void(conn: psycopg.Connection, targets: Sequence[UUID]) -> list[VoidedEvent]
     return [VoidedEvent(*r) for r in rows]
 
 
-def users_by_keys(
+def send_users_by_keys(
     conn: psycopg.Connection, ids: Sequence[UUID], emails: Sequence[str], everyone: bool
-) -> list[tuple[UUID, str]]:
-    """(user id, lower-case e-mail) of the organization's users with these ids or e-mails (all of them
-    when `everyone`), through app.xapi_users."""
-    return [
-        (r[0], r[1]) for r in conn.execute(
-            "SELECT user_id, email FROM app.xapi_users(%s, %s, %s)", (list(ids), list(emails), everyone)
-        ).fetchall()
-    ]
+) -> psycopg.Cursor[Any]:
+    """The query for (user id, lower-case e-mail) of the organization's users with these ids or
+    e-mails (all of them when `everyone`), through app.xapi_users; its rows are read from the
+    cursor (in pipeline mode, once the caller needs them)."""
+    return conn.execute("SELECT user_id, email FROM app.xapi_users(%s, %s, %s)", (list(ids), list(emails), everyone))
 
 
 def claim_pending(conn: psycopg.Connection, users: Sequence[tuple[UUID, Sequence[str]]]) -> int:

@@ -146,9 +146,14 @@ def _rows(
         keys = mapping.actor_keys(done["actor"], caller.home_page) if mapped else ()
         wanted.update(keys)
         prepared.append((sid, done, content, mapped, at, keys))
-    users = resolve_actors(conn, wanted)
+    # The actors' users are looked up while the stored text of each statement is written: the
+    # query leaves first (pipeline mode) and its answer is read once the texts are done.
+    with conn.pipeline():
+        lookup = _send_lookup(conn, wanted)
+        texts = [(_dumps(done), statements.tokens(done)) for _, done, *_ in prepared]
+        users = _users(lookup, wanted)
     rows, events = [], []
-    for sid, done, content, mapped, at, keys in prepared:
+    for (sid, done, content, mapped, at, keys), (text, tokens) in zip(prepared, texts, strict=True):
         user = None
         for k in keys:
             if k in users:
@@ -163,10 +168,8 @@ def _rows(
                                                mapped.duration_seconds, at))
         elif mapped is not None:
             pending = _dumps(mapping.event_json(mapped, at))
-        rows.append(repo.NewStatement(
-            sid, _dumps(done), statements.tokens(done), content, voids, ref, keys, pending, user,
-            at if mapped else None,
-        ))
+        rows.append(repo.NewStatement(sid, text, tokens, content, voids, ref, keys, pending, user,
+                                      at if mapped else None))
     return rows, events
 
 
@@ -179,8 +182,13 @@ def map_pending(conn: psycopg.Connection, users: Sequence[tuple[UUID, str]]) -> 
 
 def resolve_actors(conn: psycopg.Connection, keys: set[str]) -> dict[str, UUID]:
     """Actor key -> user of the organization (see mapping.actor_keys)."""
+    return _users(_send_lookup(conn, keys), keys)
+
+
+def _send_lookup(conn: psycopg.Connection, keys: set[str]) -> psycopg.Cursor[Any] | None:
+    """Send the query for the users these actor keys may be (None: no key)."""
     if not keys:
-        return {}
+        return None
     ids, emails = [], []
     for key in keys:
         kind, _, value = key.partition(":")
@@ -191,9 +199,15 @@ def resolve_actors(conn: psycopg.Connection, keys: set[str]) -> dict[str, UUID]:
                 continue
         elif kind == "email":
             emails.append(value)
-    everyone = any(k.startswith("sha1:") for k in keys)
+    return repo.send_users_by_keys(conn, ids, emails, everyone=any(k.startswith("sha1:") for k in keys))
+
+
+def _users(lookup: psycopg.Cursor[Any] | None, keys: set[str]) -> dict[str, UUID]:
+    """The answer of _send_lookup: actor key -> user."""
     found: dict[str, UUID] = {}
-    for user_id, email in repo.users_by_keys(conn, ids, emails, everyone):
+    if lookup is None:
+        return found
+    for user_id, email in lookup.fetchall():
         for key in mapping.user_keys(str(user_id), email):
             if key in keys:
                 found[key] = user_id
