@@ -6,12 +6,16 @@ app.add_skill_sums and app.add_weight_sums for that, once per updated row each: 
 with an aggregate is never inlined, so PostgreSQL set up an executor for every call. The statement
 now holds the same sum as a subquery (ms8.repositories.days._add_pairs), planned once per
 statement: a 1,000-event batch over 500 learners spends ~4 ms less in PostgreSQL. Nothing else
-called the two functions; they are dropped (the downgrade creates them again as 0008 and 0011 did).
+called the two functions; they are dropped (the downgrade creates them again from 0008's and 0011's
+text).
 
 Revision ID: 0017
 Revises: 0016
 Create Date: 2026-12-06
 """
+
+import runpy
+from pathlib import Path
 
 from alembic import op
 
@@ -20,31 +24,6 @@ down_revision = "0016"
 branch_labels = None
 depends_on = None
 
-RUNTIME = "ms8_app"
-
-# As 0008 and 0011 created them.
-_FUNCTIONS = f"""
-CREATE FUNCTION app.add_skill_sums(a jsonb, b jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
-    SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(n, m)), '{{}}'::jsonb)
-    FROM (SELECT k, sum((v ->> 0)::bigint) AS n, sum((v ->> 1)::bigint) AS m
-          FROM (SELECT * FROM jsonb_each(a) UNION ALL SELECT * FROM jsonb_each(b)) AS s(k, v)
-          GROUP BY k) t
-$$;
-REVOKE ALL ON FUNCTION app.add_skill_sums(jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app.add_skill_sums(jsonb, jsonb) TO {RUNTIME};
-
-CREATE FUNCTION app.add_weight_sums(a jsonb, b jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
-    SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(s, w)), '{{}}'::jsonb)
-    FROM (SELECT k, sum((v ->> 0)::float8) AS s, sum((v ->> 1)::float8) AS w
-          FROM (SELECT * FROM jsonb_each(a) UNION ALL SELECT * FROM jsonb_each(b)) AS x(k, v)
-          GROUP BY k) t
-$$;
-REVOKE ALL ON FUNCTION app.add_weight_sums(jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app.add_weight_sums(jsonb, jsonb) TO {RUNTIME};
-"""
-
 
 def upgrade() -> None:
     op.execute("DROP FUNCTION app.add_skill_sums(jsonb, jsonb)")
@@ -52,4 +31,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(_FUNCTIONS)
+    op.execute(_function(_earlier("0008_learner_daily_activity", "TABLES"), "app.add_skill_sums"))
+    op.execute(_function(_earlier("0011_read_functions_and_day_weights", "DAYS"), "app.add_weight_sums"))
+
+
+def _function(script: str, name: str) -> str:
+    """The CREATE FUNCTION of `name` and its grants, as the earlier migration's script has them
+    (taken from there, not copied)."""
+    start = script.index(f"CREATE FUNCTION {name}(")
+    grant = script.index(f"GRANT EXECUTE ON FUNCTION {name}(", start)
+    return script[start:script.index(";", grant) + 1]
+
+
+def _earlier(name: str, variable: str) -> str:
+    """A script variable of an earlier migration of this directory."""
+    return str(runpy.run_path(str(Path(__file__).with_name(f"{name}.py")))[variable])
