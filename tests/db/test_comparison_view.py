@@ -90,7 +90,13 @@ def test_nine_users_give_nothing_and_ten_give_a_row(factory: Factory) -> None:
     assert (kind, count) == ("mastery", 10)
     assert exact(factory, org) == [("mastery", 10, pytest.approx(statistics.fmean(everyone)))]
     assert 0 <= p25 <= p50 <= p75 <= 1 and 0 <= avg <= 1
-    assert p50 not in everyone  # never one member's exact value
+    # Not one member's exact value: with 4 decimals a noisy median lands on one (0.5) about once in
+    # a thousand, so over three refreshes (fresh noise each) it is off every member's value at least once.
+    medians = [p50]
+    for _ in range(2):
+        factory.refresh_comparison()
+        medians.append(peers(users[0], None)[0][4])
+    assert any(m not in everyone for m in medians), medians
 
 
 def test_never_another_organizations_row(factory: Factory) -> None:
