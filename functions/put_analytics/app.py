@@ -12,7 +12,7 @@ from ms8.http import handler, make_app, principal_tx
 from ms8.schemas.analytics import AnalyticsBatch, AnalyticsWriteResult
 from ms8.services.snapshots import write_batch
 
-app = make_app()
+app = make_app(body=AnalyticsBatch)
 
 
 @app.put("/v1/analytics", summary="Upsert analytics (batch, atomic)", tags=["analytics"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 import psycopg
 
 from ms8.db import Caller, ServiceCaller, organization_of
@@ -16,23 +14,26 @@ def resolve(caller: Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
     """Give every item its owner: the caller's own row, or (services) the named user's."""
     organization_id = organization_of(caller)
     rows = []
-    seen: set[tuple[UUID, str, str]] = set()
+    # The batch checks its items as sent; once omitted ids and roles are filled in, two may
+    # still name one row, and one statement cannot upsert a row twice. (Keys by the UUID's
+    # integer: UUID's own hash is Python code, called twice per item.)
+    seen: set[tuple[int, str, str]] = set()
+    user = None if isinstance(caller, ServiceCaller) else caller
     for i, item in enumerate(batch.items):
-        if isinstance(caller, ServiceCaller):
+        if user is None:
             if item.user_id is None:
                 raise Unprocessable(f"items[{i}].userId is required for a platform service")
-            user_id, role = item.user_id, str(item.role or "learner")
+            user_id, role = item.user_id, item.role or "learner"
         else:
-            if item.user_id not in (None, caller.user_id):
+            if item.user_id not in (None, user.user_id):
                 raise Forbidden("users write only their own analytics")
-            if item.role not in (None, caller.active_role):
+            if item.role not in (None, user.active_role):
                 raise Forbidden("analytics are written for the active role only")
-            user_id, role = caller.user_id, caller.active_role
-        # The batch checks its items as sent; once omitted ids and roles are filled in, two may
-        # still name one row, and one statement cannot upsert a row twice.
-        if (user_id, role, item.analytics_type) in seen:
+            user_id, role = user.user_id, user.active_role
+        key = (user_id.int, role, item.analytics_type)
+        if key in seen:
             raise Unprocessable(f"items[{i}] repeats an earlier item's user, role and type")
-        seen.add((user_id, role, item.analytics_type))
+        seen.add(key)
         rows.append(SnapshotWrite(user_id, organization_id, role, item.analytics_type, item.data))
     return rows
 
