@@ -341,14 +341,25 @@ def service_tx(app: APIGatewayHttpResolver, scope: str) -> Iterator[tuple[psycop
     A platform-wide service names the organization in `X-Organization-Id`; a service bound to an
     organization acts only there.
     """
+    principal = service_principal(app, scope)
+    if principal is None:
+        raise Forbidden(f"this route needs a platform token with the {scope} scope", code="SCOPE_REQUIRED")
+    client_id, org_id = principal
+    with db.runtime.transaction(db.as_service(client_id, scope, org_id)) as pair:
+        yield pair
+
+
+def service_principal(app: APIGatewayHttpResolver, scope: str) -> tuple[str, UUID | None] | None:
+    """(client id, the organization named in X-Organization-Id) of a platform service whose token
+    holds `scope`; None for any other caller. For a route that sets the service's context inside
+    a statement of its own instead of opening service_tx; the database checks the client, its
+    scopes and the organization either way."""
     claims = _claims(app)
     if scope not in _scopes(claims):
-        raise Forbidden(f"this route needs a platform token with the {scope} scope", code="SCOPE_REQUIRED")
-    client_id = str(claims.get("client_id") or claims["sub"])
+        return None
     org_header = _header(app, "x-organization-id")
     try:
         org_id = UUID(org_header) if org_header else None
     except ValueError:
         raise BadRequest("X-Organization-Id is not a UUID") from None
-    with db.runtime.transaction(db.as_service(client_id, scope, org_id)) as pair:
-        yield pair
+    return str(claims.get("client_id") or claims["sub"]), org_id
