@@ -402,14 +402,13 @@ def statement_costs(keys: bench_upsert.Keys, reads: int, pause_ms: float) -> lis
 
 
 def upsert_statement_costs(owner: psycopg.Connection, keys: bench_upsert.Keys, runs: int) -> list[list[str]]:
-    """PostgreSQL CPU of the 500-row upsert without HTTP: what PUT /v1/analytics sends (the
-    context call, ms8.repositories.analytics.upsert_batch_summary, commit) beside what PostgREST
+    """PostgreSQL CPU of the 500-row upsert without HTTP: what PUT /v1/analytics sends for a
+    platform (one statement: ms8.repositories.analytics.upsert_batch_as_service) beside what PostgREST
     sends for its upsert (BEGIN, its set_config statement, its INSERT, COMMIT), alternating; the
     new keys deleted again after each run (untimed). Rows for the printed table."""
     from ms8 import db
     from ms8.repositories import analytics
     from ms8.schemas.analytics import AnalyticsBatch
-    from ms8.services.snapshots import resolve
 
     ours = db.Database("runtime")
     info = psycopg.conninfo.conninfo_to_dict(localdb.admin_url())
@@ -434,7 +433,7 @@ def upsert_statement_costs(owner: psycopg.Connection, keys: bench_upsert.Keys, r
               "true), '') AS response_headers, nullif(current_setting('response.status', true), '') AS "
               "response_status, '' AS response_inserted FROM (SELECT * FROM pgrst_source) _postgrest_t")
     rnd = random.Random(17)
-    spent = {"gateway's statements": [0.0], "PostgREST's four": [0.0]}
+    spent = {"gateway's statement": [0.0], "PostgREST's four": [0.0]}
     for run in range(runs + 1):
         items, new = keys.items(rnd)
         for name in (list(spent) if run % 2 == 0 else list(spent)[::-1]):
@@ -451,10 +450,12 @@ def upsert_statement_costs(owner: psycopg.Connection, keys: bench_upsert.Keys, r
                 table = f"{SCHEMA}.analytics"
             else:
                 batch = AnalyticsBatch.model_validate({"items": items})
-                with ours.transaction(db.as_service(bench_upsert.CLIENT, "ingest", keys.org)) as (conn, caller):
-                    pid = conn.info.backend_pid
-                    started = _schedstat_seconds(pid)
-                    analytics.upsert_batch_summary(conn, resolve(caller, batch))
+                writes = [(i.user_id, i.role or "learner", i.analytics_type, i.data)
+                          for i in batch.items if i.user_id is not None]
+                conn = ours.connection()
+                pid = conn.info.backend_pid
+                started = _schedstat_seconds(pid)
+                analytics.upsert_batch_as_service(conn, bench_upsert.CLIENT, "ingest", keys.org, writes)
                 table = "public.analytics"
             if run:  # the first run warms up
                 spent[name][0] += _schedstat_seconds(pid) - started

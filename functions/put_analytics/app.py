@@ -2,9 +2,7 @@
 service with the ingest scope writes for users of its organization.
 
 The answer is the counts (written, inserted, updated); the written rows (id, version, updated_at)
-come back only when asked for with `?return=rows` or `Prefer: return=representation`. The body
-is validated once, straight from its JSON text; a platform's batch answering the counts is one
-statement (its context, the upsert, the commit)."""
+come back only when asked for with `?return=rows` or `Prefer: return=representation`."""
 
 from typing import Annotated, Literal
 
@@ -14,6 +12,7 @@ from ms8.http import handler, make_app, principal_tx, service_principal
 from ms8.schemas.analytics import AnalyticsBatch, AnalyticsWriteResult
 from ms8.services.snapshots import write_batch, write_batch_as_service
 
+# The body is validated once, straight from its JSON text (up to 500 items).
 app = make_app(body=AnalyticsBatch)
 
 
@@ -27,7 +26,7 @@ def put_analytics(
 ) -> AnalyticsWriteResult:
     rows = answer == "rows" or "return=representation" in (prefer or "").replace(" ", "").lower()
     service = service_principal(app, "ingest")
-    if service is not None and not rows:
+    if service is not None and not rows:  # a platform's batch: one statement (context, upsert, commit)
         return write_batch_as_service(service[0], "ingest", service[1], batch)
     with principal_tx(app, "ingest") as (conn, caller):
         return write_batch(conn, caller, batch, rows=rows)
