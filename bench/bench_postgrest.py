@@ -19,13 +19,15 @@ backend idles longer between reads and spends more CPU on each (its caches go co
 PostgREST is therefore measured once more at one connection, paced by a wait after each answer
 to the gateway's request rate (wrk's delay() hook), and that ratio is printed as context beside
 the target's. The upsert: 500 items (250 existing keys, 250 new, one organization, the new keys
-deleted again after each run, untimed), the two servers alternating; the median of the runs.
+deleted again after each run, untimed), the two servers alternating; the median of the runs, and
+per upsert the CPU of each server's processes (all their threads) and of its PostgreSQL backends.
+`--connections ""` runs the upserts alone.
 
 With --statements N, the read's statements alone come first, without HTTP: what the gateway's
 handler sends (one statement) and what PostgREST sends (four, prepared), N reads each on a
 connection of their own, back to back and then with a pause between reads (--pause-ms); and the
-500-row upsert's statements alone (ours: the context call, the upsert, commit; PostgREST's
-BEGIN, set_config, INSERT, COMMIT), --upserts times each.
+500-row upsert's statements alone (ours: one statement, the context call, the upsert and the
+commit, migration 0019; PostgREST's BEGIN, set_config, INSERT, COMMIT), --upserts times each.
 
     .venv/bin/python bench/bench_postgrest.py [--seconds 10] [--rounds 2] [--upserts 20]
     .venv/bin/python bench/bench_postgrest.py --pooler    # the gateway through PgBouncer too
