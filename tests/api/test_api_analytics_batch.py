@@ -58,9 +58,7 @@ def test_a_platform_batch_of_500_answers_the_counts_and_stores_what_was_sent(
     first = _items(org, rnd)
     r = _put(client, first)
     assert (r.status, r.body) == (200, {"written": 500, "inserted": 500, "updated": 0})
-    stored = _stored(factory, org)
-    assert {k: (v, d, s) for k, (v, d, s) in stored.items()} == {
-        (i["userId"], i["analyticsType"]): (1, i["data"], "client") for i in first}
+    assert _stored(factory, org) == {(i["userId"], i["analyticsType"]): (1, i["data"], "client") for i in first}
     # Again with new values for half of them and the other half unchanged: all 500 replaced.
     second = [dict(i, data={HEADLINE[i["analyticsType"]]: 0.25}) if n % 2 else i for n, i in enumerate(first)]
     r = _put(client, second)
