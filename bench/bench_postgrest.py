@@ -19,13 +19,15 @@ backend idles longer between reads and spends more CPU on each (its caches go co
 PostgREST is therefore measured once more at one connection, paced by a wait after each answer
 to the gateway's request rate (wrk's delay() hook), and that ratio is printed as context beside
 the target's. The upsert: 500 items (250 existing keys, 250 new, one organization, the new keys
-deleted again after each run, untimed), the two servers alternating; the median of the runs.
+deleted again after each run, untimed), the two servers alternating; the median of the runs, and
+per upsert the CPU of each server's processes (all their threads) and of its PostgreSQL backends.
+`--connections ""` runs the upserts alone.
 
 With --statements N, the read's statements alone come first, without HTTP: what the gateway's
 handler sends (one statement) and what PostgREST sends (four, prepared), N reads each on a
 connection of their own, back to back and then with a pause between reads (--pause-ms); and the
-500-row upsert's statements alone (ours: the context call, the upsert, commit; PostgREST's
-BEGIN, set_config, INSERT, COMMIT), --upserts times each.
+500-row upsert's statements alone (ours: one statement, the context call, the upsert and the
+commit, migration 0019; PostgREST's BEGIN, set_config, INSERT, COMMIT), --upserts times each.
 
     .venv/bin/python bench/bench_postgrest.py [--seconds 10] [--rounds 2] [--upserts 20]
     .venv/bin/python bench/bench_postgrest.py --pooler    # the gateway through PgBouncer too
@@ -35,6 +37,7 @@ BEGIN, set_config, INSERT, COMMIT), --upserts times each.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -47,7 +50,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,8 +138,9 @@ def prepare_postgrest_side() -> None:
 
 
 @contextmanager
-def postgrest(pool: int) -> Iterator[str]:
-    """PostgREST on a free port over postgrest_bench, verifying the local tokens (JWKS)."""
+def postgrest(pool: int) -> Iterator[tuple[str, int]]:
+    """PostgREST on a free port over postgrest_bench, verifying the local tokens (JWKS): its url
+    and process id."""
     port = _common._free_port()
     info = psycopg.conninfo.conninfo_to_dict(localdb.admin_url())
     env = {
@@ -152,7 +156,7 @@ def postgrest(pool: int) -> Iterator[str]:
     try:
         url = f"http://127.0.0.1:{port}"
         _common.wait_listening(url, proc, 60)
-        yield url
+        yield url, proc.pid
     finally:
         _common.stop(proc)
 
@@ -177,6 +181,8 @@ class Side:
     reads: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)  # conns -> (req/s, cpu ms, errors)
     paced: list[tuple[float, float, int]] = field(default_factory=list)  # 1 conn, at the other side's rate
     upserts: list[float] = field(default_factory=list)
+    upsert_cpu: list[tuple[float, float]] = field(default_factory=list)  # (server ms, PostgreSQL ms) per upsert
+    server_pids: Callable[[], list[int]] = list  # the serving processes (their threads are counted too)
 
 
 def wrk(url: str, token: str, connections: int, seconds: float, delay_ms: int = 0) -> tuple[int, float, int]:
@@ -233,7 +239,8 @@ def _cleanup(owner: psycopg.Connection, table: str, new: list[tuple[uuid.UUID, s
 
 
 def upsert_once(side: Side, owner: psycopg.Connection, keys: bench_upsert.Keys, rnd: random.Random,
-                tokens_by_side: dict[str, str]) -> float:
+                tokens_by_side: dict[str, str]) -> tuple[float, float, float]:
+    """One upsert: wall ms, CPU ms of the server's processes and of its PostgreSQL backends."""
     items, new = keys.items(rnd)
     if side.name == "gateway":
         body = json.dumps({"items": items}).encode()
@@ -246,13 +253,34 @@ def upsert_once(side: Side, owner: psycopg.Connection, keys: bench_upsert.Keys, 
         args = ("POST", "/analytics?on_conflict=user_id,role,analytics_type", tokens_by_side["postgrest"], body,
                 {"Prefer": "resolution=merge-duplicates,return=minimal"})
         expect, table = 201, f"{SCHEMA}.analytics"
+    pids = side.server_pids() + backend_pids(side.backend_user)
+    cpu_before = _tasks_cpu(pids)
     started = time.perf_counter()
     status = _request(side.url, *args)
     elapsed = (time.perf_counter() - started) * 1000
+    cpu_after = _tasks_cpu(pids)
+    server = set(side.server_pids())
+    spent = {pid: cpu_after[pid] - cpu_before.get(pid, cpu_after[pid]) for pid in cpu_after}
     _cleanup(owner, table, new)
     if status != expect:
         raise RuntimeError(f"{side.name} upsert answered {status}")
-    return elapsed
+    return (elapsed, sum(v for p, v in spent.items() if p in server) * 1000,
+            sum(v for p, v in spent.items() if p not in server) * 1000)
+
+
+def _tasks_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each process so far, all its threads, in nanoseconds of resolution (Linux
+    /proc/<pid>/task/<tid>/schedstat; /proc/<pid>/stat counts in 10 ms ticks, too coarse for one
+    request)."""
+    out = {}
+    for pid in pids:
+        total = 0.0
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    total += int((task / "schedstat").read_text().split()[0]) / 1e9
+            out[pid] = total
+    return out
 
 
 def _median(values: list[float]) -> float:
@@ -261,35 +289,45 @@ def _median(values: list[float]) -> float:
 
 def report(sides: list[Side], connections: list[int], label: str) -> bool:
     gw, pr = sides
-    print(f"Reads of a learner's own analytics, wrk, {label}; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs (medians over the rounds)")
-    rows = [["connections", "server", "req/s", "PostgreSQL CPU ms/read", "errors"]]
     ok = True
-    for c in connections:
-        for s in sides:
-            runs = s.reads[c]
-            rows.append([str(c), s.name, f"{_median([r[0] for r in runs]):.0f}",
-                         f"{_median([r[1] for r in runs]):.3f}", str(sum(r[2] for r in runs))])
-    if pr.paced:
-        rows.append(["1 (paced)", pr.name, f"{_median([r[0] for r in pr.paced]):.0f}",
-                     f"{_median([r[1] for r in pr.paced]):.3f}", str(sum(r[2] for r in pr.paced))])
-    print(_common.table(rows))
-    print()
     checks = [["ratio (medians)", "value", "target", ""]]
-    for c in connections:
-        cpu = _median([r[1] for r in gw.reads[c]]) / _median([r[1] for r in pr.reads[c]])
-        checks.append([f"PostgreSQL CPU per read, {c} conn: gateway / PostgREST", f"{cpu:.2f}x", "<= 1.0x",
-                       _common.verdict(cpu <= 1.0)])
-        ok &= cpu <= 1.0
-    if pr.paced:
-        paced = _median([r[1] for r in gw.reads[1]]) / _median([r[1] for r in pr.paced])
-        checks.append(["PostgreSQL CPU per read, 1 conn: gateway / PostgREST paced to its rate", f"{paced:.2f}x",
-                       "(context)", ""])
-    rate = _median([r[0] for r in gw.reads[max(connections)]]) / _median([r[0] for r in pr.reads[max(connections)]])
-    checks.append([f"requests/s, {max(connections)} conn: gateway / PostgREST", f"{rate:.2f}x", ">= 0.8x",
-                   _common.verdict(rate >= 0.8)])
-    ok &= rate >= 0.8
+    if connections:
+        print(f"Reads of a learner's own analytics, wrk, {label}; load average {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} CPUs (medians over the rounds)")
+        rows = [["connections", "server", "req/s", "PostgreSQL CPU ms/read", "errors"]]
+        for c in connections:
+            for s in sides:
+                runs = s.reads[c]
+                rows.append([str(c), s.name, f"{_median([r[0] for r in runs]):.0f}",
+                             f"{_median([r[1] for r in runs]):.3f}", str(sum(r[2] for r in runs))])
+        if pr.paced:
+            rows.append(["1 (paced)", pr.name, f"{_median([r[0] for r in pr.paced]):.0f}",
+                         f"{_median([r[1] for r in pr.paced]):.3f}", str(sum(r[2] for r in pr.paced))])
+        print(_common.table(rows))
+        print()
+        for c in connections:
+            cpu = _median([r[1] for r in gw.reads[c]]) / _median([r[1] for r in pr.reads[c]])
+            checks.append([f"PostgreSQL CPU per read, {c} conn: gateway / PostgREST", f"{cpu:.2f}x", "<= 1.0x",
+                           _common.verdict(cpu <= 1.0)])
+            ok &= cpu <= 1.0
+        if pr.paced:
+            paced = _median([r[1] for r in gw.reads[1]]) / _median([r[1] for r in pr.paced])
+            checks.append(["PostgreSQL CPU per read, 1 conn: gateway / PostgREST paced to its rate",
+                           f"{paced:.2f}x", "(context)", ""])
+        top = max(connections)
+        rate = _median([r[0] for r in gw.reads[top]]) / _median([r[0] for r in pr.reads[top]])
+        checks.append([f"requests/s, {top} conn: gateway / PostgREST", f"{rate:.2f}x", ">= 0.8x",
+                       _common.verdict(rate >= 0.8)])
+        ok &= rate >= 0.8
     if gw.upserts and pr.upserts:
+        print(f"500-row upserts over HTTP, the two servers alternating, {len(gw.upserts)} each; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        rows = [["server", "median ms", "p95 ms", "server CPU ms (median)", "PostgreSQL CPU ms (median)"]]
+        for s in sides:
+            rows.append([s.name, *(f"{v:.1f}" for v in _common.median_p95(s.upserts)),
+                         f"{_median([c[0] for c in s.upsert_cpu]):.1f}", f"{_median([c[1] for c in s.upsert_cpu]):.1f}"])
+        print(_common.table(rows))
+        print()
         up = _median(gw.upserts) / _median(pr.upserts)
         checks.append([f"500-row upsert median: gateway {_median(gw.upserts):.1f} ms / PostgREST "
                        f"{_median(pr.upserts):.1f} ms", f"{up:.2f}x", "<= 1.0x", _common.verdict(up <= 1.0)])
@@ -366,14 +404,13 @@ def statement_costs(keys: bench_upsert.Keys, reads: int, pause_ms: float) -> lis
 
 
 def upsert_statement_costs(owner: psycopg.Connection, keys: bench_upsert.Keys, runs: int) -> list[list[str]]:
-    """PostgreSQL CPU of the 500-row upsert without HTTP: what PUT /v1/analytics sends (the
-    context call, ms8.repositories.analytics.upsert_batch_summary, commit) beside what PostgREST
+    """PostgreSQL CPU of the 500-row upsert without HTTP: what PUT /v1/analytics sends for a
+    platform (one statement: ms8.repositories.analytics.upsert_batch_as_service) beside what PostgREST
     sends for its upsert (BEGIN, its set_config statement, its INSERT, COMMIT), alternating; the
     new keys deleted again after each run (untimed). Rows for the printed table."""
     from ms8 import db
     from ms8.repositories import analytics
     from ms8.schemas.analytics import AnalyticsBatch
-    from ms8.services.snapshots import resolve
 
     ours = db.Database("runtime")
     info = psycopg.conninfo.conninfo_to_dict(localdb.admin_url())
@@ -398,7 +435,7 @@ def upsert_statement_costs(owner: psycopg.Connection, keys: bench_upsert.Keys, r
               "true), '') AS response_headers, nullif(current_setting('response.status', true), '') AS "
               "response_status, '' AS response_inserted FROM (SELECT * FROM pgrst_source) _postgrest_t")
     rnd = random.Random(17)
-    spent = {"gateway's statements": [0.0], "PostgREST's four": [0.0]}
+    spent = {"gateway's statement": [0.0], "PostgREST's four": [0.0]}
     for run in range(runs + 1):
         items, new = keys.items(rnd)
         for name in (list(spent) if run % 2 == 0 else list(spent)[::-1]):
@@ -415,10 +452,12 @@ def upsert_statement_costs(owner: psycopg.Connection, keys: bench_upsert.Keys, r
                 table = f"{SCHEMA}.analytics"
             else:
                 batch = AnalyticsBatch.model_validate({"items": items})
-                with ours.transaction(db.as_service(bench_upsert.CLIENT, "ingest", keys.org)) as (conn, caller):
-                    pid = conn.info.backend_pid
-                    started = _schedstat_seconds(pid)
-                    analytics.upsert_batch_summary(conn, resolve(caller, batch))
+                writes = [(i.user_id, i.role or "learner", i.analytics_type, i.data)
+                          for i in batch.items if i.user_id is not None]
+                conn = ours.connection()
+                pid = conn.info.backend_pid
+                started = _schedstat_seconds(pid)
+                analytics.upsert_batch_as_service(conn, bench_upsert.CLIENT, "ingest", keys.org, writes)
                 table = "public.analytics"
             if run:  # the first run warms up
                 spent[name][0] += _schedstat_seconds(pid) - started
@@ -432,7 +471,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="each wrk run")
     parser.add_argument("--rounds", type=int, default=2, help="alternations per connection count")
-    parser.add_argument("--connections", default="1,16")
+    parser.add_argument("--connections", default="1,16", help='wrk connection counts ("": the upserts only)')
     parser.add_argument("--upserts", type=int, default=20, help="500-row upserts per server")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gateway workers = PostgREST pool")
     parser.add_argument("--pooler", action="store_true",
@@ -449,7 +488,7 @@ def main() -> None:
     install_postgrest()
     bench_upsert.prepare(args.rebuild)
     prepare_postgrest_side()
-    connections = [int(c) for c in args.connections.split(",")]
+    connections = [int(c) for c in args.connections.split(",") if c.strip()]
 
     owner = psycopg.connect(localdb.owner_url(DB), autocommit=True, prepare_threshold=None)
     keys = bench_upsert.Keys(owner)
@@ -475,12 +514,14 @@ def main() -> None:
         "postgrest": tokens.user_token(bench_upsert.CLIENT, role=WEB_ROLE, org_id=str(keys.org), app_role="ingest"),
     }
     with _pooler_or_none(args.pooler, args.workers) as pooled, \
-            _common.gateway(DB, args.workers, pooled) as gw, postgrest(args.workers) as pr_url:
+            _common.gateway(DB, args.workers, pooled) as gw, postgrest(args.workers) as (pr_url, pr_pid):
         gw_url = gw.url
         sides = [
-            Side("gateway", gw_url, "/v1/analytics", tokens.user_token(learner), localdb.RUNTIME_ROLE),
+            Side("gateway", gw_url, "/v1/analytics", tokens.user_token(learner), localdb.RUNTIME_ROLE,
+                 server_pids=gw.worker_pids),
             Side("PostgREST", pr_url, f"/analytics?user_id=eq.{learner}&role=eq.learner&order=updated_at.desc&limit=10",
-                 tokens.user_token(learner, role=WEB_ROLE, org_id=str(keys.org), app_role="learner"), AUTHENTICATOR),
+                 tokens.user_token(learner, role=WEB_ROLE, org_id=str(keys.org), app_role="learner"), AUTHENTICATOR,
+                 server_pids=lambda: [pr_pid]),
         ]
         for s in sides:  # warm-up: imports, connections, plans
             wrk(s.url + s.read_path, s.read_token, 2, 2)
@@ -501,9 +542,10 @@ def main() -> None:
         rnd = random.Random(16)
         for run in range(args.upserts + 2):
             for s in (sides if run % 2 == 0 else sides[::-1]):
-                elapsed = upsert_once(s, owner, keys, rnd, ingest)
+                elapsed, server_cpu, database_cpu = upsert_once(s, owner, keys, rnd, ingest)
                 if run >= 2:
                     s.upserts.append(elapsed)
+                    s.upsert_cpu.append((server_cpu, database_cpu))
     owner.close()
     label = (f"gateway ({args.workers} workers{', through PgBouncer' if pooled else ''}) vs PostgREST "
              f"{POSTGREST_VERSION.split('-')[0]} (pool {args.workers}), {bench_upsert.ROWS:,} rows each, "

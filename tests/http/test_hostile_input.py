@@ -131,3 +131,27 @@ def test_a_tab_in_a_header_is_still_accepted(gateway: RunningGateway, org: Org) 
     token = tokens.user_token(org.users["learner"])
     status, body = _send(gateway, "GET", "/v1/me", token, headers={"X-Note": "a\tb"})
     assert status == 200, body
+
+
+def test_a_platform_batch_of_500_through_the_gateway(gateway: RunningGateway, owner_url: str) -> None:
+    """The bench's case over HTTP: 500 items of 125 learners from an ingest token answer the counts;
+    the same batch with one item out of range anywhere answers 422 naming it and writes nothing."""
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        factory = Factory(conn)
+        batch_org = factory.org("Batch Org", **{f"u{i}": ["learner"] for i in range(125)})
+        client = factory.service_client(f"svc-{uuid.uuid4().hex[:8]}", ["ingest"], batch_org.id)
+    token = tokens.service_token(client, ["ingest"])
+    items = [{"userId": str(batch_org.users[f"u{i}"]), "analyticsType": t, "data": {"sessions": i, "note": "n"}}
+             for i in range(125) for t in ("learning_velocity", "engagement", "mastery", "skill_gap")]
+    bad = [dict(i) for i in items]
+    bad[411] = dict(bad[411], data={"sessions": -1} if bad[411]["analyticsType"] == "engagement" else {"x": 1e13})
+    status, body = _send(gateway, "PUT", "/v1/analytics", token, json.dumps({"items": bad}).encode())
+    assert (status, body["error"]["code"]) == (422, "VALIDATION_ERROR"), body
+    assert "items[411]: data." in body["error"]["message"]
+    status, body = _send(gateway, "PUT", "/v1/analytics", token, json.dumps({"items": items}).encode())
+    assert (status, body) == (200, {"written": 500, "inserted": 500, "updated": 0})
+    status, body = _send(gateway, "PUT", "/v1/analytics", token, json.dumps({"items": items}).encode())
+    assert (status, body) == (200, {"written": 500, "inserted": 0, "updated": 500})
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        rows = Factory(conn).sql("SELECT version, data FROM analytics WHERE organization_id = %s", (batch_org.id,))
+    assert len(rows) == 500 and {(v, d["note"]) for v, d in rows} == {(2, "n")}

@@ -64,3 +64,43 @@ def test_the_write_model_refuses_an_out_of_range_item_naming_item_and_field() ->
     with pytest.raises(pydantic.ValidationError) as caught:
         AnalyticsBatch.model_validate({"items": items})
     assert "items[1]: data.engagement must be a number in 0..1" in str(caught.value)
+
+
+# Values at and around every bound, of every JSON kind (bool is not a number here).
+_PROBES: list[object] = [
+    None, True, False, 0, 1, -1, 7, 30, 31, 200, 201, 1000, 1001, 1_000_000, 1_000_001, 10**12, 10**12 + 1,
+    -(10**12), -(10**12) - 1, 10**400, 0.0, -0.0, 0.5, 1.0, 1.0000001, -0.01, 3.0, 3.5, 999.99, 1000.0, 1000.5,
+    43200.0, 43200.5, 1e12, 1e12 * 1.0000001, -1e12, 1e200, math.inf, -math.inf, math.nan, "x", "", {},
+    {"a": 1}, [1],
+]
+
+
+@pytest.mark.parametrize("analytics_type", ANALYTICS_TYPES)
+def test_the_quick_checks_agree_with_the_full_ones(analytics_type: str) -> None:
+    """data_errors takes plain numbers without a call; every value must get the verdict of the
+    range's own holds() (documented fields) or of the extra-field rule (any other field)."""
+    for value in _PROBES:
+        for key, bound in bounds.FIELDS[analytics_type].items():
+            refused = bool(bounds.data_errors(analytics_type, {key: value}))
+            assert refused is not bound.holds(value), (key, value)
+        refused = bool(bounds.data_errors(analytics_type, {"extra": value}))
+        assert refused is not bounds._extra_ok(value, nested=True), ("extra", value)
+
+
+def test_a_validated_batch_passes_validation_again_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks are a field validator: an AnalyticsBatch validated from the body text goes through
+    Powertools' validation (a TypeAdapter of the model) untouched, without a second check."""
+    import ms8.schemas.analytics as schema
+
+    batch = AnalyticsBatch.model_validate_json('{"items": [{"analyticsType": "mastery", "data": {"mastery": 0.5}}]}')
+    calls: list[str] = []
+
+    def counting(analytics_type: str, data: dict[str, object]) -> list[str]:
+        calls.append(analytics_type)
+        return bounds.data_errors(analytics_type, data)
+
+    monkeypatch.setattr(schema, "data_errors", counting)
+    assert pydantic.TypeAdapter(AnalyticsBatch).validate_python(batch) is batch
+    assert calls == []
+    AnalyticsBatch.model_validate({"items": [{"analyticsType": "mastery", "data": {"mastery": 0.5}}]})
+    assert calls == ["mastery"]

@@ -98,14 +98,19 @@ def data_errors(analytics_type: str, data: Mapping[str, Any]) -> list[str]:
     fields = FIELDS[analytics_type]
     errors: list[str] = []
     for key, value in data.items():
+        kind = type(value)
         bound = fields.get(key)
         if bound is not None:
-            # The common case first, without a call: a float inside a non-integer range.
-            if not (type(value) is float and not bound.integer and bound.low <= value <= bound.high) \
-                    and not bound.holds(value):
+            # The common cases first, without a call: a float in a non-integer range, an int in
+            # any range (bool is not int here). NaN fails every comparison and goes to holds().
+            if ((kind is float and not bound.integer) or kind is int) and bound.low <= value <= bound.high:
+                continue
+            if not bound.holds(value):
                 errors.append(f"data.{key} must be {bound.describe()}")
         elif key == "skills" and analytics_type in SKILL_MAPS:
             errors.extend(_skill_errors(value))
+        elif (kind is float or kind is int) and -MAX_EXTRA_NUMBER <= value <= MAX_EXTRA_NUMBER:
+            continue  # the common extra field, a plain number, without a call
         elif not _extra_ok(value, nested=True):
             errors.append(
                 f"data.{key} must be a finite number within +-{MAX_EXTRA_NUMBER:g}, a string of at most "

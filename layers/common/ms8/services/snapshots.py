@@ -2,39 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
 from uuid import UUID
 
 import psycopg
 
-from ms8.db import Caller, ServiceCaller, organization_of
+from ms8 import db
+from ms8.db import Caller, ServiceCaller, UserCaller, organization_of
 from ms8.errors import Forbidden, NotFound, Unprocessable
-from ms8.repositories.analytics import SnapshotWrite, upsert_batch, upsert_batch_summary
+from ms8.repositories.analytics import SnapshotWrite, upsert_batch, upsert_batch_as_service, upsert_batch_summary
 from ms8.schemas.analytics import AnalyticsBatch, AnalyticsWriteResult
+
+_NOT_OURS = "one or more users are not users of this organization"
+
+
+def _owned(user: UserCaller | None, batch: AnalyticsBatch) -> Iterator[tuple[UUID, str, str, dict[str, Any]]]:
+    """(user_id, role, analytics_type, data) of every item: the user's own row, or (user None: a
+    platform service) the named user's, in the learner role unless the item names another."""
+    # The batch checks its items as sent; once omitted ids and roles are filled in, two may
+    # still name one row, and one statement cannot upsert a row twice. (Keys by the UUID's
+    # integer: UUID's own hash is Python code, called twice per item.)
+    seen: set[tuple[int, str, str]] = set()
+    for i, item in enumerate(batch.items):
+        if user is None:
+            if item.user_id is None:
+                raise Unprocessable(f"items[{i}].userId is required for a platform service")
+            user_id, role = item.user_id, item.role or "learner"
+        else:
+            if item.user_id not in (None, user.user_id):
+                raise Forbidden("users write only their own analytics")
+            if item.role not in (None, user.active_role):
+                raise Forbidden("analytics are written for the active role only")
+            user_id, role = user.user_id, user.active_role
+        key = (user_id.int, role, item.analytics_type)
+        if key in seen:
+            raise Unprocessable(f"items[{i}] repeats an earlier item's user, role and type")
+        seen.add(key)
+        yield user_id, role, item.analytics_type, item.data
 
 
 def resolve(caller: Caller, batch: AnalyticsBatch) -> list[SnapshotWrite]:
     """Give every item its owner: the caller's own row, or (services) the named user's."""
     organization_id = organization_of(caller)
-    rows = []
-    seen: set[tuple[UUID, str, str]] = set()
-    for i, item in enumerate(batch.items):
-        if isinstance(caller, ServiceCaller):
-            if item.user_id is None:
-                raise Unprocessable(f"items[{i}].userId is required for a platform service")
-            user_id, role = item.user_id, str(item.role or "learner")
-        else:
-            if item.user_id not in (None, caller.user_id):
-                raise Forbidden("users write only their own analytics")
-            if item.role not in (None, caller.active_role):
-                raise Forbidden("analytics are written for the active role only")
-            user_id, role = caller.user_id, caller.active_role
-        # The batch checks its items as sent; once omitted ids and roles are filled in, two may
-        # still name one row, and one statement cannot upsert a row twice.
-        if (user_id, role, item.analytics_type) in seen:
-            raise Unprocessable(f"items[{i}] repeats an earlier item's user, role and type")
-        seen.add((user_id, role, item.analytics_type))
-        rows.append(SnapshotWrite(user_id, organization_id, role, item.analytics_type, item.data))
-    return rows
+    user = None if isinstance(caller, ServiceCaller) else caller
+    return [SnapshotWrite(u, organization_id, r, t, d) for u, r, t, d in _owned(user, batch)]
 
 
 def write_batch(
@@ -59,4 +71,22 @@ def write_batch(
     except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
         if not isinstance(caller, ServiceCaller):
             raise
-        raise NotFound("one or more users are not users of this organization") from exc
+        raise NotFound(_NOT_OURS) from exc
+
+
+def write_batch_as_service(client_id: str, scope: str, organization_id: UUID | None,
+                           batch: AnalyticsBatch) -> AnalyticsWriteResult:
+    """write_batch for a platform service answering the counts, in one statement and one round
+    trip (ms8.repositories.analytics.upsert_batch_as_service): the client's context, the upsert
+    and the commit. The same checks, the same errors (an unknown client, a scope not granted, a
+    missing organization as from any request's context; users of another organization 404)."""
+    writes = list(_owned(None, batch))
+
+    def work(conn: psycopg.Connection) -> tuple[int, int]:
+        try:
+            return upsert_batch_as_service(conn, client_id, scope, organization_id, writes)
+        except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
+            raise NotFound(_NOT_OURS) from exc
+
+    inserted, updated = db.runtime.run(work)
+    return AnalyticsWriteResult(written=inserted + updated, inserted=inserted, updated=updated)

@@ -1,0 +1,115 @@
+"""A platform's analytics batch in one statement (migration 0019,
+ms8.repositories.analytics.upsert_batch_as_service), as the runtime role: one round trip, all or
+nothing, the client's organization only, and no context left behind."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from ms8 import db
+from ms8.repositories import analytics as repo
+from tests.support.factories import Factory, Org
+
+
+@pytest.fixture
+def org(factory: Factory) -> Org:
+    return factory.org("Mine", ann=["learner"], bea=["learner", "trainer"])
+
+
+@pytest.fixture
+def client(factory: Factory, org: Org) -> str:
+    return factory.service_client(f"svc-{uuid.uuid4().hex[:8]}", ["ingest"], org.id)
+
+
+@pytest.fixture
+def runtime_db() -> Any:
+    runtime = db.Database("runtime")
+    yield runtime
+    runtime.reset()
+
+
+def _rows(factory: Factory, *orgs: Org) -> dict[tuple[UUID, str, str], tuple[int, dict[str, Any], str]]:
+    found = factory.sql(
+        "SELECT user_id, role, analytics_type, version, data, source FROM analytics WHERE organization_id = ANY(%s)",
+        ([o.id for o in orgs],))
+    return {(u, r, t): (v, d, s) for u, r, t, v, d, s in found}
+
+
+def test_one_round_trip_writes_the_batch_and_leaves_no_context(
+    factory: Factory, org: Org, client: str, runtime_db: db.Database, tmp_path: Path
+) -> None:
+    ann, bea = org.users["ann"], org.users["bea"]
+    factory.analytics(org.id, ann, "learner", "mastery", {"mastery": 0.1})
+    conn = runtime_db.connection()
+    trace = tmp_path / "trace"
+    with trace.open("w") as f:
+        conn.pgconn.trace(f.fileno())
+        counts = repo.upsert_batch_as_service(conn, client, "ingest", None, [
+            (ann, "learner", "mastery", {"mastery": 0.7}),
+            (bea, "trainer", "engagement", {"engagement": 0.2, "note": "é"}),
+        ])
+        conn.pgconn.untrace()
+    assert counts == (1, 1)
+    sent = [line.split("\t")[3] for line in trace.read_text().splitlines() if "\tF\t" in line]
+    assert sent.count("Sync") == 1 and "Query" not in sent, sent  # one round trip, no BEGIN or COMMIT of its own
+    assert _rows(factory, org) == {
+        (ann, "learner", "mastery"): (2, {"mastery": 0.7}, "client"),
+        (bea, "trainer", "engagement"): (1, {"engagement": 0.2, "note": "é"}, "client"),
+    }
+    # The statement was its own transaction: committed, and the context ended with it.
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert conn.execute("SELECT app.current_org_id(), app.current_role()").fetchone() == (None, None)
+    assert conn.execute("SELECT count(*) FROM analytics").fetchone() == (0,)
+
+
+def test_users_of_another_organization_are_refused_and_nothing_is_written(
+    factory: Factory, org: Org, client: str, runtime_db: db.Database
+) -> None:
+    other = factory.org("Theirs", xavier=["learner"], yves=["learner"])
+    factory.analytics(other.id, other.users["yves"], "learner", "mastery", {"mastery": 0.3})
+    before = _rows(factory, org, other)
+    conn = runtime_db.connection()
+    # xavier has no row: the foreign key (organization, user) refuses him; yves has one: RLS
+    # refuses to update a row of another organization.
+    for stranger, error in ((other.users["xavier"], psycopg.errors.ForeignKeyViolation),
+                            (other.users["yves"], psycopg.errors.InsufficientPrivilege)):
+        with pytest.raises(error):
+            repo.upsert_batch_as_service(conn, client, "ingest", None, [
+                (org.users["ann"], "learner", "mastery", {"mastery": 0.5}),
+                (stranger, "learner", "mastery", {"mastery": 0.9}),
+            ])
+    assert _rows(factory, org, other) == before
+
+
+@pytest.mark.parametrize(("scopes", "bound", "named", "sqlstate"), [
+    (None, True, None, "MS402"),            # not registered
+    (["directory"], True, None, "MS404"),   # the ingest scope not granted
+    (["ingest"], True, "other", "MS404"),   # an organization it is not bound to
+    (["ingest"], False, None, "MS405"),     # platform-wide, no organization named
+])
+def test_the_client_is_checked_as_for_any_request(
+    factory: Factory, org: Org, runtime_db: db.Database, scopes: list[str] | None, bound: bool, named: str | None,
+    sqlstate: str,
+) -> None:
+    client = f"svc-{uuid.uuid4().hex[:8]}"
+    if scopes is not None:
+        factory.service_client(client, scopes, org.id if bound else None)
+    organization = uuid.uuid4() if named else None
+    with pytest.raises(psycopg.Error) as caught:
+        repo.upsert_batch_as_service(runtime_db.connection(), client, "ingest", organization,
+                                     [(org.users["ann"], "learner", "mastery", {"mastery": 0.5})])
+    assert caught.value.sqlstate == sqlstate
+    assert _rows(factory, org) == {}
+
+
+def test_a_platform_wide_client_writes_where_it_names(factory: Factory, org: Org, runtime_db: db.Database) -> None:
+    client = factory.service_client(f"wide-{uuid.uuid4().hex[:8]}", ["ingest"], None)
+    assert repo.upsert_batch_as_service(runtime_db.connection(), client, "ingest", org.id,
+                                        [(org.users["bea"], "learner", "skill_gap", {"gap": 0.4})]) == (1, 0)
+    assert _rows(factory, org) == {(org.users["bea"], "learner", "skill_gap"): (1, {"gap": 0.4}, "client")}
