@@ -15,6 +15,7 @@ import pytest
 from local import apigw, paths, runtime, template
 from ms8.domain.metrics import DEFINITION_VERSION, WINDOW_DAYS
 from ms8.errors import NotFound
+from ms8.schemas import events as events_schema
 from ms8.schemas.base import HEADLINE_METRIC
 from tests.support.api import call
 from tests.support.factories import Factory, Org
@@ -133,8 +134,29 @@ def test_an_event_repeated_inside_a_batch_is_stored_once(factory: Factory, org: 
     r = call("POST", "/v1/events", sub=org.users["alice"], body={"events": [e, e]})
     assert (r.status, r.body["inserted"], r.body["duplicates"]) == (200, 1, 1)
     changed = dict(e, objectId="course-2")
-    r = call("POST", "/v1/events", sub=org.users["alice"], body={"events": [e, changed]})
+    r = call("POST", "/v1/events", sub=org.users["alice"], body={"events": [event(), e, changed]})
     assert (r.status, r.error_code) == (422, "VALIDATION_ERROR")
+    assert "events[2] repeats an earlier eventId with different content" in r.body["error"]["message"]
+    assert counts(factory, org.users["alice"])[0] == 1  # the first batch's event alone
+
+
+def test_the_batch_is_validated_once_per_request(
+    monkeypatch: pytest.MonkeyPatch, factory: Factory, org: Org
+) -> None:
+    """The body is validated straight from its text (ms8.http.make_app(body=...)); Powertools'
+    validation then takes the batch as it is: its checks run once."""
+    seen: list[int] = []
+    real = events_schema._same_event
+
+    def counting(a: Any, b: Any) -> bool:
+        seen.append(1)
+        return bool(real(a, b))
+
+    monkeypatch.setattr(events_schema, "_same_event", counting)
+    e = event()
+    r = call("POST", "/v1/events", sub=org.users["alice"], body={"events": [e, e, event()]})
+    assert (r.status, r.body["inserted"]) == (200, 2)
+    assert len(seen) == 1  # the one repeated id compared once, not once per validation
 
 
 @pytest.mark.parametrize("bad", [

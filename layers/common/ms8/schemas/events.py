@@ -64,14 +64,17 @@ class EventBatch(ApiModel):
         # Short: the HTTP layer formats its arguments for debug logs even when they are off.
         return f"EventBatch(<{len(self.events)} events>)"
 
-    @model_validator(mode="after")
-    def _ids_consistent(self) -> EventBatch:
+    @field_validator("events")
+    @classmethod
+    def _ids_consistent(cls, events: list[LearningEvent]) -> list[LearningEvent]:
+        # A field validator, not a model validator: a batch parsed straight from the request body
+        # (ms8.http.make_app) then passes Powertools' validation without a second check.
         seen: dict[UUID, LearningEvent] = {}
-        for i, event in enumerate(self.events):
+        for i, event in enumerate(events):
             first = seen.setdefault(event.event_id, event)
             if first is not event and not _same_event(first, event):
                 raise ValueError(f"events[{i}] repeats an earlier eventId with different content")
-        return self
+        return events
 
 
 class BusDetail(ApiModel):
