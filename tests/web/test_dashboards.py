@@ -186,7 +186,7 @@ def accessibility_violations(driver: WebDriver) -> list[str]:
 def no_page_errors(driver: WebDriver) -> None:
     """Nothing failed in the page: no script error, no failed request (the API's 4xx included).
     The browser's own request for /favicon.ico, which it makes now and then whatever the page
-    declares (the app declares none), is not the page's."""
+    declares (the app declares an empty icon), is not the page's."""
     errors = [e["message"] for e in driver.get_log("browser")
               if e["level"] == "SEVERE" and "/favicon.ico" not in e["message"]]
     assert errors == []
