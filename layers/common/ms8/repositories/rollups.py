@@ -106,6 +106,9 @@ days AS MATERIALIZED (
     WHERE d.day >= %(first)s AND d.day < %(last)s AND {valid_day}
       AND (%(everything)s OR d.organization_id = ANY (%(scope_orgs)s::uuid[]))
 ),
+active AS MATERIALIZED (
+    SELECT DISTINCT d.user_id FROM days d
+),
 signatures AS MATERIALIZED (
     -- Each learner with a day in the window and the populations it is in (its signature, sorted:
     -- learners with the same populations share it), from its organization and its trainers.
@@ -114,13 +117,15 @@ signatures AS MATERIALIZED (
     SELECT m.user_id, array_agg(m.pop ORDER BY m.pop) AS pops
     FROM (
         SELECT u.id AS user_id, p.pop
-        FROM users u JOIN populations p ON p.organization_id = u.organization_id AND p.scope_id = u.organization_id
-        WHERE %(learner)s = ANY (u.roles) AND u.id IN (SELECT user_id FROM days)
+        FROM active a JOIN users u ON u.id = a.user_id
+        JOIN populations p ON p.organization_id = u.organization_id AND p.scope_id = u.organization_id
+        WHERE %(learner)s = ANY (u.roles)
         UNION ALL
         SELECT u.id, p.pop
-        FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
+        FROM active a JOIN trainer_assignments ta ON ta.learner_id = a.user_id
+        JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
         JOIN populations p ON p.organization_id = ta.organization_id AND p.scope_id = ta.trainer_id
-        WHERE %(learner)s = ANY (u.roles) AND u.id IN (SELECT user_id FROM days)
+        WHERE %(learner)s = ANY (u.roles)
     ) m
     GROUP BY m.user_id
     ) s
@@ -128,124 +133,124 @@ signatures AS MATERIALIZED (
 signature_populations AS MATERIALIZED (
     SELECT DISTINCT sig, unnest(pops) AS pop FROM signatures
 ),
+valued AS MATERIALIZED (
+    -- The signatures whose learners' values are collected for the distributions: those of a
+    -- population whose active learners over the whole window could reach a quartile (see
+    -- `needed` below; a period never has more active learners than the window).
+    SELECT DISTINCT m.sig
+    FROM signature_populations m
+    JOIN (SELECT m.pop, count(*) AS active
+          FROM signatures s JOIN signature_populations m ON m.sig = s.sig GROUP BY m.pop) a ON a.pop = m.pop
+    JOIN populations p ON p.pop = m.pop
+    WHERE p.hi_2 >= p.learners - a.active
+),
+learner_signatures AS MATERIALIZED (
+    SELECT s.user_id, s.sig, s.sig IN (SELECT sig FROM valued) AS valued FROM signatures s
+),
 fragments AS (
     -- Each learner's days folded per (ISO week, calendar month): a week or a month is the sum of
     -- its few fragments (a week across two months has two), not a second pass over the days.
     SELECT d.user_id, {week_of_day} AS week, date_trunc('month', d.day::timestamp)::date AS month,
            count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
-           sum(d.score_micros) AS score_micros, sum(d.duration_seconds) AS duration_seconds
+           sum(d.score_micros)::bigint AS score_micros, sum(d.duration_seconds)::bigint AS duration_seconds
     FROM days d
     WHERE (d.day >= %(weekly_start)s AND d.day < %(weekly_end)s)
        OR (d.day >= %(monthly_start)s AND d.day < %(monthly_end)s)
     GROUP BY 1, 2, 3
 ),
-learners AS MATERIALIZED (
-    -- Each active learner's period with what its populations need of it: the figures, minutes
-    -- and the mean score (for its quartiles).
-    SELECT m.sig, a.*, a.duration_seconds::float8 / 60 AS minutes,
-           CASE WHEN a.scored > 0 THEN a.score_micros::float8 / a.scored / 1e6 END AS mean_score
+learners AS (
+    -- Each active learner's period: a day is its own daily period, as it is; weeks and months are
+    -- summed from the fragments (the spans start and end on period boundaries). Per learner and
+    -- period the sums fit in bigint (every day is valid).
+    SELECT 0 AS g, d.user_id, d.day AS period_start, 1 AS days, 1 AS active_days, d.completions,
+           d.assessments::bigint AS assessments, d.scored::bigint AS scored, d.score_micros, d.duration_seconds
+    FROM days d
+    WHERE d.day >= %(daily_start)s AND d.day < %(daily_end)s
+    UNION ALL
+    SELECT w.g, w.user_id, w.period_start, w.period_end - w.period_start, w.active_days,
+           coalesce(c.completions, 0)::integer, w.assessments, w.scored, w.score_micros, w.duration_seconds
     FROM (
-        -- A day is its own daily period, as it is.
-        SELECT 0 AS g, d.user_id, d.day AS period_start, 1 AS days, 1 AS active_days, d.completions,
-               d.assessments, d.scored, d.score_micros, d.duration_seconds
-        FROM days d
-        WHERE d.day >= %(daily_start)s AND d.day < %(daily_end)s
-        UNION ALL
-        SELECT w.g, w.user_id, w.period_start, w.period_end - w.period_start, w.active_days,
-               coalesce(c.completions, 0), w.assessments, w.scored, w.score_micros, w.duration_seconds
+        -- Weeks and months in one pass over the fragments (a grouping set each).
+        SELECT CASE WHEN grouping(f.week) = 0 THEN 1 ELSE 2 END AS g, f.user_id,
+               coalesce(f.week, f.month) AS period_start,
+               coalesce(f.week + 7, (f.month + interval '1 month')::date) AS period_end,
+               sum(f.active_days)::integer AS active_days, sum(f.assessments)::bigint AS assessments,
+               sum(f.scored)::bigint AS scored, sum(f.score_micros)::bigint AS score_micros,
+               sum(f.duration_seconds)::bigint AS duration_seconds
+        FROM fragments f
+        GROUP BY GROUPING SETS ((f.user_id, f.week), (f.user_id, f.month))
+    ) w
+    LEFT JOIN (
+        -- Distinct objects over the period's days (an object completed on two days counts
+        -- once): each (period, object) of a learner once, then counted.
+        SELECT o.g, o.user_id, o.period_start, count(*) AS completions
         FROM (
-            -- Weeks and months from the fragments (the spans start and end on period boundaries).
-            SELECT 1 AS g, f.user_id, f.week AS period_start, f.week + 7 AS period_end,
-                   sum(f.active_days) AS active_days, sum(f.assessments) AS assessments, sum(f.scored) AS scored,
-                   sum(f.score_micros) AS score_micros, sum(f.duration_seconds) AS duration_seconds
-            FROM fragments f
-            WHERE f.week >= %(weekly_start)s AND f.week < %(weekly_end)s
-            GROUP BY f.user_id, f.week
-            UNION ALL
-            SELECT 2, f.user_id, f.month, (f.month + interval '1 month')::date,
-                   sum(f.active_days), sum(f.assessments), sum(f.scored), sum(f.score_micros), sum(f.duration_seconds)
-            FROM fragments f
-            WHERE f.month >= %(monthly_start)s AND f.month < %(monthly_end)s
-            GROUP BY f.user_id, f.month
-        ) w
-        LEFT JOIN (
-            -- Distinct objects over the period's days (an object completed on two days counts
-            -- once): each (period, object) of a learner once, then counted.
-            SELECT o.g, o.user_id, o.period_start, count(*) AS completions
-            FROM (
-                SELECT 1 AS g, d.user_id, {week_of_day} AS period_start,
-                       unnest(d.objects) AS object_id
-                FROM days d
-                WHERE d.objects IS NOT NULL AND d.day >= %(weekly_start)s AND d.day < %(weekly_end)s
-                UNION
-                SELECT 2, d.user_id, date_trunc('month', d.day::timestamp)::date, unnest(d.objects)
-                FROM days d
-                WHERE d.objects IS NOT NULL AND d.day >= %(monthly_start)s AND d.day < %(monthly_end)s
-            ) o
-            GROUP BY o.g, o.user_id, o.period_start
-        ) c ON c.g = w.g AND c.user_id = w.user_id AND c.period_start = w.period_start
-    ) a
-    JOIN signatures m ON m.user_id = a.user_id
+            SELECT 1 AS g, d.user_id, {week_of_day} AS period_start,
+                   unnest(d.objects) AS object_id
+            FROM days d
+            WHERE d.objects IS NOT NULL AND d.day >= %(weekly_start)s AND d.day < %(weekly_end)s
+            UNION
+            SELECT 2, d.user_id, date_trunc('month', d.day::timestamp)::date, unnest(d.objects)
+            FROM days d
+            WHERE d.objects IS NOT NULL AND d.day >= %(monthly_start)s AND d.day < %(monthly_end)s
+        ) o
+        GROUP BY o.g, o.user_id, o.period_start
+    ) c ON c.g = w.g AND c.user_id = w.user_id AND c.period_start = w.period_start
+    WHERE CASE w.g WHEN 1 THEN w.period_start >= %(weekly_start)s AND w.period_start < %(weekly_end)s
+                   ELSE w.period_start >= %(monthly_start)s AND w.period_start < %(monthly_end)s END
 ),
-by_signature AS (
+by_signature AS MATERIALIZED (
     -- The sums per signature first (one hashed pass over the learners' periods, each once),
     -- then per population from the signatures' sums: the organization's and its cohorts' share
-    -- the work of their learners.
-    SELECT x.sig, x.g, x.period_start, count(*) AS active_n,
-           sum(x.completions) AS completions, sum(x.assessments) AS assessments, sum(x.scored) AS scored,
-           sum(x.score_micros) AS score_micros, sum(x.duration_seconds) AS duration_seconds,
+    -- the work of their learners. The values the distributions sort are collected here too, as
+    -- arrays: the mean scores of every signature, the other values of the valued ones.
+    SELECT m.sig, x.g, x.period_start, count(*) AS active_n,
+           sum(x.completions) AS completions, sum(x.assessments)::bigint AS assessments,
+           sum(x.scored)::bigint AS scored, sum(x.score_micros)::bigint AS score_micros,
+           sum(x.duration_seconds)::bigint AS duration_seconds,
            -- Sums where each learner adds a bounded amount (capped per day of the period): what a
            -- reader who may not see each learner gets, with noise (ms8.domain.privacy).
            sum(least(x.completions, %(cap_completions)s * x.days)) AS capped_completions,
-           sum(least(x.duration_seconds, %(cap_seconds)s * x.days)) AS capped_seconds,
-           count(*) FILTER (WHERE x.scored > 0) AS scored_learners,
+           sum(least(x.duration_seconds, %(cap_seconds)s * x.days))::bigint AS capped_seconds,
            -- The learners' mean scores in micro-units, summed exactly: a learner with one scored
            -- assessment (most) adds its integer score, only the others a numeric quotient.
-           sum(x.score_micros) FILTER (WHERE x.scored = 1) AS single_score_micros,
-           sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 1) AS mean_score_micros
-    FROM learners x
-    GROUP BY x.sig, x.g, x.period_start
+           sum(x.score_micros) FILTER (WHERE x.scored = 1)::bigint AS single_score_micros,
+           sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 1) AS mean_score_micros,
+           array_agg(x.score_micros::float8 / x.scored / 1e6) FILTER (WHERE x.scored > 0) AS score_v,
+           -- The valued learners' completions, active days and minutes, a row each (one array
+           -- of three columns: a third of the work of three arrays).
+           array_agg(ARRAY[x.completions, x.active_days, x.duration_seconds::float8 / 60])
+               FILTER (WHERE m.valued) AS values_v
+    FROM learners x JOIN learner_signatures m ON m.user_id = x.user_id
+    GROUP BY m.sig, x.g, x.period_start
 ),
-stats AS (
-    SELECT m.pop, x.g, x.period_start, sum(x.active_n) AS active_n, sum(x.completions) AS completions,
-           sum(x.assessments) AS assessments, sum(x.scored) AS scored, sum(x.score_micros) AS score_micros,
-           sum(x.duration_seconds) AS duration_seconds, sum(x.capped_completions) AS capped_completions,
-           sum(x.capped_seconds) AS capped_seconds, sum(x.scored_learners) AS scored_learners,
-           round(coalesce(sum(x.single_score_micros), 0) + coalesce(sum(x.mean_score_micros), 0))
-               AS learner_score_micros
-    FROM by_signature x JOIN signature_populations m ON m.sig = x.sig
-    GROUP BY m.pop, x.g, x.period_start
-),
-needed AS MATERIALIZED (
-    SELECT s.pop, s.g, s.period_start
-    FROM stats s JOIN populations p ON p.pop = s.pop
-    WHERE p.hi_2 >= p.learners - s.active_n
-),
-sorted AS (
-    -- The active learners' values in order, only for the populations and periods where a
-    -- quartile reaches them: with fewer active learners than the highest quartile's position
-    -- needs (ceil(0.75 x (learners - 1)) < inactive learners), every quartile is one of the
-    -- inactive learners' zeros and nothing needs sorting.
-    SELECT m.pop, x.g, x.period_start,
-           array_agg(x.completions ORDER BY x.completions) AS completions_v,
-           array_agg(x.active_days ORDER BY x.active_days) AS active_days_v,
-           array_agg(x.minutes ORDER BY x.minutes) AS minutes_v
-    FROM learners x
-    JOIN signature_populations m ON m.sig = x.sig AND m.pop IN (SELECT pop FROM needed)
-    WHERE (m.pop, x.g, x.period_start) IN (SELECT pop, g, period_start FROM needed)
-    GROUP BY m.pop, x.g, x.period_start
-),
-scores AS (
-    -- The scored learners' mean scores in order, per population and period (only the scored
-    -- rows are sorted, once: the aggregate reads them presorted); the quartiles interpolate on
-    -- them as percentile_cont does.
-    SELECT x.pop, x.g, x.period_start, array_agg(x.mean_score ORDER BY x.mean_score) AS score_v
-    FROM (
-        SELECT m.pop, x.g, x.period_start, x.mean_score
-        FROM learners x JOIN signature_populations m ON m.sig = x.sig
-        WHERE x.scored > 0
-    ) x
-    GROUP BY x.pop, x.g, x.period_start
+stats AS MATERIALIZED (
+    -- Per population and period: the sums of its signatures, and their values concatenated
+    -- and sorted (the other values only where a quartile reaches the active learners: with
+    -- fewer active learners than the highest quartile's position needs, ceil(0.75 x
+    -- (learners - 1)) < inactive learners, every quartile is one of the inactive learners'
+    -- zeros and nothing needs sorting).
+    SELECT x.*, app.array_sorted(x.score_v) AS scores, cardinality(x.score_v) AS scored_learners,
+           CASE WHEN p.hi_2 >= p.learners - x.active_n THEN ARRAY(
+               SELECT x.values_v[i][1]::integer FROM generate_subscripts(x.values_v, 1) i ORDER BY 1)
+           END AS completions_s,
+           CASE WHEN p.hi_2 >= p.learners - x.active_n THEN ARRAY(
+               SELECT x.values_v[i][2]::integer FROM generate_subscripts(x.values_v, 1) i ORDER BY 1)
+           END AS active_days_s,
+           CASE WHEN p.hi_2 >= p.learners - x.active_n THEN ARRAY(
+               SELECT x.values_v[i][3] FROM generate_subscripts(x.values_v, 1) i ORDER BY 1)
+           END AS minutes_s
+    FROM populations p JOIN (
+        SELECT m.pop, x.g, x.period_start, sum(x.active_n)::bigint AS active_n, sum(x.completions) AS completions,
+               sum(x.assessments) AS assessments, sum(x.scored) AS scored, sum(x.score_micros) AS score_micros,
+               sum(x.duration_seconds) AS duration_seconds, sum(x.capped_completions) AS capped_completions,
+               sum(x.capped_seconds) AS capped_seconds,
+               round(coalesce(sum(x.single_score_micros), 0) + coalesce(sum(x.mean_score_micros), 0))
+                   AS learner_score_micros,
+               app.array_cat_agg(x.score_v) AS score_v, app.array_cat_agg(x.values_v) AS values_v
+        FROM by_signature x JOIN signature_populations m ON m.sig = x.sig
+        GROUP BY m.pop, x.g, x.period_start
+    ) x ON x.pop = p.pop
 ),
 computed AS (
     SELECT p.organization_id, p.scope_id, p.trainer_id, d.g, d.granularity, d.period_start, d.period_end,
@@ -267,17 +272,16 @@ computed AS (
     FROM populations p
     CROSS JOIN periods d
     LEFT JOIN stats s ON s.pop = p.pop AND s.g = d.g AND s.period_start = d.period_start
-    LEFT JOIN sorted v ON v.pop = p.pop AND v.g = d.g AND v.period_start = d.period_start
-    LEFT JOIN scores r ON r.pop = p.pop AND r.g = d.g AND r.period_start = d.period_start
     WHERE %(everything)s
        OR (d.g, p.organization_id, d.period_start) IN (SELECT g, organization_id, period_start FROM scope)
 ),
 changed AS MATERIALIZED (
-    -- The rows that differ from what is stored or are not stored yet (existed: an update).
-    SELECT c.*, o.organization_id IS NOT NULL AS existed
+    -- The rows that differ from what is stored or are not stored yet (existed: an update, of the
+    -- stored row with that tableoid and ctid).
+    SELECT c.*, o.organization_id IS NOT NULL AS existed, o.tableoid AS stored_table, o.ctid AS stored_row
     FROM computed c
     LEFT JOIN (
-        SELECT o.*, coalesce(o.trainer_id, o.organization_id) AS scope_id
+        SELECT o.*, o.tableoid, o.ctid, coalesce(o.trainer_id, o.organization_id) AS scope_id
         FROM population_rollups o JOIN spans s ON o.granularity = s.granularity
              AND o.period_start >= s.first_start AND o.period_start < s.end_date
     ) o ON o.organization_id = c.organization_id AND o.scope_id = c.scope_id
@@ -288,7 +292,9 @@ changed AS MATERIALIZED (
           IS DISTINCT FROM (c.period_end, c.learners, c.active_learners, c.completions, c.assessments, c.scored,
                             c.score_micros, c.duration_seconds, c.distribution, c.capped, %(version)s)
 ),
-written AS (
+inserted AS (
+    -- New rows by a plain INSERT (an ON CONFLICT insert costs a speculative insertion per row);
+    -- the rollup job's lock keeps a second run from writing the same rows meanwhile.
     INSERT INTO population_rollups AS t
         (organization_id, trainer_id, granularity, period_start, period_end, learners, active_learners,
          completions, assessments, scored, score_micros, duration_seconds, distribution, capped, version)
@@ -296,13 +302,19 @@ written AS (
            c.active_learners, c.completions, c.assessments, c.scored, c.score_micros, c.duration_seconds,
            c.distribution, c.capped, %(version)s
     FROM changed c
+    WHERE NOT c.existed
     ORDER BY c.organization_id, c.trainer_id, c.granularity, c.period_start
-    ON CONFLICT (organization_id, trainer_id, granularity, period_start) DO UPDATE
-    SET period_end = EXCLUDED.period_end, learners = EXCLUDED.learners,
-        active_learners = EXCLUDED.active_learners, completions = EXCLUDED.completions,
-        assessments = EXCLUDED.assessments, scored = EXCLUDED.scored, score_micros = EXCLUDED.score_micros,
-        duration_seconds = EXCLUDED.duration_seconds, distribution = EXCLUDED.distribution,
-        capped = EXCLUDED.capped, version = EXCLUDED.version, computed_at = now()
+    RETURNING t.granularity
+),
+updated AS (
+    -- Rows that differ, updated in place: the very row the comparison read.
+    UPDATE population_rollups t
+    SET period_end = c.period_end, learners = c.learners, active_learners = c.active_learners,
+        completions = c.completions, assessments = c.assessments, scored = c.scored,
+        score_micros = c.score_micros, duration_seconds = c.duration_seconds, distribution = c.distribution,
+        capped = c.capped, version = %(version)s, computed_at = now()
+    FROM changed c
+    WHERE c.existed AND t.tableoid = c.stored_table AND t.ctid = c.stored_row
     RETURNING t.granularity
 ),
 removed AS (
@@ -318,13 +330,11 @@ removed AS (
       )
     RETURNING t.granularity
 )
--- Per granularity: inserted, updated, deleted. Inserts are told from updates before the write
--- (every part of the statement reads the table as it was before it, one snapshot); not by xmax,
--- which a row routed into a partition does not carry.
+-- Per granularity: inserted, updated, deleted (every part of the statement reads the table as it
+-- was before it, one snapshot).
 SELECT s.granularity,
-       (SELECT count(*) FROM changed c WHERE c.g = s.g AND NOT c.existed),
-       (SELECT count(*) FROM written w WHERE w.granularity = s.granularity)
-       - (SELECT count(*) FROM changed c WHERE c.g = s.g AND NOT c.existed),
+       (SELECT count(*) FROM inserted i WHERE i.granularity = s.granularity),
+       (SELECT count(*) FROM updated u WHERE u.granularity = s.granularity),
        (SELECT count(*) FROM removed r WHERE r.granularity = s.granularity)
 FROM spans s
 """
@@ -348,28 +358,28 @@ def _unpadded(metric: str) -> str:
     zeros = "(p.learners - coalesce(s.active_n, 0))"
 
     def at(i: str) -> str:
-        return f"(CASE WHEN {i} < {zeros} THEN 0 ELSE v.{metric}_v[{i} - {zeros} + 1] END)"
+        return f"(CASE WHEN {i} < {zeros} THEN 0 ELSE s.{metric}_s[{i} - {zeros} + 1] END)"
 
     values = [f"{at(f'p.lo_{i}')} + (p.pos_{i} - p.lo_{i}) * ({at(f'p.hi_{i}')} - {at(f'p.lo_{i}')})"
               for i in range(len(QUARTILES))]
     # Without sorted values every quartile is a zero: the constant, not three conversions.
-    return f"CASE WHEN v.pop IS NULL THEN {_ZEROS} ELSE {_q3(values[0], values[1], values[2], '0')} END"
+    return f"CASE WHEN s.{metric}_s IS NULL THEN {_ZEROS} ELSE {_q3(values[0], values[1], values[2], '0')} END"
 
 
 def _score_quartiles() -> str:
     """In `computed`: {p25, median, p75} of the scored learners' mean scores (`r.score_v`,
     sorted), as percentile_cont interpolates them: at p x (n - 1) between its floor and ceiling,
     first + (p x (n - 1) - floor) x (second - first); null without a scored learner."""
-    n = "cardinality(r.score_v)"
+    n = "cardinality(s.scores)"
 
     def value(q: float) -> str:
         pos = f"({q}::float8 * ({n} - 1))"
         lo, hi = f"floor({pos})::integer", f"ceil({pos})::integer"
-        return (f"(r.score_v[{lo} + 1] + ({pos} - floor({pos})) * "
-                f"(r.score_v[{hi} + 1] - r.score_v[{lo} + 1]))")
+        return (f"(s.scores[{lo} + 1] + ({pos} - floor({pos})) * "
+                f"(s.scores[{hi} + 1] - s.scores[{lo} + 1]))")
 
     p25, median, p75 = (value(q) for q in QUARTILES)
-    return f"CASE WHEN r.pop IS NULL THEN {_NULLS} ELSE {_q3(p25, median, p75, 'NULL')} END"
+    return f"CASE WHEN s.scores IS NULL THEN {_NULLS} ELSE {_q3(p25, median, p75, 'NULL')} END"
 
 
 _ZEROS = """'{"p25": 0, "median": 0, "p75": 0}'::jsonb"""
