@@ -323,11 +323,15 @@ removed AS (
     WHERE t.granularity = s.granularity AND t.period_start >= s.first_start AND t.period_start < s.end_date
       AND (%(everything)s
            OR (s.g, t.organization_id, t.period_start) IN (SELECT g, organization_id, period_start FROM scope))
-      AND NOT EXISTS (
-          SELECT 1 FROM computed c
-          WHERE c.organization_id = t.organization_id AND c.scope_id = coalesce(t.trainer_id, t.organization_id)
-            AND c.granularity = t.granularity AND c.period_start = t.period_start
-      )
+      -- The statement computes a row for every population and period of the window (in scope):
+      -- a stored row without one is of a population gone or of no period. Tested against the
+      -- few populations and periods, not the computed rows (whose count the planner cannot
+      -- estimate: a hash of billions of guessed rows costs more than the statement).
+      AND NOT (EXISTS (SELECT 1 FROM populations p
+                       WHERE p.organization_id = t.organization_id
+                         AND p.scope_id = coalesce(t.trainer_id, t.organization_id))
+               AND EXISTS (SELECT 1 FROM periods d
+                           WHERE d.granularity = t.granularity AND d.period_start = t.period_start))
     RETURNING t.granularity
 )
 -- Per granularity: inserted, updated, deleted (every part of the statement reads the table as it
