@@ -158,17 +158,13 @@ fragments AS (
        OR (d.day >= %(monthly_start)s AND d.day < %(monthly_end)s)
     GROUP BY 1, 2, 3
 ),
-learners AS (
-    -- Each active learner's period: a day is its own daily period, as it is; weeks and months are
-    -- summed from the fragments (the spans start and end on period boundaries). Per learner and
-    -- period the sums fit in bigint (every day is valid).
-    SELECT 0 AS g, d.user_id, d.day AS period_start, 1 AS days, 1 AS active_days, d.completions,
-           d.assessments::bigint AS assessments, d.scored::bigint AS scored, d.score_micros, d.duration_seconds
-    FROM days d
-    WHERE d.day >= %(daily_start)s AND d.day < %(daily_end)s
-    UNION ALL
-    SELECT w.g, w.user_id, w.period_start, w.period_end - w.period_start, w.active_days,
-           coalesce(c.completions, 0)::integer, w.assessments, w.scored, w.score_micros, w.duration_seconds
+period_learners AS (
+    -- Each active learner's weeks and months, summed from the fragments (the spans start and end
+    -- on period boundaries; per learner and period the sums fit in bigint, every day is valid).
+    -- A day is its own daily period, as it is (read straight from the days).
+    SELECT w.g, w.user_id, w.period_start, w.period_end - w.period_start AS days, w.active_days,
+           coalesce(c.completions, 0)::integer AS completions, w.assessments, w.scored, w.score_micros,
+           w.duration_seconds
     FROM (
         -- Weeks and months in one pass over the fragments (a grouping set each).
         SELECT CASE WHEN grouping(f.week) = 0 THEN 1 ELSE 2 END AS g, f.user_id,
@@ -203,25 +199,16 @@ by_signature AS MATERIALIZED (
     -- The sums per signature first (one hashed pass over the learners' periods, each once),
     -- then per population from the signatures' sums: the organization's and its cohorts' share
     -- the work of their learners. The values the distributions sort are collected here too, as
-    -- arrays: the mean scores of every signature, the other values of the valued ones.
-    SELECT m.sig, x.g, x.period_start, count(*) AS active_n,
-           sum(x.completions) AS completions, sum(x.assessments)::bigint AS assessments,
-           sum(x.scored)::bigint AS scored, sum(x.score_micros)::bigint AS score_micros,
-           sum(x.duration_seconds)::bigint AS duration_seconds,
-           -- Sums where each learner adds a bounded amount (capped per day of the period): what a
-           -- reader who may not see each learner gets, with noise (ms8.domain.privacy).
-           sum(least(x.completions, %(cap_completions)s * x.days)) AS capped_completions,
-           sum(least(x.duration_seconds, %(cap_seconds)s * x.days))::bigint AS capped_seconds,
-           -- The learners' mean scores in micro-units, summed exactly: a learner with one scored
-           -- assessment (most) adds its integer score, only the others a numeric quotient.
-           sum(x.score_micros) FILTER (WHERE x.scored = 1)::bigint AS single_score_micros,
-           sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 1) AS mean_score_micros,
-           array_agg(x.score_micros::float8 / x.scored / 1e6) FILTER (WHERE x.scored > 0) AS score_v,
-           -- The valued learners' completions, active days and minutes, a row each (one array
-           -- of three columns: a third of the work of three arrays).
-           array_agg(ARRAY[x.completions, x.active_days, x.duration_seconds::float8 / 60])
-               FILTER (WHERE m.valued) AS values_v
-    FROM learners x JOIN learner_signatures m ON m.user_id = x.user_id
+    -- arrays: the mean scores of every signature, the other values of the valued ones. The
+    -- daily periods straight from the days (a day: one day long, one active day), the weeks and
+    -- months from the learners' periods.
+    SELECT m.sig, 0 AS g, x.day AS period_start, app_signature_sums(daily)
+    FROM days x JOIN learner_signatures m ON m.user_id = x.user_id
+    WHERE x.day >= %(daily_start)s AND x.day < %(daily_end)s
+    GROUP BY m.sig, x.day
+    UNION ALL
+    SELECT m.sig, x.g, x.period_start, app_signature_sums(periods)
+    FROM period_learners x JOIN learner_signatures m ON m.user_id = x.user_id
     GROUP BY m.sig, x.g, x.period_start
 ),
 stats AS MATERIALIZED (
@@ -414,11 +401,37 @@ _VALID_DAY = ("coalesce((d.completions <= d.events AND d.assessments <= d.events
 _WEEK_OF_DAY = "d.day - ((d.day - date '2000-01-03') %% 7 + 7) %% 7"
 
 
+def _signature_sums(days: str, active_days: str) -> str:
+    """In `by_signature`: the sums and values of a signature's learners' periods `x` (columns
+    completions, assessments, scored, score_micros, duration_seconds), each `days` long with
+    `active_days` active days."""
+    capped = "" if days == "1" else f" * {days}"
+    return f"""count(*) AS active_n,
+           sum(x.completions) AS completions, sum(x.assessments)::bigint AS assessments,
+           sum(x.scored)::bigint AS scored, sum(x.score_micros)::bigint AS score_micros,
+           sum(x.duration_seconds)::bigint AS duration_seconds,
+           -- Sums where each learner adds a bounded amount (capped per day of the period): what a
+           -- reader who may not see each learner gets, with noise (ms8.domain.privacy).
+           sum(least(x.completions, %(cap_completions)s{capped})) AS capped_completions,
+           sum(least(x.duration_seconds, %(cap_seconds)s{capped}))::bigint AS capped_seconds,
+           -- The learners' mean scores in micro-units, summed exactly: a learner with one scored
+           -- assessment (most) adds its integer score, only the others a numeric quotient.
+           sum(x.score_micros) FILTER (WHERE x.scored = 1)::bigint AS single_score_micros,
+           sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 1) AS mean_score_micros,
+           array_agg(x.score_micros::float8 / x.scored / 1e6) FILTER (WHERE x.scored > 0) AS score_v,
+           -- The valued learners' completions, active days and minutes, a row each (one array
+           -- of three columns: a third of the work of three arrays).
+           array_agg(ARRAY[x.completions, {active_days}, x.duration_seconds::float8 / 60])
+               FILTER (WHERE m.valued) AS values_v"""
+
+
 def _statement() -> str:
     out = (_ROLLUP.replace("app_positions", _positions()).replace("{valid_day}", _VALID_DAY)
            .replace("{week_of_day}", _WEEK_OF_DAY))
     for metric in ("completions", "active_days", "minutes"):
         out = out.replace(f"app_unpad({metric})", _unpadded(metric))
+    out = (out.replace("app_signature_sums(daily)", _signature_sums("1", "1"))
+           .replace("app_signature_sums(periods)", _signature_sums("x.days", "x.active_days")))
     return out.replace("app_scores", _score_quartiles())
 
 
