@@ -45,11 +45,19 @@ WORK_MEM = "256MB"
 #   cohort) share a signature, so the sums are taken once per learner and period and added up
 #   per population from a few thousand signature rows, instead of once per learner, period and
 #   population (the organization's and its cohorts' share the work of their learners).
-# - learners: one row per active learner and period. A day is its own daily period, as it is;
+# - learners' periods: a day is its own daily period, as it is (read straight from the days);
 #   weeks and months are summed from fragments (each learner's days folded per ISO week and
-#   calendar month: a week across two months has two), so the days are folded once for both;
-#   their distinct completed objects (an object completed on two days of one week counts once in
-#   that week, as in the learner's velocity) come from the objects of the days with one.
+#   calendar month: a week across two months has two; weeks and months are grouping sets of one
+#   pass over them); their distinct completed objects (an object completed on two days of one
+#   week counts once in that week, as in the learner's velocity) come from the objects of the
+#   days with one.
+# - by_signature: one aggregate pass over the learners' periods per signature takes every sum
+#   and gathers, as arrays, the values the quartiles need: every scored learner's mean score,
+#   and (one array of three columns) the completions, active days and minutes of the learners
+#   of `valued` signatures only. stats: per population, its signatures' sums added up and their
+#   arrays concatenated (app.array_cat_agg), then sorted (app.array_sorted; migration 0018). No
+#   learner-population rows are made or sorted (that sort of 1.2 million rows was a second of
+#   the bench's run).
 # - Only active learners have rows: an organization of 2,500 learners of whom 100 learn does not
 #   make 2,500 rows per period. The distributions are over all the population's learners, so the
 #   inactive ones are Z = learners - active zeros placed before the active values (sorted into
@@ -57,17 +65,21 @@ WORK_MEM = "256MB"
 #   array's element i - Z + 1, and a quartile interpolates at p x (learners - 1) between the
 #   values at its floor and ceiling. This is percentile_cont over the padded values without the
 #   padding (tests hold them equal). Where every quartile's position falls among the zeros (fewer
-#   than about a quarter of the learners active) nothing is sorted (`needed`, `sorted`) and the
-#   figure is a constant. Mean score is over learners with a scored assessment (all of them
-#   active): only the scored rows are sorted, once, and interpolated as percentile_cont does.
-# - The learner-population rows are never stored: the learners' periods carry their signature
-#   only, and the scores join it to its populations straight into their sort.
+#   than about a quarter of the learners active) nothing is sorted and the figure is a constant;
+#   the values are only gathered for populations whose active learners over the whole window
+#   could reach a quartile (`valued`: a period never has more), and a signature's when one of
+#   its populations is, so a population that needs them has them from all its signatures.
+#   Mean score is over learners with a scored assessment (all of them active), interpolated as
+#   percentile_cont does.
 # - Every population gets a row for every period, with zeros when nobody was active.
-# - Unchanged rows are filtered out before the INSERT (ON CONFLICT DO UPDATE would lock, and so
+# - Unchanged rows are filtered out before the write (ON CONFLICT DO UPDATE would lock, and so
 #   write, every conflicting row even when its WHERE finds no change), in one hashed join with
 #   the stored rows that also tells inserts from updates (was an index probe per written row,
-#   quadratic in the rows of a period); rows of the window the data no longer supports (a
-#   cohort that lost its learners) are deleted.
+#   quadratic in the rows of a period): new rows by a plain INSERT (no speculative insertion
+#   per row; runs of the job are serialised by its lock), changed ones updated by their row id.
+#   Rows of the window the data no longer supports (a cohort that lost its learners) are deleted.
+# - The planner cannot estimate the row counts of these steps (hundreds of thousands guessed for
+#   tens of thousands, billions for the computed rows): nothing hashes the computed rows.
 _ROLLUP = """
 WITH spans AS (
     SELECT * FROM unnest(%(gs)s::integer[], %(grans)s::text[], %(steps)s::interval[], %(starts)s::date[],
