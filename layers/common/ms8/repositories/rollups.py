@@ -159,50 +159,45 @@ valued AS MATERIALIZED (
 learner_signatures AS MATERIALIZED (
     SELECT s.user_id, s.sig, s.sig IN (SELECT sig FROM valued) AS valued FROM signatures s
 ),
-fragments AS (
-    -- Each learner's days folded per (ISO week, calendar month): a week or a month is the sum of
-    -- its few fragments (a week across two months has two), not a second pass over the days.
-    SELECT d.user_id, {week_of_day} AS week, date_trunc('month', d.day::timestamp)::date AS month,
-           count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
-           sum(d.score_micros)::bigint AS score_micros, sum(d.duration_seconds)::bigint AS duration_seconds
-    FROM days d
-    WHERE (d.day >= %(weekly_start)s AND d.day < %(weekly_end)s)
-       OR (d.day >= %(monthly_start)s AND d.day < %(monthly_end)s)
-    GROUP BY 1, 2, 3
-),
 period_learners AS (
-    -- Each active learner's weeks and months, summed from the fragments (the spans start and end
-    -- on period boundaries; per learner and period the sums fit in bigint, every day is valid).
-    -- A day is its own daily period, as it is (read straight from the days).
+    -- Each active learner's weeks and months (the spans start and end on period boundaries; per
+    -- learner and period the sums fit in bigint, every day being valid). A day is its own daily
+    -- period, as it is (read straight from the days).
     SELECT w.g, w.user_id, w.period_start, w.period_end - w.period_start AS days, w.active_days,
            coalesce(c.completions, 0)::integer AS completions, w.assessments, w.scored, w.score_micros,
            w.duration_seconds
     FROM (
-        -- Weeks and months in one pass over the fragments (a grouping set each).
-        SELECT CASE WHEN grouping(f.week) = 0 THEN 1 ELSE 2 END AS g, f.user_id,
-               coalesce(f.week, f.month) AS period_start,
-               coalesce(f.week + 7, (f.month + interval '1 month')::date) AS period_end,
-               sum(f.active_days)::integer AS active_days, sum(f.assessments)::bigint AS assessments,
-               sum(f.scored)::bigint AS scored, sum(f.score_micros)::bigint AS score_micros,
-               sum(f.duration_seconds)::bigint AS duration_seconds
-        FROM fragments f
-        GROUP BY GROUPING SETS ((f.user_id, f.week), (f.user_id, f.month))
+        -- Weeks and months in one hashed pass over the days, a grouping set each (cheaper than
+        -- folding the days per (week, month) first and those again).
+        SELECT CASE WHEN grouping(d.week) = 0 THEN 1 ELSE 2 END AS g, d.user_id,
+               coalesce(d.week, d.month) AS period_start,
+               coalesce(d.week + 7, (d.month + interval '1 month')::date) AS period_end,
+               count(*)::integer AS active_days, sum(d.assessments)::bigint AS assessments,
+               sum(d.scored)::bigint AS scored, sum(d.score_micros)::bigint AS score_micros,
+               sum(d.duration_seconds)::bigint AS duration_seconds
+        FROM (
+            SELECT d.*, {week_of_day} AS week, date_trunc('month', d.day::timestamp)::date AS month
+            FROM days d
+            WHERE (d.day >= %(weekly_start)s AND d.day < %(weekly_end)s)
+               OR (d.day >= %(monthly_start)s AND d.day < %(monthly_end)s)
+        ) d
+        GROUP BY GROUPING SETS ((d.user_id, d.week), (d.user_id, d.month))
     ) w
     LEFT JOIN (
         -- Distinct objects over the period's days (an object completed on two days counts
-        -- once): each (period, object) of a learner once, then counted.
-        SELECT o.g, o.user_id, o.period_start, count(*) AS completions
-        FROM (
-            SELECT 1 AS g, d.user_id, {week_of_day} AS period_start,
-                   unnest(d.objects) AS object_id
-            FROM days d
-            WHERE d.objects IS NOT NULL AND d.day >= %(weekly_start)s AND d.day < %(weekly_end)s
-            UNION
-            SELECT 2, d.user_id, date_trunc('month', d.day::timestamp)::date, unnest(d.objects)
-            FROM days d
-            WHERE d.objects IS NOT NULL AND d.day >= %(monthly_start)s AND d.day < %(monthly_end)s
-        ) o
-        GROUP BY o.g, o.user_id, o.period_start
+        -- once), counted over each learner's objects of the period in order.
+        SELECT 1 AS g, d.user_id, d.period_start, count(DISTINCT d.object_id) AS completions
+        FROM (SELECT d.user_id, {week_of_day} AS period_start, unnest(d.objects) AS object_id
+              FROM days d
+              WHERE d.objects IS NOT NULL AND d.day >= %(weekly_start)s AND d.day < %(weekly_end)s) d
+        GROUP BY d.user_id, d.period_start
+        UNION ALL
+        SELECT 2, d.user_id, d.period_start, count(DISTINCT d.object_id)
+        FROM (SELECT d.user_id, date_trunc('month', d.day::timestamp)::date AS period_start,
+                     unnest(d.objects) AS object_id
+              FROM days d
+              WHERE d.objects IS NOT NULL AND d.day >= %(monthly_start)s AND d.day < %(monthly_end)s) d
+        GROUP BY d.user_id, d.period_start
     ) c ON c.g = w.g AND c.user_id = w.user_id AND c.period_start = w.period_start
     WHERE CASE w.g WHEN 1 THEN w.period_start >= %(weekly_start)s AND w.period_start < %(weekly_end)s
                    ELSE w.period_start >= %(monthly_start)s AND w.period_start < %(monthly_end)s END
