@@ -104,9 +104,14 @@ populations AS MATERIALIZED (
         WHERE %(learner)s = ANY (u.roles) AND (%(everything)s OR u.organization_id = ANY (%(scope_orgs)s::uuid[]))
         GROUP BY u.organization_id
         UNION ALL
+        -- An assignment's learner is a user of its organization (its foreign key): only the role
+        -- is checked, against the few users without the learner role (not a join of every
+        -- assignment with every user).
         SELECT ta.organization_id, ta.trainer_id, ta.trainer_id, count(*)
-        FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
-        WHERE %(learner)s = ANY (u.roles) AND (%(everything)s OR u.organization_id = ANY (%(scope_orgs)s::uuid[]))
+        FROM trainer_assignments ta
+        WHERE (%(everything)s OR ta.organization_id = ANY (%(scope_orgs)s::uuid[]))
+          AND NOT EXISTS (SELECT 1 FROM users u
+                          WHERE u.id = ta.learner_id AND (%(learner)s = ANY (u.roles)) IS NOT TRUE)
         GROUP BY ta.organization_id, ta.trainer_id
     ) n
 ),
@@ -568,9 +573,11 @@ members AS (
     SELECT u.organization_id, u.organization_id AS scope_id, u.id AS user_id
     FROM users u WHERE %(learner)s = ANY (u.roles)
     UNION ALL
-    SELECT u.organization_id, ta.trainer_id, u.id
-    FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
-    WHERE %(learner)s = ANY (u.roles)
+    -- An assignment's learner is a user of its organization (its foreign key): only the role is
+    -- checked, against the few users without the learner role.
+    SELECT ta.organization_id, ta.trainer_id, ta.learner_id
+    FROM trainer_assignments ta
+    WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = ta.learner_id AND (%(learner)s = ANY (u.roles)) IS NOT TRUE)
 ),
 member_prints AS (
     SELECT organization_id, count(*) AS n,
