@@ -399,7 +399,7 @@ def _q3(p25: str, median: str, p75: str, empty: str) -> str:
 
 # A learner day whose figures cannot come from its events (written by hand, or by a bug): every
 # sum a rollup takes is bounded by the day's events, so no organization's data can overflow the
-# statement that rolls up every organization. Such days are left out and reported (invalid_days).
+# statement that rolls up every organization. Such days are left out and reported (changed_periods).
 # Written as one expression with statistics of its own (migration 0013, the same text): five
 # column-to-column comparisons would each be guessed true for a third of the days, and the plans
 # made for 1 day in 250.
@@ -559,6 +559,8 @@ class Fingerprint:
 # granularity, compared with what each period was last computed from. The digest is an XOR of
 # hashes (order free, so a period's is the XOR of its days') of each membership and of each day's
 # figures; any change of a day, a role, an assignment or the rollup version makes the period differ.
+# The same pass counts the days the rollups leave out (see _VALID_DAY), per organization: the days
+# are not read a third time for them.
 _CHANGED = """
 WITH spans AS (
     SELECT * FROM unnest(%(grans)s::text[], %(units)s::text[], %(steps)s::interval[], %(starts)s::date[],
@@ -589,7 +591,8 @@ per_day AS (
            -- Days only grow (ingest adds events), so their counts and sums tell any change apart.
            bit_xor(uuid_hash_extended(d.user_id, d.day - date '2000-01-01')
                    # hashint8extended(d.events::bigint << 32 | d.completions, d.assessments::bigint << 32 | d.scored)
-                   # hashint8extended(d.score_micros, d.duration_seconds)) AS digest
+                   # hashint8extended(d.score_micros, d.duration_seconds)) AS digest,
+           count(*) FILTER (WHERE NOT {valid_day}) AS invalid
     FROM learner_daily_activity d
     WHERE d.day >= %(first)s AND d.day < %(last)s
     GROUP BY 1, 2
@@ -619,16 +622,29 @@ FULL JOIN last_inputs l ON l.granularity = n.granularity AND l.organization_id =
                        AND l.period_start = n.period_start
 WHERE n.inputs IS DISTINCT FROM l.inputs OR n.digest IS DISTINCT FROM l.digest
    OR l.version IS DISTINCT FROM %(version)s
+UNION ALL
+-- The days left out, per organization (granularity NULL).
+SELECT NULL, d.organization_id, NULL, sum(d.invalid)::bigint, NULL
+FROM per_day d GROUP BY d.organization_id HAVING sum(d.invalid) > 0
 ORDER BY 1, 2, 3
-"""
+""".replace("{valid_day}", _VALID_DAY)
 
 
-def changed_periods(
-    conn: psycopg.Connection, spans: Mapping[Granularity, tuple[date, date]],
-) -> dict[Granularity, list[Fingerprint]]:
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed_periods found: per granularity, the changed periods' fingerprints; per
+    organization (its id as text), the learner days of the window the rollups leave out."""
+
+    periods: dict[Granularity, list[Fingerprint]]
+    invalid_days: dict[str, int]
+
+
+def changed_periods(conn: psycopg.Connection, spans: Mapping[Granularity, tuple[date, date]]) -> Changes:
     """Per granularity, the (organization, period) pairs of its span [start, end) whose inputs
     differ from those of their last rollup (or that were never rolled up), with their current
-    fingerprints: one pass over the days and memberships for every granularity."""
+    fingerprints; and the learner days of the whole window that the rollups leave out (see
+    _VALID_DAY), per organization: one pass over the days and memberships for every
+    granularity."""
     grans = list(spans)
     rows = conn.execute(_CHANGED, {
         "grans": grans, "units": [UNITS[g][0] for g in grans], "steps": [UNITS[g][1] for g in grans],
@@ -640,9 +656,13 @@ def changed_periods(
         "learner": LEARNER, "version": ROLLUP_VERSION,
     }).fetchall()
     out: dict[Granularity, list[Fingerprint]] = {g: [] for g in grans}
+    invalid: dict[str, int] = {}
     for granularity, org, start, inputs, digest in rows:
-        out[granularity].append(Fingerprint(org, start, inputs, digest))
-    return out
+        if granularity is None:
+            invalid[str(org)] = int(inputs)
+        else:
+            out[granularity].append(Fingerprint(org, start, inputs, digest))
+    return Changes(out, invalid)
 
 
 _SAVE = """
@@ -682,16 +702,6 @@ def forget_fingerprints_before(conn: psycopg.Connection, cutoff: date) -> int:
         conn.execute(f"DELETE FROM app.{table} WHERE period_start < %s", (cutoff,)).rowcount
         for table in ("population_rollup_inputs", "rollup_inputs")
     )
-
-
-def invalid_days(conn: psycopg.Connection, start: date, end: date) -> dict[str, int]:
-    """Learner days in [start, end) that the rollups leave out (see _VALID_DAY), per organization."""
-    rows = conn.execute(
-        f"SELECT d.organization_id::text, count(*) FROM learner_daily_activity d "
-        f"WHERE d.day >= %s AND d.day < %s AND NOT {_VALID_DAY} GROUP BY 1 ORDER BY 1",
-        (start, end),
-    ).fetchall()
-    return {r[0]: int(r[1]) for r in rows}
 
 
 def pending_spans(conn: psycopg.Connection) -> tuple[date, date] | None:
