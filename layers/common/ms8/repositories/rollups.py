@@ -46,11 +46,10 @@ WORK_MEM = "256MB"
 #   per population from a few thousand signature rows, instead of once per learner, period and
 #   population (the organization's and its cohorts' share the work of their learners).
 # - learners' periods: a day is its own daily period, as it is (read straight from the days);
-#   weeks and months are summed from fragments (each learner's days folded per ISO week and
-#   calendar month: a week across two months has two; weeks and months are grouping sets of one
-#   pass over them); their distinct completed objects (an object completed on two days of one
-#   week counts once in that week, as in the learner's velocity) come from the objects of the
-#   days with one.
+#   each learner's weeks and months are two grouping sets of one hashed pass over the days
+#   (cheaper than folding the days per (week, month) first and those again); their distinct
+#   completed objects (an object completed on two days of one week counts once in that week, as
+#   in the learner's velocity) are counted over the objects of the days with one, in order.
 # - by_signature: one aggregate pass over the learners' periods per signature takes every sum
 #   and gathers, as arrays, the values the quartiles need: every scored learner's mean score,
 #   and (one array of three columns) the completions, active days and minutes of the learners
