@@ -506,3 +506,71 @@ def test_the_job_equals_the_rollups_from_raw_events_over_random_histories(scratc
     sql(scratch, "INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id) VALUES (%s, %s, %s)",
         (org, trainers[3], learners[25]))
     assert both() == (5 * periods, 5 * periods, 0, 0)
+
+
+def test_values_are_collected_only_where_a_quartile_can_reach_them_and_equal_the_raw_rollups(scratch: str) -> None:
+    """An organization of 60 learners, 8 of them active: its quartiles are all the idle learners'
+    zeros (its values are not collected). Trainer A's cohort is 5 of the active learners (its
+    quartiles reach their values: collected), trainer B's 3 active and 25 idle ones, and one
+    active learner is in both cohorts (its signature is shared by a collected and an uncollected
+    population). Every row equals the rollups from the raw events, and the distributions are
+    the hand-computed ones."""
+    import random
+
+    raw = _raw_rollups()
+    rng = random.Random(61)
+    as_of = TODAY
+    spans = windows(as_of, 14)
+    org = uuid.uuid4()
+    sql(scratch, "INSERT INTO organizations (id, name) VALUES (%s, 'V')", (org,))
+    learners = [uuid.uuid4() for _ in range(60)]
+    trainer_a, trainer_b = uuid.uuid4(), uuid.uuid4()
+    for n, (user, roles) in enumerate([(u, ["learner"]) for u in learners]
+                                      + [(trainer_a, ["trainer"]), (trainer_b, ["trainer"])]):
+        sql(scratch, "INSERT INTO users (id, organization_id, email, name, roles) VALUES (%s, %s, %s, %s, %s)",
+            (user, org, f"v{n}@example.test", f"v{n}", roles))
+    cohorts = {trainer_a: learners[:5], trainer_b: learners[4:8] + learners[30:54]}
+    for trainer, members in cohorts.items():
+        for user in members:
+            sql(scratch, "INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id) "
+                         "VALUES (%s, %s, %s)", (org, trainer, user))
+    first = min(s for s, _ in spans.values())
+    events = []
+    for user in learners[:8]:
+        for _ in range(rng.randint(8, 30)):
+            day = first + timedelta(days=rng.randrange((as_of - first).days))
+            verb = rng.choice(["completed", "completed", "passed", "failed", "session"])
+            events.append(ev(user, verb, datetime.combine(day, time(rng.randint(0, 23)), UTC), f"o-{rng.randint(1, 5)}",
+                             score=round(rng.random(), 4) if verb in ("passed", "failed") else None,
+                             seconds=rng.choice([None, 60 * rng.randint(1, 90)])))
+    send(org, events)
+    invoke(handler, {"date": as_of.isoformat(), "days": 14})
+    with psycopg.connect(scratch) as conn:
+        conn.execute("SELECT app.begin_maintenance()")
+        raw.run(conn, spans, repo.ROLLUP_VERSION)
+        ours, theirs, missing, extra = raw.differences(conn)
+    assert ours == theirs > 0 and missing == extra == 0
+
+    # The weekly rows of the last complete week, by hand: every learner of the population, the
+    # idle ones as zeros.
+    week = spans["weekly"][1] - timedelta(days=7)
+    per_user: dict[UUID, dict[str, Any]] = {u: dict(objects=set(), days=set(), seconds=0) for u in learners}
+    for e in events:
+        when = datetime.fromisoformat(e["occurredAt"])
+        if week <= when.date() < week + timedelta(days=7):
+            mine = per_user[UUID(e["userId"])]
+            mine["days"].add(when.date())
+            mine["seconds"] += (e.get("result") or {}).get("durationSeconds") or 0
+            if e["verb"] == "completed":
+                mine["objects"].add(e["objectId"])
+    rows = stored(scratch, [org], "weekly")
+    for trainer, members in ((None, learners), *cohorts.items()):
+        got = rows[(org, trainer, "weekly", week)]["distribution"]
+        mine = [per_user[u] for u in members]
+        assert {k: got[k] for k in ("completions", "activeDays", "minutes")} == {
+            "completions": quartiles([len(m["objects"]) for m in mine]),
+            "activeDays": quartiles([len(m["days"]) for m in mine]),
+            "minutes": quartiles([m["seconds"] / 60 for m in mine]),
+        }
+    assert rows[(org, None, "weekly", week)]["distribution"]["activeDays"] == q(0, 0, 0)  # all zeros
+    assert rows[(org, trainer_a, "weekly", week)]["distribution"]["activeDays"]["p75"] > 0  # reaches the values

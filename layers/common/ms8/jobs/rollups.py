@@ -69,7 +69,8 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
     if erased is not None:  # learner days were deleted (erasure): recompute every period they were in
         spans = widen(spans, *erased)
         details["erasedDays"] = {"from": erased[0].isoformat(), "to": erased[1].isoformat()}
-    changed = repo.changed_periods(conn, spans)
+    changes = repo.changed_periods(conn, spans)
+    changed = changes.periods
     counts = repo.rollup_spans(conn, spans, {g: [(p.organization_id, p.period_start) for p in prints]
                                              for g, prints in changed.items()})
     written = 0
@@ -82,8 +83,7 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
             "inserted": counts[granularity].inserted, "updated": counts[granularity].updated,
             "deleted": counts[granularity].deleted,
         }
-    first, last = min(s for s, _ in spans.values()), max(e for _, e in spans.values())
-    invalid = repo.invalid_days(conn, first, last)
+    invalid = changes.invalid_days
     if invalid:  # left out of every rollup; the other days and organizations are rolled up as usual
         logger.warning("rollup_analytics: learner days out of range left out", extra={"invalidDays": invalid})
         details["invalidDays"] = invalid

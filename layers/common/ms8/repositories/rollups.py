@@ -45,11 +45,18 @@ WORK_MEM = "256MB"
 #   cohort) share a signature, so the sums are taken once per learner and period and added up
 #   per population from a few thousand signature rows, instead of once per learner, period and
 #   population (the organization's and its cohorts' share the work of their learners).
-# - learners: one row per active learner and period. A day is its own daily period, as it is;
-#   weeks and months are summed from fragments (each learner's days folded per ISO week and
-#   calendar month: a week across two months has two), so the days are folded once for both;
-#   their distinct completed objects (an object completed on two days of one week counts once in
-#   that week, as in the learner's velocity) come from the objects of the days with one.
+# - learners' periods: a day is its own daily period, as it is (read straight from the days);
+#   each learner's weeks and months are two grouping sets of one hashed pass over the days
+#   (cheaper than folding the days per (week, month) first and those again); their distinct
+#   completed objects (an object completed on two days of one week counts once in that week, as
+#   in the learner's velocity) are counted over the objects of the days with one, in order.
+# - by_signature: one aggregate pass over the learners' periods per signature takes every sum
+#   and gathers, as arrays, the values the quartiles need: every scored learner's mean score,
+#   and (one array of three columns) the completions, active days and minutes of the learners
+#   of `valued` signatures only. stats: per population, its signatures' sums added up and their
+#   arrays concatenated (app.array_cat_agg), then sorted (app.array_sorted; migration 0018). No
+#   learner-population rows are made or sorted (that sort of 1.2 million rows was a second of
+#   the bench's run).
 # - Only active learners have rows: an organization of 2,500 learners of whom 100 learn does not
 #   make 2,500 rows per period. The distributions are over all the population's learners, so the
 #   inactive ones are Z = learners - active zeros placed before the active values (sorted into
@@ -57,17 +64,21 @@ WORK_MEM = "256MB"
 #   array's element i - Z + 1, and a quartile interpolates at p x (learners - 1) between the
 #   values at its floor and ceiling. This is percentile_cont over the padded values without the
 #   padding (tests hold them equal). Where every quartile's position falls among the zeros (fewer
-#   than about a quarter of the learners active) nothing is sorted (`needed`, `sorted`) and the
-#   figure is a constant. Mean score is over learners with a scored assessment (all of them
-#   active): only the scored rows are sorted, once, and interpolated as percentile_cont does.
-# - The learner-population rows are never stored: the learners' periods carry their signature
-#   only, and the scores join it to its populations straight into their sort.
+#   than about a quarter of the learners active) nothing is sorted and the figure is a constant;
+#   the values are only gathered for populations whose active learners over the whole window
+#   could reach a quartile (`valued`: a period never has more), and a signature's when one of
+#   its populations is, so a population that needs them has them from all its signatures.
+#   Mean score is over learners with a scored assessment (all of them active), interpolated as
+#   percentile_cont does.
 # - Every population gets a row for every period, with zeros when nobody was active.
-# - Unchanged rows are filtered out before the INSERT (ON CONFLICT DO UPDATE would lock, and so
+# - Unchanged rows are filtered out before the write (ON CONFLICT DO UPDATE would lock, and so
 #   write, every conflicting row even when its WHERE finds no change), in one hashed join with
 #   the stored rows that also tells inserts from updates (was an index probe per written row,
-#   quadratic in the rows of a period); rows of the window the data no longer supports (a
-#   cohort that lost its learners) are deleted.
+#   quadratic in the rows of a period): new rows by a plain INSERT (no speculative insertion
+#   per row; runs of the job are serialised by its lock), changed ones updated by their row id.
+#   Rows of the window the data no longer supports (a cohort that lost its learners) are deleted.
+# - The planner cannot estimate the row counts of these steps (hundreds of thousands guessed for
+#   tens of thousands, billions for the computed rows): nothing hashes the computed rows.
 _ROLLUP = """
 WITH spans AS (
     SELECT * FROM unnest(%(gs)s::integer[], %(grans)s::text[], %(steps)s::interval[], %(starts)s::date[],
@@ -92,9 +103,14 @@ populations AS MATERIALIZED (
         WHERE %(learner)s = ANY (u.roles) AND (%(everything)s OR u.organization_id = ANY (%(scope_orgs)s::uuid[]))
         GROUP BY u.organization_id
         UNION ALL
+        -- An assignment's learner is a user of its organization (its foreign key): only the role
+        -- is checked, against the few users without the learner role (not a join of every
+        -- assignment with every user).
         SELECT ta.organization_id, ta.trainer_id, ta.trainer_id, count(*)
-        FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
-        WHERE %(learner)s = ANY (u.roles) AND (%(everything)s OR u.organization_id = ANY (%(scope_orgs)s::uuid[]))
+        FROM trainer_assignments ta
+        WHERE (%(everything)s OR ta.organization_id = ANY (%(scope_orgs)s::uuid[]))
+          AND NOT EXISTS (SELECT 1 FROM users u
+                          WHERE u.id = ta.learner_id AND (%(learner)s = ANY (u.roles)) IS NOT TRUE)
         GROUP BY ta.organization_id, ta.trainer_id
     ) n
 ),
@@ -106,6 +122,9 @@ days AS MATERIALIZED (
     WHERE d.day >= %(first)s AND d.day < %(last)s AND {valid_day}
       AND (%(everything)s OR d.organization_id = ANY (%(scope_orgs)s::uuid[]))
 ),
+active AS MATERIALIZED (
+    SELECT DISTINCT d.user_id FROM days d
+),
 signatures AS MATERIALIZED (
     -- Each learner with a day in the window and the populations it is in (its signature, sorted:
     -- learners with the same populations share it), from its organization and its trainers.
@@ -114,13 +133,15 @@ signatures AS MATERIALIZED (
     SELECT m.user_id, array_agg(m.pop ORDER BY m.pop) AS pops
     FROM (
         SELECT u.id AS user_id, p.pop
-        FROM users u JOIN populations p ON p.organization_id = u.organization_id AND p.scope_id = u.organization_id
-        WHERE %(learner)s = ANY (u.roles) AND u.id IN (SELECT user_id FROM days)
+        FROM active a JOIN users u ON u.id = a.user_id
+        JOIN populations p ON p.organization_id = u.organization_id AND p.scope_id = u.organization_id
+        WHERE %(learner)s = ANY (u.roles)
         UNION ALL
         SELECT u.id, p.pop
-        FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
+        FROM active a JOIN trainer_assignments ta ON ta.learner_id = a.user_id
+        JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
         JOIN populations p ON p.organization_id = ta.organization_id AND p.scope_id = ta.trainer_id
-        WHERE %(learner)s = ANY (u.roles) AND u.id IN (SELECT user_id FROM days)
+        WHERE %(learner)s = ANY (u.roles)
     ) m
     GROUP BY m.user_id
     ) s
@@ -128,124 +149,106 @@ signatures AS MATERIALIZED (
 signature_populations AS MATERIALIZED (
     SELECT DISTINCT sig, unnest(pops) AS pop FROM signatures
 ),
-fragments AS (
-    -- Each learner's days folded per (ISO week, calendar month): a week or a month is the sum of
-    -- its few fragments (a week across two months has two), not a second pass over the days.
-    SELECT d.user_id, {week_of_day} AS week, date_trunc('month', d.day::timestamp)::date AS month,
-           count(*) AS active_days, sum(d.assessments) AS assessments, sum(d.scored) AS scored,
-           sum(d.score_micros) AS score_micros, sum(d.duration_seconds) AS duration_seconds
-    FROM days d
-    WHERE (d.day >= %(weekly_start)s AND d.day < %(weekly_end)s)
-       OR (d.day >= %(monthly_start)s AND d.day < %(monthly_end)s)
-    GROUP BY 1, 2, 3
+valued AS MATERIALIZED (
+    -- The signatures whose learners' values are collected for the distributions: those of a
+    -- population whose active learners over the whole window could reach a quartile (see
+    -- `needed` below; a period never has more active learners than the window).
+    SELECT DISTINCT m.sig
+    FROM signature_populations m
+    JOIN (SELECT m.pop, count(*) AS active
+          FROM signatures s JOIN signature_populations m ON m.sig = s.sig GROUP BY m.pop) a ON a.pop = m.pop
+    JOIN populations p ON p.pop = m.pop
+    WHERE p.hi_2 >= p.learners - a.active
 ),
-learners AS MATERIALIZED (
-    -- Each active learner's period with what its populations need of it: the figures, minutes
-    -- and the mean score (for its quartiles).
-    SELECT m.sig, a.*, a.duration_seconds::float8 / 60 AS minutes,
-           CASE WHEN a.scored > 0 THEN a.score_micros::float8 / a.scored / 1e6 END AS mean_score
+learner_signatures AS MATERIALIZED (
+    SELECT s.user_id, s.sig, s.sig IN (SELECT sig FROM valued) AS valued FROM signatures s
+),
+period_learners AS (
+    -- Each active learner's weeks and months (the spans start and end on period boundaries; per
+    -- learner and period the sums fit in bigint, every day being valid). A day is its own daily
+    -- period, as it is (read straight from the days).
+    SELECT w.g, w.user_id, w.period_start, w.period_end - w.period_start AS days, w.active_days,
+           coalesce(c.completions, 0)::integer AS completions, w.assessments, w.scored, w.score_micros,
+           w.duration_seconds
     FROM (
-        -- A day is its own daily period, as it is.
-        SELECT 0 AS g, d.user_id, d.day AS period_start, 1 AS days, 1 AS active_days, d.completions,
-               d.assessments, d.scored, d.score_micros, d.duration_seconds
-        FROM days d
-        WHERE d.day >= %(daily_start)s AND d.day < %(daily_end)s
-        UNION ALL
-        SELECT w.g, w.user_id, w.period_start, w.period_end - w.period_start, w.active_days,
-               coalesce(c.completions, 0), w.assessments, w.scored, w.score_micros, w.duration_seconds
+        -- Weeks and months in one hashed pass over the days, a grouping set each (cheaper than
+        -- folding the days per (week, month) first and those again).
+        SELECT CASE WHEN grouping(d.week) = 0 THEN 1 ELSE 2 END AS g, d.user_id,
+               coalesce(d.week, d.month) AS period_start,
+               coalesce(d.week + 7, (d.month + interval '1 month')::date) AS period_end,
+               count(*)::integer AS active_days, sum(d.assessments)::bigint AS assessments,
+               sum(d.scored)::bigint AS scored, sum(d.score_micros)::bigint AS score_micros,
+               sum(d.duration_seconds)::bigint AS duration_seconds
         FROM (
-            -- Weeks and months from the fragments (the spans start and end on period boundaries).
-            SELECT 1 AS g, f.user_id, f.week AS period_start, f.week + 7 AS period_end,
-                   sum(f.active_days) AS active_days, sum(f.assessments) AS assessments, sum(f.scored) AS scored,
-                   sum(f.score_micros) AS score_micros, sum(f.duration_seconds) AS duration_seconds
-            FROM fragments f
-            WHERE f.week >= %(weekly_start)s AND f.week < %(weekly_end)s
-            GROUP BY f.user_id, f.week
-            UNION ALL
-            SELECT 2, f.user_id, f.month, (f.month + interval '1 month')::date,
-                   sum(f.active_days), sum(f.assessments), sum(f.scored), sum(f.score_micros), sum(f.duration_seconds)
-            FROM fragments f
-            WHERE f.month >= %(monthly_start)s AND f.month < %(monthly_end)s
-            GROUP BY f.user_id, f.month
-        ) w
-        LEFT JOIN (
-            -- Distinct objects over the period's days (an object completed on two days counts
-            -- once): each (period, object) of a learner once, then counted.
-            SELECT o.g, o.user_id, o.period_start, count(*) AS completions
-            FROM (
-                SELECT 1 AS g, d.user_id, {week_of_day} AS period_start,
-                       unnest(d.objects) AS object_id
-                FROM days d
-                WHERE d.objects IS NOT NULL AND d.day >= %(weekly_start)s AND d.day < %(weekly_end)s
-                UNION
-                SELECT 2, d.user_id, date_trunc('month', d.day::timestamp)::date, unnest(d.objects)
-                FROM days d
-                WHERE d.objects IS NOT NULL AND d.day >= %(monthly_start)s AND d.day < %(monthly_end)s
-            ) o
-            GROUP BY o.g, o.user_id, o.period_start
-        ) c ON c.g = w.g AND c.user_id = w.user_id AND c.period_start = w.period_start
-    ) a
-    JOIN signatures m ON m.user_id = a.user_id
+            SELECT d.*, {week_of_day} AS week, date_trunc('month', d.day::timestamp)::date AS month
+            FROM days d
+            WHERE (d.day >= %(weekly_start)s AND d.day < %(weekly_end)s)
+               OR (d.day >= %(monthly_start)s AND d.day < %(monthly_end)s)
+        ) d
+        GROUP BY GROUPING SETS ((d.user_id, d.week), (d.user_id, d.month))
+    ) w
+    LEFT JOIN (
+        -- Distinct objects over the period's days (an object completed on two days counts
+        -- once), counted over each learner's objects of the period in order.
+        SELECT 1 AS g, d.user_id, d.period_start, count(DISTINCT d.object_id) AS completions
+        FROM (SELECT d.user_id, {week_of_day} AS period_start, unnest(d.objects) AS object_id
+              FROM days d
+              WHERE d.objects IS NOT NULL AND d.day >= %(weekly_start)s AND d.day < %(weekly_end)s) d
+        GROUP BY d.user_id, d.period_start
+        UNION ALL
+        SELECT 2, d.user_id, d.period_start, count(DISTINCT d.object_id)
+        FROM (SELECT d.user_id, date_trunc('month', d.day::timestamp)::date AS period_start,
+                     unnest(d.objects) AS object_id
+              FROM days d
+              WHERE d.objects IS NOT NULL AND d.day >= %(monthly_start)s AND d.day < %(monthly_end)s) d
+        GROUP BY d.user_id, d.period_start
+    ) c ON c.g = w.g AND c.user_id = w.user_id AND c.period_start = w.period_start
+    WHERE CASE w.g WHEN 1 THEN w.period_start >= %(weekly_start)s AND w.period_start < %(weekly_end)s
+                   ELSE w.period_start >= %(monthly_start)s AND w.period_start < %(monthly_end)s END
 ),
-by_signature AS (
+by_signature AS MATERIALIZED (
     -- The sums per signature first (one hashed pass over the learners' periods, each once),
     -- then per population from the signatures' sums: the organization's and its cohorts' share
-    -- the work of their learners.
-    SELECT x.sig, x.g, x.period_start, count(*) AS active_n,
-           sum(x.completions) AS completions, sum(x.assessments) AS assessments, sum(x.scored) AS scored,
-           sum(x.score_micros) AS score_micros, sum(x.duration_seconds) AS duration_seconds,
-           -- Sums where each learner adds a bounded amount (capped per day of the period): what a
-           -- reader who may not see each learner gets, with noise (ms8.domain.privacy).
-           sum(least(x.completions, %(cap_completions)s * x.days)) AS capped_completions,
-           sum(least(x.duration_seconds, %(cap_seconds)s * x.days)) AS capped_seconds,
-           count(*) FILTER (WHERE x.scored > 0) AS scored_learners,
-           -- The learners' mean scores in micro-units, summed exactly: a learner with one scored
-           -- assessment (most) adds its integer score, only the others a numeric quotient.
-           sum(x.score_micros) FILTER (WHERE x.scored = 1) AS single_score_micros,
-           sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 1) AS mean_score_micros
-    FROM learners x
-    GROUP BY x.sig, x.g, x.period_start
+    -- the work of their learners. The values the distributions sort are collected here too, as
+    -- arrays: the mean scores of every signature, the other values of the valued ones. The
+    -- daily periods straight from the days (a day: one day long, one active day), the weeks and
+    -- months from the learners' periods.
+    SELECT m.sig, 0 AS g, x.day AS period_start, app_signature_sums(daily)
+    FROM days x JOIN learner_signatures m ON m.user_id = x.user_id
+    WHERE x.day >= %(daily_start)s AND x.day < %(daily_end)s
+    GROUP BY m.sig, x.day
+    UNION ALL
+    SELECT m.sig, x.g, x.period_start, app_signature_sums(periods)
+    FROM period_learners x JOIN learner_signatures m ON m.user_id = x.user_id
+    GROUP BY m.sig, x.g, x.period_start
 ),
-stats AS (
-    SELECT m.pop, x.g, x.period_start, sum(x.active_n) AS active_n, sum(x.completions) AS completions,
-           sum(x.assessments) AS assessments, sum(x.scored) AS scored, sum(x.score_micros) AS score_micros,
-           sum(x.duration_seconds) AS duration_seconds, sum(x.capped_completions) AS capped_completions,
-           sum(x.capped_seconds) AS capped_seconds, sum(x.scored_learners) AS scored_learners,
-           round(coalesce(sum(x.single_score_micros), 0) + coalesce(sum(x.mean_score_micros), 0))
-               AS learner_score_micros
-    FROM by_signature x JOIN signature_populations m ON m.sig = x.sig
-    GROUP BY m.pop, x.g, x.period_start
-),
-needed AS MATERIALIZED (
-    SELECT s.pop, s.g, s.period_start
-    FROM stats s JOIN populations p ON p.pop = s.pop
-    WHERE p.hi_2 >= p.learners - s.active_n
-),
-sorted AS (
-    -- The active learners' values in order, only for the populations and periods where a
-    -- quartile reaches them: with fewer active learners than the highest quartile's position
-    -- needs (ceil(0.75 x (learners - 1)) < inactive learners), every quartile is one of the
-    -- inactive learners' zeros and nothing needs sorting.
-    SELECT m.pop, x.g, x.period_start,
-           array_agg(x.completions ORDER BY x.completions) AS completions_v,
-           array_agg(x.active_days ORDER BY x.active_days) AS active_days_v,
-           array_agg(x.minutes ORDER BY x.minutes) AS minutes_v
-    FROM learners x
-    JOIN signature_populations m ON m.sig = x.sig AND m.pop IN (SELECT pop FROM needed)
-    WHERE (m.pop, x.g, x.period_start) IN (SELECT pop, g, period_start FROM needed)
-    GROUP BY m.pop, x.g, x.period_start
-),
-scores AS (
-    -- The scored learners' mean scores in order, per population and period (only the scored
-    -- rows are sorted, once: the aggregate reads them presorted); the quartiles interpolate on
-    -- them as percentile_cont does.
-    SELECT x.pop, x.g, x.period_start, array_agg(x.mean_score ORDER BY x.mean_score) AS score_v
-    FROM (
-        SELECT m.pop, x.g, x.period_start, x.mean_score
-        FROM learners x JOIN signature_populations m ON m.sig = x.sig
-        WHERE x.scored > 0
-    ) x
-    GROUP BY x.pop, x.g, x.period_start
+stats AS MATERIALIZED (
+    -- Per population and period: the sums of its signatures, and their values concatenated
+    -- and sorted (the other values only where a quartile reaches the active learners: with
+    -- fewer active learners than the highest quartile's position needs, ceil(0.75 x
+    -- (learners - 1)) < inactive learners, every quartile is one of the inactive learners'
+    -- zeros and nothing needs sorting).
+    SELECT x.*, app.array_sorted(x.score_v) AS scores, cardinality(x.score_v) AS scored_learners,
+           CASE WHEN p.hi_2 >= p.learners - x.active_n THEN ARRAY(
+               SELECT x.values_v[i][1]::integer FROM generate_subscripts(x.values_v, 1) i ORDER BY 1)
+           END AS completions_s,
+           CASE WHEN p.hi_2 >= p.learners - x.active_n THEN ARRAY(
+               SELECT x.values_v[i][2]::integer FROM generate_subscripts(x.values_v, 1) i ORDER BY 1)
+           END AS active_days_s,
+           CASE WHEN p.hi_2 >= p.learners - x.active_n THEN ARRAY(
+               SELECT x.values_v[i][3] FROM generate_subscripts(x.values_v, 1) i ORDER BY 1)
+           END AS minutes_s
+    FROM populations p JOIN (
+        SELECT m.pop, x.g, x.period_start, sum(x.active_n)::bigint AS active_n, sum(x.completions) AS completions,
+               sum(x.assessments) AS assessments, sum(x.scored) AS scored, sum(x.score_micros) AS score_micros,
+               sum(x.duration_seconds) AS duration_seconds, sum(x.capped_completions) AS capped_completions,
+               sum(x.capped_seconds) AS capped_seconds,
+               round(coalesce(sum(x.single_score_micros), 0) + coalesce(sum(x.mean_score_micros), 0))
+                   AS learner_score_micros,
+               app.array_cat_agg(x.score_v) AS score_v, app.array_cat_agg(x.values_v) AS values_v
+        FROM by_signature x JOIN signature_populations m ON m.sig = x.sig
+        GROUP BY m.pop, x.g, x.period_start
+    ) x ON x.pop = p.pop
 ),
 computed AS (
     SELECT p.organization_id, p.scope_id, p.trainer_id, d.g, d.granularity, d.period_start, d.period_end,
@@ -267,17 +270,16 @@ computed AS (
     FROM populations p
     CROSS JOIN periods d
     LEFT JOIN stats s ON s.pop = p.pop AND s.g = d.g AND s.period_start = d.period_start
-    LEFT JOIN sorted v ON v.pop = p.pop AND v.g = d.g AND v.period_start = d.period_start
-    LEFT JOIN scores r ON r.pop = p.pop AND r.g = d.g AND r.period_start = d.period_start
     WHERE %(everything)s
        OR (d.g, p.organization_id, d.period_start) IN (SELECT g, organization_id, period_start FROM scope)
 ),
 changed AS MATERIALIZED (
-    -- The rows that differ from what is stored or are not stored yet (existed: an update).
-    SELECT c.*, o.organization_id IS NOT NULL AS existed
+    -- The rows that differ from what is stored or are not stored yet (existed: an update, of the
+    -- stored row with that tableoid and ctid).
+    SELECT c.*, o.organization_id IS NOT NULL AS existed, o.tableoid AS stored_table, o.ctid AS stored_row
     FROM computed c
     LEFT JOIN (
-        SELECT o.*, coalesce(o.trainer_id, o.organization_id) AS scope_id
+        SELECT o.*, o.tableoid, o.ctid, coalesce(o.trainer_id, o.organization_id) AS scope_id
         FROM population_rollups o JOIN spans s ON o.granularity = s.granularity
              AND o.period_start >= s.first_start AND o.period_start < s.end_date
     ) o ON o.organization_id = c.organization_id AND o.scope_id = c.scope_id
@@ -288,7 +290,9 @@ changed AS MATERIALIZED (
           IS DISTINCT FROM (c.period_end, c.learners, c.active_learners, c.completions, c.assessments, c.scored,
                             c.score_micros, c.duration_seconds, c.distribution, c.capped, %(version)s)
 ),
-written AS (
+inserted AS (
+    -- New rows by a plain INSERT (an ON CONFLICT insert costs a speculative insertion per row);
+    -- the rollup job's lock keeps a second run from writing the same rows meanwhile.
     INSERT INTO population_rollups AS t
         (organization_id, trainer_id, granularity, period_start, period_end, learners, active_learners,
          completions, assessments, scored, score_micros, duration_seconds, distribution, capped, version)
@@ -296,13 +300,19 @@ written AS (
            c.active_learners, c.completions, c.assessments, c.scored, c.score_micros, c.duration_seconds,
            c.distribution, c.capped, %(version)s
     FROM changed c
+    WHERE NOT c.existed
     ORDER BY c.organization_id, c.trainer_id, c.granularity, c.period_start
-    ON CONFLICT (organization_id, trainer_id, granularity, period_start) DO UPDATE
-    SET period_end = EXCLUDED.period_end, learners = EXCLUDED.learners,
-        active_learners = EXCLUDED.active_learners, completions = EXCLUDED.completions,
-        assessments = EXCLUDED.assessments, scored = EXCLUDED.scored, score_micros = EXCLUDED.score_micros,
-        duration_seconds = EXCLUDED.duration_seconds, distribution = EXCLUDED.distribution,
-        capped = EXCLUDED.capped, version = EXCLUDED.version, computed_at = now()
+    RETURNING t.granularity
+),
+updated AS (
+    -- Rows that differ, updated in place: the very row the comparison read.
+    UPDATE population_rollups t
+    SET period_end = c.period_end, learners = c.learners, active_learners = c.active_learners,
+        completions = c.completions, assessments = c.assessments, scored = c.scored,
+        score_micros = c.score_micros, duration_seconds = c.duration_seconds, distribution = c.distribution,
+        capped = c.capped, version = %(version)s, computed_at = now()
+    FROM changed c
+    WHERE c.existed AND t.tableoid = c.stored_table AND t.ctid = c.stored_row
     RETURNING t.granularity
 ),
 removed AS (
@@ -311,20 +321,22 @@ removed AS (
     WHERE t.granularity = s.granularity AND t.period_start >= s.first_start AND t.period_start < s.end_date
       AND (%(everything)s
            OR (s.g, t.organization_id, t.period_start) IN (SELECT g, organization_id, period_start FROM scope))
-      AND NOT EXISTS (
-          SELECT 1 FROM computed c
-          WHERE c.organization_id = t.organization_id AND c.scope_id = coalesce(t.trainer_id, t.organization_id)
-            AND c.granularity = t.granularity AND c.period_start = t.period_start
-      )
+      -- The statement computes a row for every population and period of the window (in scope):
+      -- a stored row without one is of a population gone or of no period. Tested against the
+      -- few populations and periods, not the computed rows (whose count the planner cannot
+      -- estimate: a hash of billions of guessed rows costs more than the statement).
+      AND NOT (EXISTS (SELECT 1 FROM populations p
+                       WHERE p.organization_id = t.organization_id
+                         AND p.scope_id = coalesce(t.trainer_id, t.organization_id))
+               AND EXISTS (SELECT 1 FROM periods d
+                           WHERE d.granularity = t.granularity AND d.period_start = t.period_start))
     RETURNING t.granularity
 )
--- Per granularity: inserted, updated, deleted. Inserts are told from updates before the write
--- (every part of the statement reads the table as it was before it, one snapshot); not by xmax,
--- which a row routed into a partition does not carry.
+-- Per granularity: inserted, updated, deleted (every part of the statement reads the table as it
+-- was before it, one snapshot).
 SELECT s.granularity,
-       (SELECT count(*) FROM changed c WHERE c.g = s.g AND NOT c.existed),
-       (SELECT count(*) FROM written w WHERE w.granularity = s.granularity)
-       - (SELECT count(*) FROM changed c WHERE c.g = s.g AND NOT c.existed),
+       (SELECT count(*) FROM inserted i WHERE i.granularity = s.granularity),
+       (SELECT count(*) FROM updated u WHERE u.granularity = s.granularity),
        (SELECT count(*) FROM removed r WHERE r.granularity = s.granularity)
 FROM spans s
 """
@@ -348,28 +360,28 @@ def _unpadded(metric: str) -> str:
     zeros = "(p.learners - coalesce(s.active_n, 0))"
 
     def at(i: str) -> str:
-        return f"(CASE WHEN {i} < {zeros} THEN 0 ELSE v.{metric}_v[{i} - {zeros} + 1] END)"
+        return f"(CASE WHEN {i} < {zeros} THEN 0 ELSE s.{metric}_s[{i} - {zeros} + 1] END)"
 
     values = [f"{at(f'p.lo_{i}')} + (p.pos_{i} - p.lo_{i}) * ({at(f'p.hi_{i}')} - {at(f'p.lo_{i}')})"
               for i in range(len(QUARTILES))]
     # Without sorted values every quartile is a zero: the constant, not three conversions.
-    return f"CASE WHEN v.pop IS NULL THEN {_ZEROS} ELSE {_q3(values[0], values[1], values[2], '0')} END"
+    return f"CASE WHEN s.{metric}_s IS NULL THEN {_ZEROS} ELSE {_q3(values[0], values[1], values[2], '0')} END"
 
 
 def _score_quartiles() -> str:
     """In `computed`: {p25, median, p75} of the scored learners' mean scores (`r.score_v`,
     sorted), as percentile_cont interpolates them: at p x (n - 1) between its floor and ceiling,
     first + (p x (n - 1) - floor) x (second - first); null without a scored learner."""
-    n = "cardinality(r.score_v)"
+    n = "cardinality(s.scores)"
 
     def value(q: float) -> str:
         pos = f"({q}::float8 * ({n} - 1))"
         lo, hi = f"floor({pos})::integer", f"ceil({pos})::integer"
-        return (f"(r.score_v[{lo} + 1] + ({pos} - floor({pos})) * "
-                f"(r.score_v[{hi} + 1] - r.score_v[{lo} + 1]))")
+        return (f"(s.scores[{lo} + 1] + ({pos} - floor({pos})) * "
+                f"(s.scores[{hi} + 1] - s.scores[{lo} + 1]))")
 
     p25, median, p75 = (value(q) for q in QUARTILES)
-    return f"CASE WHEN r.pop IS NULL THEN {_NULLS} ELSE {_q3(p25, median, p75, 'NULL')} END"
+    return f"CASE WHEN s.scores IS NULL THEN {_NULLS} ELSE {_q3(p25, median, p75, 'NULL')} END"
 
 
 _ZEROS = """'{"p25": 0, "median": 0, "p75": 0}'::jsonb"""
@@ -386,7 +398,7 @@ def _q3(p25: str, median: str, p75: str, empty: str) -> str:
 
 # A learner day whose figures cannot come from its events (written by hand, or by a bug): every
 # sum a rollup takes is bounded by the day's events, so no organization's data can overflow the
-# statement that rolls up every organization. Such days are left out and reported (invalid_days).
+# statement that rolls up every organization. Such days are left out and reported (changed_periods).
 # Written as one expression with statistics of its own (migration 0013, the same text): five
 # column-to-column comparisons would each be guessed true for a third of the days, and the plans
 # made for 1 day in 250.
@@ -400,11 +412,37 @@ _VALID_DAY = ("coalesce((d.completions <= d.events AND d.assessments <= d.events
 _WEEK_OF_DAY = "d.day - ((d.day - date '2000-01-03') %% 7 + 7) %% 7"
 
 
+def _signature_sums(days: str, active_days: str) -> str:
+    """In `by_signature`: the sums and values of a signature's learners' periods `x` (columns
+    completions, assessments, scored, score_micros, duration_seconds), each `days` long with
+    `active_days` active days."""
+    capped = "" if days == "1" else f" * {days}"
+    return f"""count(*) AS active_n,
+           sum(x.completions) AS completions, sum(x.assessments)::bigint AS assessments,
+           sum(x.scored)::bigint AS scored, sum(x.score_micros)::bigint AS score_micros,
+           sum(x.duration_seconds)::bigint AS duration_seconds,
+           -- Sums where each learner adds a bounded amount (capped per day of the period): what a
+           -- reader who may not see each learner gets, with noise (ms8.domain.privacy).
+           sum(least(x.completions, %(cap_completions)s{capped})) AS capped_completions,
+           sum(least(x.duration_seconds, %(cap_seconds)s{capped}))::bigint AS capped_seconds,
+           -- The learners' mean scores in micro-units, summed exactly: a learner with one scored
+           -- assessment (most) adds its integer score, only the others a numeric quotient.
+           sum(x.score_micros) FILTER (WHERE x.scored = 1)::bigint AS single_score_micros,
+           sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 1) AS mean_score_micros,
+           array_agg(x.score_micros::float8 / x.scored / 1e6) FILTER (WHERE x.scored > 0) AS score_v,
+           -- The valued learners' completions, active days and minutes, a row each (one array
+           -- of three columns: a third of the work of three arrays).
+           array_agg(ARRAY[x.completions, {active_days}, x.duration_seconds::float8 / 60])
+               FILTER (WHERE m.valued) AS values_v"""
+
+
 def _statement() -> str:
     out = (_ROLLUP.replace("app_positions", _positions()).replace("{valid_day}", _VALID_DAY)
            .replace("{week_of_day}", _WEEK_OF_DAY))
     for metric in ("completions", "active_days", "minutes"):
         out = out.replace(f"app_unpad({metric})", _unpadded(metric))
+    out = (out.replace("app_signature_sums(daily)", _signature_sums("1", "1"))
+           .replace("app_signature_sums(periods)", _signature_sums("x.days", "x.active_days")))
     return out.replace("app_scores", _score_quartiles())
 
 
@@ -520,6 +558,8 @@ class Fingerprint:
 # granularity, compared with what each period was last computed from. The digest is an XOR of
 # hashes (order free, so a period's is the XOR of its days') of each membership and of each day's
 # figures; any change of a day, a role, an assignment or the rollup version makes the period differ.
+# The same pass counts the days the rollups leave out (see _VALID_DAY), per organization: the days
+# are not read a third time for them.
 _CHANGED = """
 WITH spans AS (
     SELECT * FROM unnest(%(grans)s::text[], %(units)s::text[], %(steps)s::interval[], %(starts)s::date[],
@@ -534,9 +574,11 @@ members AS (
     SELECT u.organization_id, u.organization_id AS scope_id, u.id AS user_id
     FROM users u WHERE %(learner)s = ANY (u.roles)
     UNION ALL
-    SELECT u.organization_id, ta.trainer_id, u.id
-    FROM trainer_assignments ta JOIN users u ON u.id = ta.learner_id AND u.organization_id = ta.organization_id
-    WHERE %(learner)s = ANY (u.roles)
+    -- An assignment's learner is a user of its organization (its foreign key): only the role is
+    -- checked, against the few users without the learner role.
+    SELECT ta.organization_id, ta.trainer_id, ta.learner_id
+    FROM trainer_assignments ta
+    WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = ta.learner_id AND (%(learner)s = ANY (u.roles)) IS NOT TRUE)
 ),
 member_prints AS (
     SELECT organization_id, count(*) AS n,
@@ -548,7 +590,8 @@ per_day AS (
            -- Days only grow (ingest adds events), so their counts and sums tell any change apart.
            bit_xor(uuid_hash_extended(d.user_id, d.day - date '2000-01-01')
                    # hashint8extended(d.events::bigint << 32 | d.completions, d.assessments::bigint << 32 | d.scored)
-                   # hashint8extended(d.score_micros, d.duration_seconds)) AS digest
+                   # hashint8extended(d.score_micros, d.duration_seconds)) AS digest,
+           count(*) FILTER (WHERE NOT {valid_day}) AS invalid
     FROM learner_daily_activity d
     WHERE d.day >= %(first)s AND d.day < %(last)s
     GROUP BY 1, 2
@@ -578,16 +621,29 @@ FULL JOIN last_inputs l ON l.granularity = n.granularity AND l.organization_id =
                        AND l.period_start = n.period_start
 WHERE n.inputs IS DISTINCT FROM l.inputs OR n.digest IS DISTINCT FROM l.digest
    OR l.version IS DISTINCT FROM %(version)s
+UNION ALL
+-- The days left out, per organization (granularity NULL).
+SELECT NULL, d.organization_id, NULL, sum(d.invalid)::bigint, NULL
+FROM per_day d GROUP BY d.organization_id HAVING sum(d.invalid) > 0
 ORDER BY 1, 2, 3
-"""
+""".replace("{valid_day}", _VALID_DAY)
 
 
-def changed_periods(
-    conn: psycopg.Connection, spans: Mapping[Granularity, tuple[date, date]],
-) -> dict[Granularity, list[Fingerprint]]:
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed_periods found: per granularity, the changed periods' fingerprints; per
+    organization (its id as text), the learner days of the window the rollups leave out."""
+
+    periods: dict[Granularity, list[Fingerprint]]
+    invalid_days: dict[str, int]
+
+
+def changed_periods(conn: psycopg.Connection, spans: Mapping[Granularity, tuple[date, date]]) -> Changes:
     """Per granularity, the (organization, period) pairs of its span [start, end) whose inputs
     differ from those of their last rollup (or that were never rolled up), with their current
-    fingerprints: one pass over the days and memberships for every granularity."""
+    fingerprints; and the learner days of the whole window that the rollups leave out (see
+    _VALID_DAY), per organization: one pass over the days and memberships for every
+    granularity."""
     grans = list(spans)
     rows = conn.execute(_CHANGED, {
         "grans": grans, "units": [UNITS[g][0] for g in grans], "steps": [UNITS[g][1] for g in grans],
@@ -599,9 +655,13 @@ def changed_periods(
         "learner": LEARNER, "version": ROLLUP_VERSION,
     }).fetchall()
     out: dict[Granularity, list[Fingerprint]] = {g: [] for g in grans}
+    invalid: dict[str, int] = {}
     for granularity, org, start, inputs, digest in rows:
-        out[granularity].append(Fingerprint(org, start, inputs, digest))
-    return out
+        if granularity is None:
+            invalid[str(org)] = int(inputs)
+        else:
+            out[granularity].append(Fingerprint(org, start, inputs, digest))
+    return Changes(out, invalid)
 
 
 _SAVE = """
@@ -641,16 +701,6 @@ def forget_fingerprints_before(conn: psycopg.Connection, cutoff: date) -> int:
         conn.execute(f"DELETE FROM app.{table} WHERE period_start < %s", (cutoff,)).rowcount
         for table in ("population_rollup_inputs", "rollup_inputs")
     )
-
-
-def invalid_days(conn: psycopg.Connection, start: date, end: date) -> dict[str, int]:
-    """Learner days in [start, end) that the rollups leave out (see _VALID_DAY), per organization."""
-    rows = conn.execute(
-        f"SELECT d.organization_id::text, count(*) FROM learner_daily_activity d "
-        f"WHERE d.day >= %s AND d.day < %s AND NOT {_VALID_DAY} GROUP BY 1 ORDER BY 1",
-        (start, end),
-    ).fetchall()
-    return {r[0]: int(r[1]) for r in rows}
 
 
 def pending_spans(conn: psycopg.Connection) -> tuple[date, date] | None:
