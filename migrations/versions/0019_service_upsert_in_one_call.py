@@ -18,14 +18,14 @@ foreign key to users confine the rows exactly as before. Returns a row of the na
 app.request_service_upsert_analytics_row (the server caches a named type's columns).
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-06
 """
 
 from alembic import op
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
