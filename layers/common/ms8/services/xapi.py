@@ -147,11 +147,15 @@ def _rows(
         wanted.update(keys)
         prepared.append((sid, done, content, mapped, at, keys))
     # The actors' users are looked up while the stored text of each statement is written: the
-    # query leaves first (pipeline mode) and its answer is read once the texts are done.
-    with conn.pipeline():
-        lookup = _send_lookup(conn, wanted)
-        texts = [(_dumps(done), statements.tokens(done)) for _, done, *_ in prepared]
+    # query leaves first (pipeline mode); leaving the pipeline waits for its answer once.
+    if wanted:
+        with conn.pipeline():
+            lookup = _send_lookup(conn, wanted)
+            texts = [(_dumps(done), statements.tokens(done)) for _, done, *_ in prepared]
         users = _users(lookup, wanted)
+    else:
+        texts = [(_dumps(done), statements.tokens(done)) for _, done, *_ in prepared]
+        users = {}
     rows, events = [], []
     for (sid, done, content, mapped, at, keys), (text, tokens) in zip(prepared, texts, strict=True):
         user = None
