@@ -11,7 +11,7 @@
 Both are the owner's (the rollup job runs as the owner); PUBLIC may not execute them.
 
 Revision ID: 0018
-Revises: 0017
+Revises: 0016
 Create Date: 2026-12-06
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision = "0018"
-down_revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
