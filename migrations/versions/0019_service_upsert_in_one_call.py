@@ -15,7 +15,10 @@ its own transaction, so the batch is written whole or not at all and the context
 the statement sent by the client was parsed, analysed and planned under the RLS policies on every
 request (~0.8 ms of the server's CPU). SECURITY INVOKER: the runtime role's policies and the
 foreign key to users confine the rows exactly as before. Returns a row of the named type
-app.request_service_upsert_analytics_row (the server caches a named type's columns).
+app.request_service_upsert_analytics_row (the server caches a named type's columns). The
+request's statement_timeout, set by app.begin_service_request, covers the statements after this
+one, not this one (a timeout is armed when a statement starts): the function bounds its lock
+waits with its own lock_timeout of 15 s (a function's SET holds while it runs).
 
 Revision ID: 0019
 Revises: 0018
@@ -37,7 +40,8 @@ CREATE TYPE app.request_service_upsert_analytics_row AS (inserted bigint, update
 CREATE FUNCTION app.request_service_upsert_analytics(p_client_id text, p_scope text, p_org_id uuid,
                                                      p_rows jsonb)
 RETURNS SETOF app.request_service_upsert_analytics_row
-LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public, pg_temp ROWS 1 AS $$
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public, pg_temp SET lock_timeout = '15s'
+ROWS 1 AS $$
 DECLARE
     v_org uuid;
 BEGIN

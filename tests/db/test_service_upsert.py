@@ -4,6 +4,7 @@ nothing, the client's organization only, and no context left behind."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 
 from ms8 import db
+from ms8.errors import DatabaseUnavailable
 from ms8.repositories import analytics as repo
 from tests.support.factories import Factory, Org
 
@@ -113,3 +115,64 @@ def test_a_platform_wide_client_writes_where_it_names(factory: Factory, org: Org
     assert repo.upsert_batch_as_service(runtime_db.connection(), client, "ingest", org.id,
                                         [(org.users["bea"], "learner", "skill_gap", {"gap": 0.4})]) == (1, 0)
     assert _rows(factory, org) == {(org.users["bea"], "learner", "skill_gap"): (1, {"gap": 0.4}, "client")}
+
+
+def test_a_connection_closed_while_idle_is_replaced_before_the_write(
+    factory: Factory, org: Org, client: str, runtime_db: db.Database, runtime_url: str
+) -> None:
+    """The server (or a proxy) closed the idle connection: seen before sending, so the write goes
+    out once, on a new connection."""
+    ann = org.users["ann"]
+    first = runtime_db.connection()
+    pid = first.info.backend_pid
+    with psycopg.connect(runtime_url, autocommit=True) as other:  # a role may end its own sessions
+        assert other.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+    for _ in range(50):  # the termination notice reaches the socket
+        if db._closed_while_idle(first):
+            break
+        time.sleep(0.02)
+    assert db._closed_while_idle(first)
+    calls: list[int] = []
+
+    def work(conn: psycopg.Connection) -> tuple[int, int]:
+        calls.append(conn.info.backend_pid)
+        return repo.upsert_batch_as_service(conn, client, "ingest", None,
+                                            [(ann, "learner", "mastery", {"mastery": 0.4})])
+
+    assert runtime_db.run(work, replay=False) == (1, 0)
+    assert len(calls) == 1 and calls[0] != pid
+    assert _rows(factory, org) == {(ann, "learner", "mastery"): (1, {"mastery": 0.4}, "client")}
+    assert not db._closed_while_idle(runtime_db.connection())  # a healthy idle connection
+
+
+def test_a_write_whose_connection_is_lost_is_not_sent_again(
+    factory: Factory, org: Org, client: str, runtime_db: db.Database
+) -> None:
+    """Lost while it ran, the write may have committed: it answers 503 and is never replayed (a
+    read would be: test_db's stale-connection tests)."""
+    ann = org.users["ann"]
+    calls: list[int] = []
+
+    def work(conn: psycopg.Connection) -> tuple[int, int]:
+        calls.append(1)
+        counts = repo.upsert_batch_as_service(conn, client, "ingest", None,
+                                              [(ann, "learner", "mastery", {"mastery": 0.5})])
+        assert counts == (1, 0) or counts == (0, 1)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    with pytest.raises(DatabaseUnavailable):
+        runtime_db.run(work, replay=False)
+    assert calls == [1]
+    assert _rows(factory, org) == {(ann, "learner", "mastery"): (1, {"mastery": 0.5}, "client")}  # written once
+    calls.clear()
+    with pytest.raises(DatabaseUnavailable):
+        runtime_db.run(work)  # the same with replay (reads): sent a second time
+    assert calls == [1, 1]
+
+
+def test_the_function_bounds_its_own_lock_waits(factory: Factory) -> None:
+    """The request's statement_timeout, set inside the statement, cannot cover the statement itself:
+    the function carries a lock_timeout of its own."""
+    [(config,)] = factory.sql("SELECT proconfig FROM pg_proc WHERE oid = to_regprocedure("
+                              "'app.request_service_upsert_analytics(text, text, uuid, jsonb)')")
+    assert "lock_timeout=15s" in config

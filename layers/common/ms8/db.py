@@ -8,6 +8,7 @@ the connection), and it vanishes with the transaction.
 
 from __future__ import annotations
 
+import select
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -91,6 +92,16 @@ def _connection_lost(exc: psycopg.Error) -> bool:
     return isinstance(exc, psycopg.OperationalError) and (
         not state or state.startswith("08") or state in ("57P01", "57P02", "57P03", "57P05")
     )
+
+
+def _closed_while_idle(conn: psycopg.Connection) -> bool:
+    """Whether the server (or a proxy) closed this idle connection: its socket then has something
+    to read (the end of the stream, or the server's notice that it terminated the session), where
+    an idle connection in use has nothing waiting. Costs a zero-timeout poll, no round trip."""
+    if conn.closed or conn.broken:
+        return True
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
 
 
 def map_db_error(exc: psycopg.Error) -> Exception:
@@ -196,15 +207,22 @@ class Database:
             _rollback(conn)
             raise
 
-    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+    def run(self, work: Callable[[psycopg.Connection], T], *, replay: bool = True) -> T:
         """Run `work` (statements in autocommit, each its own transaction) with the same error
         handling as transaction(): a connection found stale is replaced once, database errors
-        leave as client-facing errors."""
+        leave as client-facing errors.
+
+        `replay=False` for work that writes: a connection lost while it ran may have committed it,
+        so it is never sent twice (the loss answers 503). A connection the server closed while
+        idle is told apart before sending (_closed_while_idle) and replaced then.
+        """
         try:
+            if not replay and self._conn is not None and _closed_while_idle(self._conn):
+                self.reset()
             try:
                 return work(self.connection())
             except psycopg.OperationalError as exc:
-                if not _connection_lost(exc):
+                if not replay or not _connection_lost(exc):
                     raise
                 self.reset()
                 return work(self.connection())
@@ -340,13 +358,13 @@ class ReaderDatabase(Database):
         self.reset()
         self._down_until = time.monotonic() + settings().reader_retry_s
 
-    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+    def run(self, work: Callable[[psycopg.Connection], T], *, replay: bool = True) -> T:
         if self._usable():
             try:
-                return super().run(work)
+                return super().run(work, replay=replay)
             except DatabaseUnavailable:
                 self._failed()
-        return self.writer.run(work)
+        return self.writer.run(work, replay=replay)
 
     @contextmanager
     def transaction(self, begin: Callable[[psycopg.Connection], T]) -> Iterator[tuple[psycopg.Connection, T]]:

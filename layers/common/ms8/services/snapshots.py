@@ -88,5 +88,5 @@ def write_batch_as_service(client_id: str, scope: str, organization_id: UUID | N
         except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
             raise NotFound(_NOT_OURS) from exc
 
-    inserted, updated = db.runtime.run(work)
+    inserted, updated = db.runtime.run(work, replay=False)  # a write: never sent twice
     return AnalyticsWriteResult(written=inserted + updated, inserted=inserted, updated=updated)
