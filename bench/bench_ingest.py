@@ -155,8 +155,9 @@ def reset(org: uuid.UUID) -> list[uuid.UUID]:
             conn.execute("SELECT app.begin_maintenance()")
             touched: dict[uuid.UUID, set[date]] = {}
             for user, day in conn.execute(
-                "DELETE FROM learning_events WHERE received_at > (SELECT min(received_at) FROM learning_events) "
-                "RETURNING user_id, (occurred_at AT TIME ZONE 'UTC')::date"
+                "DELETE FROM learning_events WHERE organization_id = %s "
+                "AND received_at > (SELECT min(received_at) FROM learning_events) "
+                "RETURNING user_id, (occurred_at AT TIME ZONE 'UTC')::date", (org,)
             ):
                 touched.setdefault(user, set()).add(day)
             conn.execute("TRUNCATE points_ledger, gamification, analytics_pending")

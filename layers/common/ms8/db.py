@@ -153,6 +153,15 @@ def _rollback(conn: psycopg.Connection) -> None:
         conn.close()
 
 
+def autocommit(conn: psycopg.Connection) -> psycopg.Connection:
+    """The connection in autocommit, for a request sent as one statement (its own transaction):
+    a transaction left open on it is rolled back first."""
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        _rollback(conn)
+    conn.autocommit = True
+    return conn
+
+
 class Database:
     """A lazily opened connection, re-opened when found broken, and request transactions on it."""
 
@@ -293,10 +302,7 @@ def read_as_user(
     params = tuple(str(v) if isinstance(v, UUID) else v for v in (user_id, role, *args))
 
     def run(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
-        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            _rollback(conn)
-        conn.autocommit = True
-        with psycopg.ClientCursor(conn) as cur:
+        with psycopg.ClientCursor(autocommit(conn)) as cur:
             return cur.execute(query, params).fetchall()
 
     rows = database.run(run)

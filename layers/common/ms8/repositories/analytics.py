@@ -12,6 +12,7 @@ import orjson
 import psycopg
 from pydantic import TypeAdapter
 
+from ms8.db import autocommit
 from ms8.schemas.analytics import Analytics, WrittenAnalytics
 
 _COLUMNS = (
@@ -205,9 +206,6 @@ def upsert_batch_as_service(
     and one round trip, its own transaction (all or nothing): (inserted, updated). The client's
     context is set inside the statement (app.begin_service_request: its errors as for any request)."""
     payload = _json_text([{"user_id": u, "role": r, "analytics_type": t, "data": d} for u, r, t, d in rows])
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()
-    conn.autocommit = True
-    row = conn.execute(_SERVICE_UPSERT, (client_id, scope, organization_id, payload)).fetchone()
+    row = autocommit(conn).execute(_SERVICE_UPSERT, (client_id, scope, organization_id, payload)).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
