@@ -121,7 +121,10 @@ _UPSERT = _WRITE + "RETURNING id, user_id, role, analytics_type, version, update
 def _json_text(records: list[dict[str, Any]]) -> str:
     """Rows as the JSON array a statement reads. orjson writes UUIDs and datetimes itself, ~6x
     faster than json for a 500-item batch; what it refuses (a string with a lone surrogate, an
-    integer beyond 64 bits) goes through json as before, for PostgreSQL to refuse or store."""
+    integer beyond 64 bits) goes through json as before, for PostgreSQL to refuse or store. A
+    non-finite float would be written as null (json wrote NaN, which PostgreSQL refused): the API
+    refuses them in its bounds check before, and a computed snapshot holding one is a defect of
+    the metrics, not an input to keep."""
     try:
         return orjson.dumps(records).decode()
     except orjson.JSONEncodeError:
