@@ -28,6 +28,7 @@ from ms8.errors import (
     Conflict,
     DatabaseUnavailable,
     Forbidden,
+    NotFound,
     Unauthorized,
     Unavailable,
     Unprocessable,
@@ -102,6 +103,18 @@ def _closed_while_idle(conn: psycopg.Connection) -> bool:
         return True
     readable, _, _ = select.select([conn.fileno()], [], [], 0)
     return bool(readable)
+
+
+@contextmanager
+def users_of_the_organization() -> Iterator[None]:
+    """Writes naming users that must be the caller's organization's: a user of another one is
+    refused by the foreign key to users (no such user here) or, first, by RLS (their existing row
+    is not ours to update). Both answer the same 404, so the answer never tells whether that user
+    exists, or was active, elsewhere."""
+    try:
+        yield
+    except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
+        raise NotFound("one or more users are not users of this organization") from exc
 
 
 def map_db_error(exc: psycopg.Error) -> Exception:

@@ -19,9 +19,9 @@ from uuid import UUID
 import psycopg
 from pydantic import ValidationError
 
-from ms8.db import Caller, ServiceCaller, organization_of
+from ms8.db import Caller, ServiceCaller, organization_of, users_of_the_organization
 from ms8.domain.gamification import cap_basis
-from ms8.errors import Forbidden, NotFound, Unprocessable
+from ms8.errors import Forbidden, Unprocessable
 from ms8.repositories import events as repo
 from ms8.repositories import pending
 from ms8.schemas.events import BusDetail, EventBatch, IngestResult
@@ -103,13 +103,10 @@ def store_rows(
     deleted before (a voided xAPI statement): their users are noted for the job too, which
     builds the UTC days of those events again.
     """
-    try:
+    # A user of another organization: the foreign key refuses their event, or, first, RLS refuses
+    # to update their day (or pending) row where they have one.
+    with users_of_the_organization():
         inserted = repo.insert_batch(conn, organization_id, rows, note=sent_by_service)
-    except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
-        # A user of another organization: the foreign key refuses their event, or, first, RLS
-        # refuses to update their day (or pending) row where they have one. The same 404 for
-        # both, so the answer does not tell whether that user was active elsewhere.
-        raise NotFound("one or more users are not users of this organization") from exc
     lost: dict[UUID, set[date]] = {}
     for user_id, at in removed:
         lost.setdefault(user_id, set()).add(at.astimezone(UTC).date())

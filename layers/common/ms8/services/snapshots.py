@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 from uuid import UUID
 
 import psycopg
 
 from ms8 import db
-from ms8.db import Caller, ServiceCaller, UserCaller, organization_of
-from ms8.errors import Forbidden, NotFound, Unprocessable
+from ms8.db import Caller, ServiceCaller, UserCaller, organization_of, users_of_the_organization
+from ms8.errors import Forbidden, Unprocessable
 from ms8.repositories.analytics import SnapshotWrite, upsert_batch, upsert_batch_as_service, upsert_batch_summary
 from ms8.schemas.analytics import AnalyticsBatch, AnalyticsWriteResult
-
-_NOT_OURS = "one or more users are not users of this organization"
 
 
 def _owned(user: UserCaller | None, batch: AnalyticsBatch) -> Iterator[tuple[UUID, str, str, dict[str, Any]]]:
@@ -59,8 +58,9 @@ def write_batch(
     (their existing row is not ours to update); both answer the same 404, so the answer does
     not reveal whether that user has analytics elsewhere.
     """
-    try:
-        writes = resolve(caller, batch)
+    writes = resolve(caller, batch)
+    # A user writes only their own rows, so these errors are a platform's (a user's are left as they are).
+    with users_of_the_organization() if isinstance(caller, ServiceCaller) else nullcontext():
         if rows:
             written = upsert_batch(conn, writes)
             inserted = sum(1 for w in written if w.version == 1)
@@ -68,10 +68,6 @@ def write_batch(
                                         updated=len(written) - inserted, items=written)
         inserted, updated = upsert_batch_summary(conn, writes)
         return AnalyticsWriteResult(written=inserted + updated, inserted=inserted, updated=updated)
-    except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
-        if not isinstance(caller, ServiceCaller):
-            raise
-        raise NotFound(_NOT_OURS) from exc
 
 
 def write_batch_as_service(client_id: str, scope: str, organization_id: UUID | None,
@@ -83,10 +79,8 @@ def write_batch_as_service(client_id: str, scope: str, organization_id: UUID | N
     writes = list(_owned(None, batch))
 
     def work(conn: psycopg.Connection) -> tuple[int, int]:
-        try:
+        with users_of_the_organization():
             return upsert_batch_as_service(conn, client_id, scope, organization_id, writes)
-        except (psycopg.errors.ForeignKeyViolation, psycopg.errors.InsufficientPrivilege) as exc:
-            raise NotFound(_NOT_OURS) from exc
 
     inserted, updated = db.runtime.run(work, replay=False)  # a write: never sent twice
     return AnalyticsWriteResult(written=inserted + updated, inserted=inserted, updated=updated)

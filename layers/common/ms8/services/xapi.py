@@ -184,11 +184,6 @@ def map_pending(conn: psycopg.Connection, users: Sequence[tuple[UUID, str]]) -> 
     return repo.claim_pending(conn, [(u, mapping.user_keys(str(u), email)) for u, email in users])
 
 
-def resolve_actors(conn: psycopg.Connection, keys: set[str]) -> dict[str, UUID]:
-    """Actor key -> user of the organization (see mapping.actor_keys)."""
-    return _users(_send_lookup(conn, keys), keys)
-
-
 def _send_lookup(conn: psycopg.Connection, keys: set[str]) -> psycopg.Cursor[Any] | None:
     """Send the query for the users these actor keys may be (None: no key)."""
     if not keys:
@@ -207,7 +202,7 @@ def _send_lookup(conn: psycopg.Connection, keys: set[str]) -> psycopg.Cursor[Any
 
 
 def _users(lookup: psycopg.Cursor[Any] | None, keys: set[str]) -> dict[str, UUID]:
-    """The answer of _send_lookup: actor key -> user."""
+    """The answer of _send_lookup: actor key -> user of the organization (see mapping.actor_keys)."""
     found: dict[str, UUID] = {}
     if lookup is None:
         return found
