@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psycopg
 
-from local import localdb
+from local import localdb, process
 
 CANDIDATES = ("pgbouncer", "/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
 
@@ -94,13 +94,7 @@ def pgbouncer(dbname: str, pool_size: int = 1, port: int | None = None) -> Itera
         _wait(url, proc, workdir)
         yield url
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # shut down now, without waiting for clients
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        process.stop(proc, 10, signal.SIGINT)  # SIGINT: shut down now, without waiting for clients
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from local import demo_ids, localdb, s3, schedules, server, stack, state, template, tokens
+from local import demo_ids, localdb, process, s3, schedules, server, stack, state, template, tokens
 from local.paths import EVENTS, ROOT, WEB_DIST
 
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # platformdirs, on machines without one
@@ -142,7 +142,7 @@ def run(port: int, workers: int, quiet: bool, reset_demo: bool) -> int:
         quiet_jobs = {**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING"}
         ticker = subprocess.Popen([sys.executable, "-m", "local.schedules", "--s3", s3_endpoint], cwd=ROOT,
                                   env=quiet_jobs)
-        cleanups.append(("schedules", lambda: _stop(ticker)))
+        cleanups.append(("schedules", lambda: process.stop(ticker, 30)))
         print(banner(gateway.url, s3_endpoint, bucket, workers, time.perf_counter() - t0), flush=True)
         while not stopping:
             time.sleep(0.2)
@@ -161,14 +161,6 @@ def run(port: int, workers: int, quiet: bool, reset_demo: bool) -> int:
                 log(f"{name}: {exc}")
         log("stopped")
     return 0
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ import time
 import urllib.request
 from typing import IO
 
+from local import process
 from local.paths import ROOT
 
 DEFAULT_PORT = int(os.environ.get("MS8_PORT", "3000"))
@@ -117,13 +118,8 @@ class Server:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (gunicorn's graceful stop), SIGKILL if it takes longer than `timeout`."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            process.stop(self.proc, timeout)
         self.sock.close()
 
 
