@@ -34,10 +34,15 @@ processes) on the bench database, optionally through PgBouncer (--pooler: transa
 fewer server connections than workers), and `--clients` concurrent clients each
 POSTing 1,000-event batches back to back with the platform ingest token. Events/s = events
 stored / elapsed time of all clients; the CPU per batch is the gateway's and the runtime role's
-PostgreSQL backends' (the clients' own is left out).
+PostgreSQL backends' (the clients' own is left out). With --ralph (or --ralph-venv DIR, a virtual
+environment with it installed), each shape is also sent, right after ours, to Ralph 5.1.0 (a
+Python xAPI store appending to a flat file; bench/bench_xapi.py installs and serves it), served by
+as many uvicorn workers and driven by as many clients, each POSTing batches of 1,000 statements:
+the ratio ours / Ralph is the pace against a store that keeps no analytics.
 
     .venv/bin/python bench/bench_ingest.py [--batches 8] [--rebuild]
     .venv/bin/python bench/bench_ingest.py --http [--clients 4] [--workers 2] [--batches 8] [--pooler]
+                                                  [--ralph | --ralph-venv DIR]
 """
 
 from __future__ import annotations
@@ -48,11 +53,14 @@ import http.client
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -84,6 +92,9 @@ SHAPES = [1, 100, 500]  # distinct learners per 1,000-event batch
 TARGET_RATIO = 2.5  # handler / bare insert, for the spread batches (100 and 500 learners)
 TARGET_HTTP = 15_000  # events/s over HTTP through the local gateway, 100-learner batches
 HTTP_SHAPES = [1, 100, 500]
+# Against Ralph over HTTP (same clients, as many workers): at least 2.5x its pace for batches
+# spread over 100 learners, 3x for batches of one learner.
+TARGET_VS_RALPH = {100: 2.5, 1: 3.0}
 TARGET_RECOMPUTE_S = 30.0
 
 SEED = """
@@ -251,39 +262,78 @@ def post_all(url: str, token: str, bodies: list[str], failures: list[str]) -> No
         conn.close()
 
 
+def ralph_all(client: Any, bodies: list[bytes], failures: list[str]) -> None:
+    """One keep-alive client of Ralph: POST the batches of statements one after the other."""
+    try:
+        for body in bodies:
+            status, answer = client.post(body)
+            if status != 200:
+                failures.append(f"Ralph {status} {answer[:200]!r}")
+    except (OSError, http.client.HTTPException) as exc:
+        failures.append(f"Ralph {exc!r}")
+
+
+def concurrently(target: Any, work: list[tuple[Any, ...]]) -> float:
+    """Run target(*args, failures) for each args on threads of their own; the elapsed seconds
+    (any failure ends the bench)."""
+    failures: list[str] = []
+    threads = [threading.Thread(target=target, args=(*a, failures)) for a in work]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise SystemExit(f"over HTTP failed ({len(failures)} errors): {failures[0]}")
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def ralph(args: argparse.Namespace) -> Iterator[tuple[str, tuple[str, str], int] | None]:
+    """Ralph (bench_xapi's) with --workers uvicorn workers, when asked for."""
+    import bench_xapi
+
+    if not (args.ralph or args.ralph_venv):
+        yield None
+        return
+    where = Path(tempfile.mkdtemp(prefix="bench-ralph-"))
+    try:
+        venv = args.ralph_venv or bench_xapi.install_ralph(where)
+        with bench_xapi.ralph_server(venv, where, workers=args.workers) as server:
+            yield server
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
 def over_http(users: list[uuid.UUID], rnd: random.Random, args: argparse.Namespace) -> list[list[str]]:
-    """POST /v1/events through the local gateway: `clients` concurrent clients, `batches` each."""
+    """POST /v1/events through the local gateway: `clients` concurrent clients, `batches` each;
+    with Ralph, the same number of 1,000-statement batches to it after each shape."""
+    import bench_xapi
+
     from local import pooler, tokens
 
     token = tokens.service_token(CLIENT, ["ingest"])
     now = datetime.now(UTC)
     rows = [["work", "figure", "CPU per batch", "target", "verdict"]]
     pooled = pooler.pgbouncer(DB, pool_size=max(1, args.workers - 1)) if args.pooler else contextlib.nullcontext()
-    with pooled as database_url, _common.gateway(DB, args.workers, database_url) as gw:
+    with pooled as database_url, _common.gateway(DB, args.workers, database_url) as gw, ralph(args) as lrs:
+        if lrs is not None:
+            ralph_url, ralph_auth, ralph_pid = lrs
+            ralph_work = [(bench_xapi.Client(ralph_url, ralph_auth),
+                           [json.dumps(bench_xapi.statements([(u, f"learner-{u.hex[:12]}@ingest.bench.example") for u in users[:10]],
+                                                             BATCH, k)).encode()])
+                          for k in range(args.clients)]
+            concurrently(ralph_all, ralph_work)  # warm-up
+            ralph_pids = bench_xapi.process_tree(ralph_pid)
         warm = [[make_batch(rnd, rnd.sample(users, 10), now)] for _ in range(2 * args.workers)]
-        failures: list[str] = []
-        threads = [threading.Thread(target=post_all, args=(gw.url, token, b, failures)) for b in warm]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if failures:
-            raise SystemExit(f"ingest over HTTP failed: {failures[0]}")
+        concurrently(post_all, [(gw.url, token, b) for b in warm])
         servers = gw.worker_pids() + runtime_backends()
         via = f"{args.workers} workers" + (f", PgBouncer pool {max(1, args.workers - 1)}" if args.pooler else "")
         for learners in HTTP_SHAPES:
             bodies = [[make_batch(rnd, rnd.sample(users, learners), now) for _ in range(args.batches)]
                       for _ in range(args.clients)]
-            threads = [threading.Thread(target=post_all, args=(gw.url, token, b, failures)) for b in bodies]
             cpu_before = cpu_seconds(servers)
-            started = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - started
-            if failures:
-                raise SystemExit(f"ingest over HTTP failed ({len(failures)} errors): {failures[0]}")
+            elapsed = concurrently(post_all, [(gw.url, token, b) for b in bodies])
             batches = args.clients * args.batches
             cpu_ms = (cpu_seconds(servers) - cpu_before) / batches * 1000
             rate = batches * BATCH / elapsed
@@ -292,6 +342,20 @@ def over_http(users: list[uuid.UUID], rnd: random.Random, args: argparse.Namespa
                          f"{args.clients} clients, {via}, 0 errors",
                          f"{rate:,.0f} ev/s", f"{cpu_ms:.0f} ms", f">= {TARGET_HTTP:,} ev/s" if target else "",
                          _common.verdict(rate >= TARGET_HTTP) if target else ""])
+            if lrs is None:
+                continue
+            spread = [(u, f"learner-{u.hex[:12]}@ingest.bench.example") for u in rnd.sample(users, learners)]
+            work = [(bench_xapi.Client(ralph_url, ralph_auth),
+                     [json.dumps(bench_xapi.statements(spread, BATCH, c * args.batches + k)).encode()
+                      for k in range(args.batches)]) for c in range(args.clients)]
+            cpu_before = cpu_seconds(ralph_pids)
+            ralph_rate = batches * BATCH / concurrently(ralph_all, work)
+            ralph_cpu = (cpu_seconds(ralph_pids) - cpu_before) / batches * 1000
+            want = TARGET_VS_RALPH.get(learners)
+            rows.append([f"  Ralph {bench_xapi.RALPH_VERSION}, as many 1,000-statement batches, "
+                         f"{args.workers} workers; ours / Ralph {rate / ralph_rate:.2f}x",
+                         f"{ralph_rate:,.0f} st/s", f"{ralph_cpu:.0f} ms",
+                         f">= {want}x Ralph" if want else "", _common.verdict(rate / ralph_rate >= want) if want else ""])
     return rows
 
 
@@ -334,6 +398,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (--http)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gateway workers (--http)")
     parser.add_argument("--pooler", action="store_true", help="the gateway through PgBouncer (--http)")
+    parser.add_argument("--ralph", action="store_true", help="beside Ralph, installed in a scratch venv (--http)")
+    parser.add_argument("--ralph-venv", type=Path, help="beside Ralph, from this virtual environment (--http)")
     parser.add_argument("--no-recompute", action="store_true", help="skip the 10,000-user recompute")
     args = parser.parse_args()
 

@@ -252,8 +252,10 @@ def install_ralph(where: Path) -> Path | None:
 
 
 @contextmanager
-def ralph_server(venv: Path | None, where: Path) -> Iterator[tuple[str, tuple[str, str], int] | None]:
-    """Ralph's LRS with the fs backend and one Basic-auth user, on a free port (None: no Ralph)."""
+def ralph_server(venv: Path | None, where: Path, workers: int = 1,
+                 ) -> Iterator[tuple[str, tuple[str, str], int] | None]:
+    """Ralph's LRS with the fs backend and one Basic-auth user, on a free port, served by
+    `workers` uvicorn workers (None: no Ralph)."""
     if venv is None:
         yield None
         return
@@ -268,7 +270,7 @@ def ralph_server(venv: Path | None, where: Path) -> Iterator[tuple[str, tuple[st
                    check=True, env=env, capture_output=True)
     port = _free_port()
     log = (where / "ralph.log").open("wb")
-    # Ralph's ASGI app under uvicorn, one worker (`ralph runserver` is its development server,
+    # Ralph's ASGI app under uvicorn (`ralph runserver` is its development server,
     # with a file-watching reloader). Its fs backend writes each batch with the INDEX operation,
     # which refuses a file that exists: from the second batch on every POST fails. The module
     # below makes that backend append instead (its APPEND operation), nothing else.
@@ -279,7 +281,7 @@ def ralph_server(venv: Path | None, where: Path) -> Iterator[tuple[str, tuple[st
         "from ralph.api import app  # noqa: E402\n"
     )
     proc = subprocess.Popen([str(venv / "bin" / "uvicorn"), "ralph_append:app", "--app-dir", str(where),
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log"],
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log"],
                             env=env, cwd=where, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
