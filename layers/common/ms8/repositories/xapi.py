@@ -11,6 +11,10 @@ from uuid import UUID
 
 import psycopg
 
+from ms8.repositories.days import DAY_PARAMS, DAYS_FROM_STORED
+from ms8.repositories.events import NewEvent
+from ms8.repositories.pending import NOTE_STORED
+
 SEP = "\x1f"  # arrays travel as one joined string per row (tokens and keys never hold control characters)
 
 
@@ -25,6 +29,7 @@ class NewStatement(NamedTuple):
     event: str | None  # the mapped event (JSON), when the statement maps to one
     user_id: UUID | None
     event_occurred_at: datetime | None
+    learning_event: NewEvent | None  # stored with the statement (its user is known and it counts now)
 
 
 class Existing(NamedTuple):
@@ -58,27 +63,52 @@ def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[b
 
 
 # The rows travel as one text per column, rows separated by U+001E (a row's tokens and keys by
-# U+001F): joining strings is far cheaper in Python than dumping ten arrays element by element,
-# and splitting them is cheap on the server. JSON text never holds a raw control character, and
-# tokens and keys are built without them (ms8.xapi.statements.agent_key). An empty field is NULL.
-# The content hashes travel as hex (a bytea[] parameter is dumped element by element in Python).
+# U+001F): joining strings is far cheaper in Python than dumping seventeen arrays element by
+# element, and splitting them is cheap on the server. JSON text never holds a raw control
+# character, and tokens, keys and skills are built without them (ms8.xapi.statements.agent_key,
+# the model's skills). An empty field is NULL. The content hashes travel as hex.
+#
+# One statement stores the statements and, from those it stored (a statement stored before is
+# skipped, and so is its event), their learning events, the learners' days and the learners noted
+# for the refresh job: the same CTEs as an ingest batch (ms8.repositories.days, .pending) over the
+# events stored. Rows go in key order, so two batches that share ids lock them in the same order.
+# The answer is one row: how many statements were stored and, only when that is fewer than were
+# sent, their ids.
 ROW_SEP = "\x1e"
+_COLUMNS = ("id", "st", "tokens", "content", "voids", "ref", "keys", "event", "user_id", "at",
+            "verb", "object_id", "object_type", "skills", "score", "success", "duration")
+_TYPES = {"id": "::uuid[]", "voids": "::uuid[]", "ref": "::uuid[]", "user_id": "::uuid[]", "at": "::timestamptz[]",
+          "score": "::float8[]", "success": "::boolean[]", "duration": "::integer[]"}
 _INSERT = """
-INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, tokens,
-                             content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
-SELECT %s, x.id, x.st::json, %s, %s, string_to_array(x.tokens, E'\\x1f'),
-       decode(x.content, 'hex'), x.voids, x.ref, coalesce(string_to_array(x.keys, E'\\x1f'), '{}'),
-       x.event::jsonb, x.user_id, x.at
-FROM unnest(string_to_array(%s, E'\\x1e', '')::uuid[], string_to_array(%s, E'\\x1e', ''),
-            string_to_array(%s, E'\\x1e', ''), string_to_array(%s, E'\\x1e', ''),
-            string_to_array(%s, E'\\x1e', '')::uuid[],
-            string_to_array(%s, E'\\x1e', '')::uuid[], string_to_array(%s, E'\\x1e', ''),
-            string_to_array(%s, E'\\x1e', ''), string_to_array(%s, E'\\x1e', '')::uuid[],
-            string_to_array(%s, E'\\x1e', '')::timestamptz[])
-     AS x(id, st, tokens, content, voids, ref, keys, event, user_id, at)
-ORDER BY x.id
-ON CONFLICT DO NOTHING
-RETURNING statement_id
+WITH x AS (
+    SELECT * FROM unnest(""" + ", ".join(f"string_to_array(%({c})s, E'\\x1e', ''){_TYPES.get(c, '')}"
+                                       for c in _COLUMNS) + f""")
+        AS x({", ".join(_COLUMNS)})
+),
+ins AS (
+    INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, tokens,
+                                 content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
+    SELECT %(org)s, x.id, x.st::json, %(stored)s, %(key)s, string_to_array(x.tokens, E'\\x1f'),
+           decode(x.content, 'hex'), x.voids, x.ref, coalesce(string_to_array(x.keys, E'\\x1f'), '{{}}'),
+           x.event::jsonb, x.user_id, x.at
+    FROM x
+    ORDER BY x.id
+    ON CONFLICT DO NOTHING
+    RETURNING statement_id
+),
+stored AS (
+    INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
+                                 skills, score, success, duration_seconds, occurred_at, sent_by_learner)
+    SELECT x.id, x.user_id, %(org)s, x.verb, x.object_id, x.object_type,
+           coalesce(string_to_array(x.skills, E'\\x1f'), '{{}}'), x.score::real, x.success, x.duration, x.at, false
+    FROM ins JOIN x ON x.id = ins.statement_id
+    WHERE x.verb IS NOT NULL
+    ORDER BY x.user_id, x.id, x.at
+    ON CONFLICT (user_id, event_id, occurred_at) DO NOTHING
+    RETURNING event_id, user_id, verb, object_id, skills, score, duration_seconds, occurred_at
+),
+""" + NOTE_STORED + DAYS_FROM_STORED + """
+SELECT count(*)::integer, CASE WHEN count(*) < %(sent)s THEN array_agg(statement_id) END FROM ins
 """
 
 
@@ -89,19 +119,33 @@ def _column(values: Sequence[object]) -> str:
 def insert(
     conn: psycopg.Connection, organization_id: UUID, key: str, stored: datetime, rows: Sequence[NewStatement]
 ) -> set[UUID]:
-    """Store the statements (one statement); returns the ids stored now (a concurrent request may
-    have stored one of them first)."""
+    """Store the statements, and the learning events of those that count now with their learners'
+    days (one statement); returns the ids stored now (a statement stored before, perhaps by a
+    concurrent request, is not stored again)."""
     if not rows:
         return set()
-    ids, sts, tokens, content, voids, refs, keys, events, users, ats = zip(*rows, strict=True)
+    ids, sts, tokens, content, voids, refs, keys, events, users, ats, counted = zip(*rows, strict=True)
     join = SEP.join
-    cur = conn.execute(_INSERT, (
-        organization_id, stored, key, _column(ids), ROW_SEP.join(sts), ROW_SEP.join(join(t) for t in tokens),
-        _column([c.hex() if c is not None else None for c in content]),
-        _column(voids), _column(refs), ROW_SEP.join(join(k) for k in keys), _column(events),
-        _column(users), _column([a.isoformat() if a is not None else None for a in ats]),
-    ))
-    return {r[0] for r in cur.fetchall()}
+    params: dict[str, Any] = {
+        **DAY_PARAMS, "org": organization_id, "stored": stored, "key": key, "sent": len(rows),
+        "id": _column(ids), "st": ROW_SEP.join(sts), "tokens": ROW_SEP.join(join(t) for t in tokens),
+        "content": _column([c.hex() if c is not None else None for c in content]),
+        "voids": _column(voids), "ref": _column(refs), "keys": ROW_SEP.join(join(k) for k in keys),
+        "event": _column(events), "user_id": _column(users),
+        "at": _column([a.isoformat() if a is not None else None for a in ats]),
+        # The event columns: NULL (an empty field) for a statement whose event is not stored now.
+        "verb": _column([e.verb if e is not None else None for e in counted]),
+        "object_id": _column([e.object_id if e is not None else None for e in counted]),
+        "object_type": _column([e.object_type if e is not None else None for e in counted]),
+        "skills": _column([join(e.skills) if e is not None else None for e in counted]),
+        "score": _column([e.score if e is not None else None for e in counted]),
+        "success": _column([e.success if e is not None else None for e in counted]),
+        "duration": _column([e.duration_seconds if e is not None else None for e in counted]),
+    }
+    row = conn.execute(_INSERT, params).fetchone()
+    assert row is not None
+    count, stored_ids = row
+    return set(ids) if count == len(rows) else set(stored_ids or ())
 
 
 class VoidedEvent(NamedTuple):

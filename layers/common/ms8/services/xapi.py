@@ -23,6 +23,7 @@ from uuid import UUID
 import orjson
 import psycopg
 
+from ms8.db import users_of_the_organization
 from ms8.errors import BadRequest, Conflict, NotFound
 from ms8.repositories import events as events_repo
 from ms8.repositories import xapi as repo
@@ -95,11 +96,15 @@ def store(
         seen.add(sid)
         if hashes[i] is None or hashes[i] not in known:
             fresh.append(i)
-    # 3. store (one statement; an id stored before is skipped), then look at those skipped: the
+    # 3. store (one statement, with the learning events and the learners' days of those that count
+    # now; an id stored before is skipped, and so is its event), then look at those skipped: the
     # same statement sent again changes nothing, other content under its id is a conflict (409,
     # and the transaction rolls back). Checking after the insert spares a look-up per batch.
-    rows, mapped = _rows(conn, caller, [(ids[i], items[i], hashes[i]) for i in fresh], stored_text, now)
-    inserted = repo.insert(conn, caller.organization_id, caller.key, stored_at, rows)
+    # A statement voided in its own batch never counts.
+    voided_now = {UUID(items[i]["object"]["id"]) for i in fresh if statements.is_voiding(items[i])}
+    rows = _rows(conn, caller, [(ids[i], items[i], hashes[i]) for i in fresh], stored_text, now, voided_now)
+    with users_of_the_organization():
+        inserted = repo.insert(conn, caller.organization_id, caller.key, stored_at, rows)
     skipped = [i for i in fresh if ids[i] not in inserted]
     if skipped:
         before = repo.existing(conn, [ids[i] for i in skipped], with_statement=True)
@@ -118,21 +123,20 @@ def store(
                 raise BadRequest(f"statement {t} is a voiding statement and cannot be voided", code="VOIDING_VOIDED")
     removed = repo.void(conn, targets)
     repo.store_attachments(conn, [(sha2, p.content_type, p.content) for sha2, p in (parts or {}).items()])
-    # 5. the learning events of the statements stored now, with analytics and gamification.
-    voided_now = set(targets)  # a statement voided in its own batch never counts
-    events = [e for e in mapped if e.event_id in inserted and e.event_id not in voided_now]
-    if events or removed:
-        ingest.store_rows(conn, caller.organization_id, events, now,
+    # 5. the learning events voided now leave their learners' days: the refresh job builds them again.
+    if removed:
+        ingest.store_rows(conn, caller.organization_id, [], now,
                           removed=[(e.user_id, e.occurred_at) for e in removed], sent_by_service=True)
     return [str(i) for i in ids]
 
 
 def _rows(
     conn: psycopg.Connection, caller: XapiCaller, todo: Sequence[tuple[UUID, dict[str, Any], bytes | None]],
-    stored_text: str, now: datetime,
-) -> tuple[list[repo.NewStatement], list[events_repo.NewEvent]]:
-    """The rows to store and the learning events of those whose actor is a user. A statement that
-    maps to an event of an actor who is not a user yet keeps the event (JSON) and the actor's keys."""
+    stored_text: str, now: datetime, voided_now: set[UUID],
+) -> list[repo.NewStatement]:
+    """The rows to store, with the learning event of those whose actor is a user (unless a
+    statement of the batch voids them). A statement that maps to an event of an actor who is not a
+    user yet keeps the event (JSON) and the actor's keys."""
     oldest, newest = now - ingest.MAX_AGE, now + ingest.MAX_AHEAD
     prepared = []
     wanted: set[str] = set()
@@ -156,7 +160,7 @@ def _rows(
     else:
         texts = [(_dumps(done), statements.tokens(done)) for _, done, *_ in prepared]
         users = {}
-    rows, events = [], []
+    rows = []
     for (sid, done, content, mapped, at, keys), (text, tokens) in zip(prepared, texts, strict=True):
         user = None
         for k in keys:
@@ -165,16 +169,16 @@ def _rows(
                 break
         ref = UUID(done["object"]["id"]) if done["object"].get("objectType") == "StatementRef" else None
         voids = ref if statements.is_voiding(done) else None
-        pending = None
+        pending = event = None
         if mapped is not None and user is not None:
-            events.append(events_repo.NewEvent(sid, user, mapped.verb, mapped.object_id, mapped.object_type,
-                                               mapped.skills, mapped.score, mapped.success,
-                                               mapped.duration_seconds, at))
+            if sid not in voided_now:
+                event = events_repo.NewEvent(sid, user, mapped.verb, mapped.object_id, mapped.object_type,
+                                             mapped.skills, mapped.score, mapped.success, mapped.duration_seconds, at)
         elif mapped is not None:
             pending = _dumps(mapping.event_json(mapped, at))
         rows.append(repo.NewStatement(sid, text, tokens, content, voids, ref, keys, pending, user,
-                                      at if mapped else None))
-    return rows, events
+                                      at if mapped else None, event))
+    return rows
 
 
 def map_pending(conn: psycopg.Connection, users: Sequence[tuple[UUID, str]]) -> int:
