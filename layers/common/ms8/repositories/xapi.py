@@ -12,24 +12,26 @@ from uuid import UUID
 import psycopg
 
 from ms8.repositories.days import DAY_PARAMS, DAYS_FROM_STORED
-from ms8.repositories.events import NewEvent
 from ms8.repositories.pending import NOTE_STORED
+from ms8.xapi.mapping import Mapped
 
 SEP = "\x1f"  # arrays travel as one joined string per row (tokens and keys never hold control characters)
 
 
 class NewStatement(NamedTuple):
-    statement_id: UUID
+    """A statement to store; ids as their canonical text."""
+
+    statement_id: str
     statement: str  # JSON text as stored
     tokens: Sequence[str]
     content_hash: bytes | None
-    voids: UUID | None
-    ref: UUID | None
+    voids: str | None
+    ref: str | None
     actor_keys: Sequence[str]
-    event: str | None  # the mapped event (JSON), when the statement maps to one
-    user_id: UUID | None
-    event_occurred_at: datetime | None
-    learning_event: NewEvent | None  # stored with the statement (its user is known and it counts now)
+    event: str | None  # the mapped event (JSON) of a statement whose actor is not a user yet
+    user_id: str | None
+    event_occurred_at: datetime | None  # when it maps to a learning event
+    learning_event: Mapped | None  # the learning event stored with it (of user_id, at event_occurred_at)
 
 
 class Existing(NamedTuple):
@@ -50,7 +52,7 @@ def existing(conn: psycopg.Connection, ids: Sequence[UUID], *, with_statement: b
     return {r[0]: Existing(r[0], r[1], r[2]) for r in rows}
 
 
-def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[bytes, UUID]:
+def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[bytes, str]:
     """Statements sent earlier without an id, by content hash."""
     if not hashes:
         return {}
@@ -59,7 +61,7 @@ def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[b
         "WHERE organization_id = app.current_org_id() AND content_hash = ANY (%s)",
         (list(hashes),),
     ).fetchall()
-    return {bytes(r[0]): r[1] for r in rows}
+    return {bytes(r[0]): str(r[1]) for r in rows}
 
 
 # The rows travel as one text per column, rows separated by U+001E (a row's tokens and keys by
@@ -118,7 +120,7 @@ def _column(values: Sequence[object]) -> str:
 
 def insert(
     conn: psycopg.Connection, organization_id: UUID, key: str, stored: datetime, rows: Sequence[NewStatement]
-) -> set[UUID]:
+) -> set[str]:
     """Store the statements, and the learning events of those that count now with their learners'
     days (one statement); returns the ids stored now (a statement stored before, perhaps by a
     concurrent request, is not stored again)."""
@@ -145,7 +147,7 @@ def insert(
     row = conn.execute(_INSERT, params).fetchone()
     assert row is not None
     count, stored_ids = row
-    return set(ids) if count == len(rows) else set(stored_ids or ())
+    return set(ids) if count == len(rows) else {str(i) for i in stored_ids or ()}
 
 
 class VoidedEvent(NamedTuple):
