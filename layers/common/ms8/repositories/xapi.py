@@ -22,7 +22,7 @@ class NewStatement(NamedTuple):
     """A statement to store; ids as their canonical text."""
 
     statement_id: str
-    statement: str  # JSON text as stored
+    statement: bytes  # JSON as stored (UTF-8)
     tokens: Sequence[str]
     content_hash: bytes | None
     voids: str | None
@@ -115,7 +115,7 @@ SELECT count(*)::integer, CASE WHEN count(*) < %(sent)s THEN array_agg(statement
 
 
 def _column(values: Sequence[object]) -> str:
-    return ROW_SEP.join("" if v is None else v if type(v) is str else str(v) for v in values)
+    return ROW_SEP.join(["" if v is None else v if type(v) is str else str(v) for v in values])
 
 
 def insert(
@@ -130,19 +130,19 @@ def insert(
     join = SEP.join
     params: dict[str, Any] = {
         **DAY_PARAMS, "org": organization_id, "stored": stored, "key": key, "sent": len(rows),
-        "id": _column(ids), "st": ROW_SEP.join(sts), "tokens": ROW_SEP.join(join(t) for t in tokens),
-        "content": _column([c.hex() if c is not None else None for c in content]),
-        "voids": _column(voids), "ref": _column(refs), "keys": ROW_SEP.join(join(k) for k in keys),
+        "id": ROW_SEP.join(ids), "st": b"\x1e".join(sts).decode(), "tokens": ROW_SEP.join([join(t) for t in tokens]),
+        "content": ROW_SEP.join(["" if c is None else c.hex() for c in content]),
+        "voids": _column(voids), "ref": _column(refs), "keys": ROW_SEP.join([join(k) for k in keys]),
         "event": _column(events), "user_id": _column(users),
-        "at": _column([a.isoformat() if a is not None else None for a in ats]),
-        # The event columns: NULL (an empty field) for a statement whose event is not stored now.
-        "verb": _column([e.verb if e is not None else None for e in counted]),
-        "object_id": _column([e.object_id if e is not None else None for e in counted]),
-        "object_type": _column([e.object_type if e is not None else None for e in counted]),
-        "skills": _column([join(e.skills) if e is not None else None for e in counted]),
-        "score": _column([e.score if e is not None else None for e in counted]),
-        "success": _column([e.success if e is not None else None for e in counted]),
-        "duration": _column([e.duration_seconds if e is not None else None for e in counted]),
+        "at": ROW_SEP.join(["" if a is None else a.isoformat() for a in ats]),
+        # The event columns: empty (NULL) for a statement whose event is not stored now.
+        "verb": ROW_SEP.join(["" if e is None else e.verb for e in counted]),
+        "object_id": ROW_SEP.join(["" if e is None else e.object_id for e in counted]),
+        "object_type": ROW_SEP.join(["" if e is None else e.object_type for e in counted]),
+        "skills": ROW_SEP.join(["" if e is None else join(e.skills) for e in counted]),
+        "score": _column([None if e is None else e.score for e in counted]),
+        "success": _column([None if e is None else e.success for e in counted]),
+        "duration": _column([None if e is None else e.duration_seconds for e in counted]),
     }
     row = conn.execute(_INSERT, params).fetchone()
     assert row is not None

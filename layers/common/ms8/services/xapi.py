@@ -142,6 +142,7 @@ def _rows(
     prepared = []
     wanted: set[str] = set()
     authority = caller.authority
+    authority_key = statements.agent_key(authority)  # every statement's: worked out once
     for sid, st, content in todo:
         done = statements.complete(st, sid, stored_text, authority)
         mapped = mapping.map_statement(done)
@@ -156,10 +157,10 @@ def _rows(
     if wanted:
         with conn.pipeline():
             lookup = _send_lookup(conn, wanted)
-            texts = [(_dumps(done), statements.tokens(done)) for _, done, *_ in prepared]
+            texts = [(orjson.dumps(done), statements.tokens(done, authority_key)) for _, done, *_ in prepared]
         users = _users(lookup, wanted)
     else:
-        texts = [(_dumps(done), statements.tokens(done)) for _, done, *_ in prepared]
+        texts = [(orjson.dumps(done), statements.tokens(done, authority_key)) for _, done, *_ in prepared]
         users = {}
     rows = []
     for (sid, done, content, mapped, at, keys), (text, tokens) in zip(prepared, texts, strict=True):
