@@ -4,10 +4,11 @@ A batch is validated whole before anything is written. Then, in the request's tr
 ids are assigned (a statement sent without an id that has the content hash of one stored before
 gets that one's id and is not stored again: Moodle re-sends batches without ids), ids already
 stored are compared (same content: nothing changes; other content: 409), voiding statements void
-their targets and delete the targets' learning events, the statements are stored, and those that
-map to a learning event of a known user are ingested by ms8.services.ingest (events and learner
-days now; snapshots and points by the refresh job). A statement whose actor is not a user yet
-keeps its mapped event and the actor's keys, and is counted when the user appears (map_pending).
+their targets and delete the targets' learning events, and the statements are stored: in the same
+INSERT statement, those that map to a learning event of a known user become learning events, are
+added to the learners' days and their learners noted for the refresh job, as an ingest batch is
+(snapshots and points follow with that job). A statement whose actor is not a user yet keeps its
+mapped event and the actor's keys, and is counted when the user appears (map_pending).
 """
 
 from __future__ import annotations
