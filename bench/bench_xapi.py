@@ -205,9 +205,14 @@ def ms8_pids(pool: Any) -> list[int]:
 
     from local import localdb
 
+    # Not by backend_type: PostgreSQL shows it (NULL otherwise) only for the viewer's own role's
+    # sessions or to a superuser, and the gateway connects as the runtime role. The bench database
+    # has no other clients than the gateway's workers and this connection.
     with psycopg.connect(localdb.owner_url(DB), autocommit=True) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'"
-                            " AND pid <> pg_backend_pid()", (DB,)).fetchall()
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                            (DB,)).fetchall()
+    if not rows:
+        raise SystemExit("no PostgreSQL backend of the gateway found: its CPU could not be counted")
     return [*pool.worker_pids(), *(int(r[0]) for r in rows)]
 
 

@@ -241,3 +241,28 @@ def test_a_statement_voided_in_its_own_batch_never_counts(factory: Factory, org:
     assert xcall("POST", "statements", cred, body=[st, voiding]).status == 200
     assert events_of(factory, alice) == []
     assert xcall("GET", "statements", cred, query={"voidedStatementId": st["id"]}).status == 200
+
+
+def test_a_batch_re_sent_with_new_statements_adds_only_the_new_ones(
+    factory: Factory, org: Org, cred: tuple[str, str]
+) -> None:
+    """A platform retries a batch with more statements in it (Open edX keeps its ids): the
+    statements stored before are skipped with their events, the new ones are stored and counted,
+    and the learner's day holds each event once. Ids come back in their canonical (lower-case) form."""
+    alice, bob = org.users["alice"], org.users["bob"]
+    first = [statement(email_of(factory, alice), "completed"), statement(email_of(factory, bob), "completed")]
+    assert xcall("POST", "statements", cred, body=first).status == 200
+    upper = {**statement(email_of(factory, alice), "experienced", object_id="https://lms.example.org/page/2")}
+    upper["id"] = upper["id"].upper()
+    again = [*first, upper, statement(email_of(factory, bob), "experienced")]
+    r = xcall("POST", "statements", cred, body=again)
+    assert r.status == 200, r.body
+    assert r.body == [st["id"].lower() for st in again]
+    assert stored_count(factory, org.id) == 4
+    assert sorted(e[1] for e in events_of(factory, alice)) == ["completed", "experienced"]
+    assert sorted(str(e[0]) for e in events_of(factory, alice)) == sorted([first[0]["id"], upper["id"].lower()])
+    days = factory.sql("SELECT user_id, sum(events)::int, sum(completions)::int FROM learner_daily_activity "
+                       "WHERE organization_id = %s GROUP BY user_id", (org.id,))
+    assert {u: (n, c) for u, n, c in days} == {alice: (2, 1), bob: (2, 1)}
+    canonical = upper["id"].lower()
+    assert xcall("GET", "statements", cred, query={"statementId": canonical}).body["id"] == canonical

@@ -11,20 +11,27 @@ from uuid import UUID
 
 import psycopg
 
+from ms8.repositories.days import DAY_PARAMS, DAYS_FROM_STORED
+from ms8.repositories.pending import NOTE_STORED
+from ms8.xapi.mapping import Mapped
+
 SEP = "\x1f"  # arrays travel as one joined string per row (tokens and keys never hold control characters)
 
 
 class NewStatement(NamedTuple):
-    statement_id: UUID
-    statement: str  # JSON text as stored
+    """A statement to store; ids as their canonical text."""
+
+    statement_id: str
+    statement: bytes  # JSON as stored (UTF-8)
     tokens: Sequence[str]
     content_hash: bytes | None
-    voids: UUID | None
-    ref: UUID | None
+    voids: str | None
+    ref: str | None
     actor_keys: Sequence[str]
-    event: str | None  # the mapped event (JSON), when the statement maps to one
-    user_id: UUID | None
-    event_occurred_at: datetime | None
+    event: str | None  # the mapped event (JSON) of a statement whose actor is not a user yet
+    user_id: str | None
+    event_occurred_at: datetime | None  # when it maps to a learning event
+    learning_event: Mapped | None  # the learning event stored with it (of user_id, at event_occurred_at)
 
 
 class Existing(NamedTuple):
@@ -45,7 +52,7 @@ def existing(conn: psycopg.Connection, ids: Sequence[UUID], *, with_statement: b
     return {r[0]: Existing(r[0], r[1], r[2]) for r in rows}
 
 
-def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[bytes, UUID]:
+def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[bytes, str]:
     """Statements sent earlier without an id, by content hash."""
     if not hashes:
         return {}
@@ -54,54 +61,93 @@ def by_content_hash(conn: psycopg.Connection, hashes: Sequence[bytes]) -> dict[b
         "WHERE organization_id = app.current_org_id() AND content_hash = ANY (%s)",
         (list(hashes),),
     ).fetchall()
-    return {bytes(r[0]): r[1] for r in rows}
+    return {bytes(r[0]): str(r[1]) for r in rows}
 
 
 # The rows travel as one text per column, rows separated by U+001E (a row's tokens and keys by
-# U+001F): joining strings is far cheaper in Python than dumping ten arrays element by element,
-# and splitting them is cheap on the server. JSON text never holds a raw control character, and
-# tokens and keys are built without them (ms8.xapi.statements.agent_key). An empty field is NULL.
-# The content hashes travel as hex (a bytea[] parameter is dumped element by element in Python).
+# U+001F): joining strings is far cheaper in Python than dumping seventeen arrays element by
+# element, and splitting them is cheap on the server. JSON text never holds a raw control
+# character, and tokens, keys and skills are built without them (ms8.xapi.statements.agent_key,
+# the model's skills). An empty field is NULL. The content hashes travel as hex.
+#
+# One statement stores the statements and, from those it stored (a statement stored before is
+# skipped, and so is its event), their learning events, the learners' days and the learners noted
+# for the refresh job: the same CTEs as an ingest batch (ms8.repositories.days, .pending) over the
+# events stored. Rows go in key order, so two batches that share ids lock them in the same order.
+# The answer is one row: how many statements were stored and, only when that is fewer than were
+# sent, their ids.
 ROW_SEP = "\x1e"
+_COLUMNS = ("id", "st", "tokens", "content", "voids", "ref", "keys", "event", "user_id", "at",
+            "verb", "object_id", "object_type", "skills", "score", "success", "duration")
+_TYPES = {"id": "::uuid[]", "voids": "::uuid[]", "ref": "::uuid[]", "user_id": "::uuid[]", "at": "::timestamptz[]",
+          "score": "::float8[]", "success": "::boolean[]", "duration": "::integer[]"}
 _INSERT = """
-INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, tokens,
-                             content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
-SELECT %s, x.id, x.st::json, %s, %s, string_to_array(x.tokens, E'\\x1f'),
-       decode(x.content, 'hex'), x.voids, x.ref, coalesce(string_to_array(x.keys, E'\\x1f'), '{}'),
-       x.event::jsonb, x.user_id, x.at
-FROM unnest(string_to_array(%s, E'\\x1e', '')::uuid[], string_to_array(%s, E'\\x1e', ''),
-            string_to_array(%s, E'\\x1e', ''), string_to_array(%s, E'\\x1e', ''),
-            string_to_array(%s, E'\\x1e', '')::uuid[],
-            string_to_array(%s, E'\\x1e', '')::uuid[], string_to_array(%s, E'\\x1e', ''),
-            string_to_array(%s, E'\\x1e', ''), string_to_array(%s, E'\\x1e', '')::uuid[],
-            string_to_array(%s, E'\\x1e', '')::timestamptz[])
-     AS x(id, st, tokens, content, voids, ref, keys, event, user_id, at)
-ORDER BY x.id
-ON CONFLICT DO NOTHING
-RETURNING statement_id
+WITH x AS (
+    SELECT * FROM unnest(""" + ", ".join(f"string_to_array(%({c})s, E'\\x1e', ''){_TYPES.get(c, '')}"
+                                       for c in _COLUMNS) + f""")
+        AS x({", ".join(_COLUMNS)})
+),
+ins AS (
+    INSERT INTO xapi_statements (organization_id, statement_id, statement, stored, credential_key, tokens,
+                                 content_hash, voids, ref, actor_keys, event, user_id, event_occurred_at)
+    SELECT %(org)s, x.id, x.st::json, %(stored)s, %(key)s, string_to_array(x.tokens, E'\\x1f'),
+           decode(x.content, 'hex'), x.voids, x.ref, coalesce(string_to_array(x.keys, E'\\x1f'), '{{}}'),
+           x.event::jsonb, x.user_id, x.at
+    FROM x
+    ORDER BY x.id
+    ON CONFLICT DO NOTHING
+    RETURNING statement_id
+),
+stored AS (
+    INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
+                                 skills, score, success, duration_seconds, occurred_at, sent_by_learner)
+    SELECT x.id, x.user_id, %(org)s, x.verb, x.object_id, x.object_type,
+           coalesce(string_to_array(x.skills, E'\\x1f'), '{{}}'), x.score::real, x.success, x.duration, x.at, false
+    FROM ins JOIN x ON x.id = ins.statement_id
+    WHERE x.verb IS NOT NULL
+    ORDER BY x.user_id, x.id, x.at
+    ON CONFLICT (user_id, event_id, occurred_at) DO NOTHING
+    RETURNING event_id, user_id, verb, object_id, skills, score, duration_seconds, occurred_at
+),
+""" + NOTE_STORED + DAYS_FROM_STORED + """
+SELECT count(*)::integer, CASE WHEN count(*) < %(sent)s THEN array_agg(statement_id) END FROM ins
 """
 
 
 def _column(values: Sequence[object]) -> str:
-    return ROW_SEP.join("" if v is None else v if type(v) is str else str(v) for v in values)
+    return ROW_SEP.join(["" if v is None else v if type(v) is str else str(v) for v in values])
 
 
 def insert(
     conn: psycopg.Connection, organization_id: UUID, key: str, stored: datetime, rows: Sequence[NewStatement]
-) -> set[UUID]:
-    """Store the statements (one statement); returns the ids stored now (a concurrent request may
-    have stored one of them first)."""
+) -> set[str]:
+    """Store the statements, and the learning events of those that count now with their learners'
+    days (one statement); returns the ids stored now (a statement stored before, perhaps by a
+    concurrent request, is not stored again)."""
     if not rows:
         return set()
-    ids, sts, tokens, content, voids, refs, keys, events, users, ats = zip(*rows, strict=True)
+    ids, sts, tokens, content, voids, refs, keys, events, users, ats, counted = zip(*rows, strict=True)
     join = SEP.join
-    cur = conn.execute(_INSERT, (
-        organization_id, stored, key, _column(ids), ROW_SEP.join(sts), ROW_SEP.join(join(t) for t in tokens),
-        _column([c.hex() if c is not None else None for c in content]),
-        _column(voids), _column(refs), ROW_SEP.join(join(k) for k in keys), _column(events),
-        _column(users), _column([a.isoformat() if a is not None else None for a in ats]),
-    ))
-    return {r[0] for r in cur.fetchall()}
+    params: dict[str, Any] = {
+        **DAY_PARAMS, "org": organization_id, "stored": stored, "key": key, "sent": len(rows),
+        "id": ROW_SEP.join(ids), "st": b"\x1e".join(sts).decode(), "tokens": ROW_SEP.join([join(t) for t in tokens]),
+        "content": ROW_SEP.join(["" if c is None else c.hex() for c in content]),
+        "voids": _column(voids), "ref": _column(refs), "keys": ROW_SEP.join([join(k) for k in keys]),
+        "event": _column(events), "user_id": _column(users),
+        "at": ROW_SEP.join(["" if a is None else a.isoformat() for a in ats]),
+        # The event columns: empty (NULL) for a statement whose event is not stored now.
+        "verb": ROW_SEP.join(["" if e is None else e.verb for e in counted]),
+        "object_id": ROW_SEP.join(["" if e is None else e.object_id for e in counted]),
+        "object_type": ROW_SEP.join(["" if e is None else e.object_type for e in counted]),
+        "skills": ROW_SEP.join(["" if e is None else join(e.skills) for e in counted]),
+        "score": _column([None if e is None else e.score for e in counted]),
+        "success": _column([None if e is None else e.success for e in counted]),
+        "duration": _column([None if e is None else e.duration_seconds for e in counted]),
+    }
+    row = conn.execute(_INSERT, params).fetchone()
+    assert row is not None
+    count, stored_ids = row
+    return set(ids) if count == len(rows) else {str(i) for i in stored_ids or ()}
 
 
 class VoidedEvent(NamedTuple):

@@ -4,10 +4,11 @@ A batch is validated whole before anything is written. Then, in the request's tr
 ids are assigned (a statement sent without an id that has the content hash of one stored before
 gets that one's id and is not stored again: Moodle re-sends batches without ids), ids already
 stored are compared (same content: nothing changes; other content: 409), voiding statements void
-their targets and delete the targets' learning events, the statements are stored, and those that
-map to a learning event of a known user are ingested by ms8.services.ingest (events and learner
-days now; snapshots and points by the refresh job). A statement whose actor is not a user yet
-keeps its mapped event and the actor's keys, and is counted when the user appears (map_pending).
+their targets and delete the targets' learning events, and the statements are stored: in the same
+INSERT statement, those that map to a learning event of a known user become learning events, are
+added to the learners' days and their learners noted for the refresh job, as an ingest batch is
+(snapshots and points follow with that job). A statement whose actor is not a user yet keeps its
+mapped event and the actor's keys, and is counted when the user appears (map_pending).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from uuid import UUID
 import orjson
 import psycopg
 
+from ms8.db import users_of_the_organization
 from ms8.errors import BadRequest, Conflict, NotFound
-from ms8.repositories import events as events_repo
 from ms8.repositories import xapi as repo
 from ms8.services import ingest
 from ms8.xapi import mapping, multipart, statements, validate
@@ -78,14 +79,16 @@ def store(
     has_id = ["id" in st for st in items]
     hashes = [statements.content_hash(st) if not has_id[i] and "timestamp" in st else None
               for i, st in enumerate(items)]
+    # Ids are handled as their canonical text (lower case; a valid id is always hyphenated): a
+    # batch's thousand ids are never turned into UUID objects and back.
     known = repo.by_content_hash(conn, [h for h in hashes if h is not None])
-    by_hash: dict[bytes, UUID] = {}
-    ids = [UUID(st["id"]) if has_id[i] else
-           (known.get(h) or by_hash.setdefault(h, uuidlib.uuid4())) if (h := hashes[i]) is not None else
-           uuidlib.uuid4()
+    by_hash: dict[bytes, str] = {}
+    ids = [st["id"].lower() if has_id[i] else
+           (known.get(h) or by_hash.setdefault(h, str(uuidlib.uuid4()))) if (h := hashes[i]) is not None else
+           str(uuidlib.uuid4())
            for i, st in enumerate(items)]
     # 2. an id repeated in the batch is refused (unless merged above).
-    seen: set[UUID] = set()
+    seen: set[str] = set()
     fresh: list[int] = []
     for i, sid in enumerate(ids):
         if sid in seen:
@@ -95,16 +98,20 @@ def store(
         seen.add(sid)
         if hashes[i] is None or hashes[i] not in known:
             fresh.append(i)
-    # 3. store (one statement; an id stored before is skipped), then look at those skipped: the
+    # 3. store (one statement, with the learning events and the learners' days of those that count
+    # now; an id stored before is skipped, and so is its event), then look at those skipped: the
     # same statement sent again changes nothing, other content under its id is a conflict (409,
     # and the transaction rolls back). Checking after the insert spares a look-up per batch.
-    rows, mapped = _rows(conn, caller, [(ids[i], items[i], hashes[i]) for i in fresh], stored_text, now)
-    inserted = repo.insert(conn, caller.organization_id, caller.key, stored_at, rows)
+    # A statement voided in its own batch never counts.
+    voided_now = {items[i]["object"]["id"].lower() for i in fresh if statements.is_voiding(items[i])}
+    rows = _rows(conn, caller, [(ids[i], items[i], hashes[i]) for i in fresh], stored_text, now, voided_now)
+    with users_of_the_organization():
+        inserted = repo.insert(conn, caller.organization_id, caller.key, stored_at, rows)
     skipped = [i for i in fresh if ids[i] not in inserted]
     if skipped:
-        before = repo.existing(conn, [ids[i] for i in skipped], with_statement=True)
+        before = repo.existing(conn, [UUID(ids[i]) for i in skipped], with_statement=True)
         for i in skipped:
-            old = before.get(ids[i])
+            old = before.get(UUID(ids[i]))
             if old is not None and (old.statement is None or not statements.same(items[i], old.statement)):
                 raise Conflict(f"statement {ids[i]} is stored with other content", code="STATEMENT_CONFLICT")
     # 4. voiding: the targets of the voiding statements stored now (never a voiding statement).
@@ -112,33 +119,33 @@ def store(
     targets = [UUID(items[i]["object"]["id"]) for i in voiding]
     if targets:
         target_rows = repo.existing(conn, targets)
-        batch_voiding = {ids[i] for i in voiding}
+        batch_voiding = {UUID(ids[i]) for i in voiding}
         for t in targets:
             if (t in target_rows and target_rows[t].is_voiding) or t in batch_voiding:
                 raise BadRequest(f"statement {t} is a voiding statement and cannot be voided", code="VOIDING_VOIDED")
     removed = repo.void(conn, targets)
     repo.store_attachments(conn, [(sha2, p.content_type, p.content) for sha2, p in (parts or {}).items()])
-    # 5. the learning events of the statements stored now, with analytics and gamification.
-    voided_now = set(targets)  # a statement voided in its own batch never counts
-    events = [e for e in mapped if e.event_id in inserted and e.event_id not in voided_now]
-    if events or removed:
-        ingest.store_rows(conn, caller.organization_id, events, now,
+    # 5. the learning events voided now leave their learners' days: the refresh job builds them again.
+    if removed:
+        ingest.store_rows(conn, caller.organization_id, [], now,
                           removed=[(e.user_id, e.occurred_at) for e in removed], sent_by_service=True)
-    return [str(i) for i in ids]
+    return ids
 
 
 def _rows(
-    conn: psycopg.Connection, caller: XapiCaller, todo: Sequence[tuple[UUID, dict[str, Any], bytes | None]],
-    stored_text: str, now: datetime,
-) -> tuple[list[repo.NewStatement], list[events_repo.NewEvent]]:
-    """The rows to store and the learning events of those whose actor is a user. A statement that
-    maps to an event of an actor who is not a user yet keeps the event (JSON) and the actor's keys."""
+    conn: psycopg.Connection, caller: XapiCaller, todo: Sequence[tuple[str, dict[str, Any], bytes | None]],
+    stored_text: str, now: datetime, voided_now: set[str],
+) -> list[repo.NewStatement]:
+    """The rows to store, with the learning event of those whose actor is a user (unless a
+    statement of the batch voids them). A statement that maps to an event of an actor who is not a
+    user yet keeps the event (JSON) and the actor's keys."""
     oldest, newest = now - ingest.MAX_AGE, now + ingest.MAX_AHEAD
     prepared = []
     wanted: set[str] = set()
     authority = caller.authority
+    authority_key = statements.agent_key(authority)  # every statement's: worked out once
     for sid, st, content in todo:
-        done = statements.complete(st, str(sid), stored_text, authority)
+        done = statements.complete(st, sid, stored_text, authority)
         mapped = mapping.map_statement(done)
         at = statements.parse_instant(done["timestamp"])
         if mapped is not None and not oldest <= at <= newest:
@@ -151,30 +158,28 @@ def _rows(
     if wanted:
         with conn.pipeline():
             lookup = _send_lookup(conn, wanted)
-            texts = [(_dumps(done), statements.tokens(done)) for _, done, *_ in prepared]
+            texts = [(orjson.dumps(done), statements.tokens(done, authority_key)) for _, done, *_ in prepared]
         users = _users(lookup, wanted)
     else:
-        texts = [(_dumps(done), statements.tokens(done)) for _, done, *_ in prepared]
+        texts = [(orjson.dumps(done), statements.tokens(done, authority_key)) for _, done, *_ in prepared]
         users = {}
-    rows, events = [], []
+    rows = []
     for (sid, done, content, mapped, at, keys), (text, tokens) in zip(prepared, texts, strict=True):
         user = None
         for k in keys:
             if k in users:
                 user = users[k]
                 break
-        ref = UUID(done["object"]["id"]) if done["object"].get("objectType") == "StatementRef" else None
-        voids = ref if statements.is_voiding(done) else None
+        obj = done["object"]
+        ref = obj["id"].lower() if obj.get("objectType") == "StatementRef" else None
+        voids = ref if ref is not None and statements.is_voiding(done) else None
         pending = None
-        if mapped is not None and user is not None:
-            events.append(events_repo.NewEvent(sid, user, mapped.verb, mapped.object_id, mapped.object_type,
-                                               mapped.skills, mapped.score, mapped.success,
-                                               mapped.duration_seconds, at))
-        elif mapped is not None:
+        event = mapped if user is not None and sid not in voided_now else None
+        if mapped is not None and user is None:
             pending = _dumps(mapping.event_json(mapped, at))
         rows.append(repo.NewStatement(sid, text, tokens, content, voids, ref, keys, pending, user,
-                                      at if mapped else None))
-    return rows, events
+                                      at if mapped else None, event))
+    return rows
 
 
 def map_pending(conn: psycopg.Connection, users: Sequence[tuple[UUID, str]]) -> int:
@@ -201,15 +206,17 @@ def _send_lookup(conn: psycopg.Connection, keys: set[str]) -> psycopg.Cursor[Any
     return repo.send_users_by_keys(conn, ids, emails, everyone=any(k.startswith("sha1:") for k in keys))
 
 
-def _users(lookup: psycopg.Cursor[Any] | None, keys: set[str]) -> dict[str, UUID]:
-    """The answer of _send_lookup: actor key -> user of the organization (see mapping.actor_keys)."""
-    found: dict[str, UUID] = {}
+def _users(lookup: psycopg.Cursor[Any] | None, keys: set[str]) -> dict[str, str]:
+    """The answer of _send_lookup: actor key -> user of the organization (see mapping.actor_keys),
+    the user's id as text."""
+    found: dict[str, str] = {}
     if lookup is None:
         return found
     for user_id, email in lookup.fetchall():
-        for key in mapping.user_keys(str(user_id), email):
+        text = str(user_id)
+        for key in mapping.user_keys(text, email):
             if key in keys:
-                found[key] = user_id
+                found[key] = text
     return found
 
 

@@ -90,9 +90,11 @@ def _context_activities(context: dict[str, Any] | None, prefix: str, out: set[st
             out.add(prefix + items["id"])
 
 
-def tokens(st: dict[str, Any]) -> list[str]:
+def tokens(st: dict[str, Any], authority_key: str | None = None) -> list[str]:
     """What the GET filters match: `a:` actor or object agent, `A:` any related agent, `v:` verb,
-    `o:` the object activity, `O:` any related activity, `r:` registration (one GIN index)."""
+    `o:` the object activity, `O:` any related activity, `r:` registration (one GIN index).
+    `authority_key`: the agent_key of the statement's authority, when the caller knows it (the
+    same for a whole batch)."""
     found: set[str] = set()
     related: list[str] = []
     obj = st["object"]
@@ -129,7 +131,11 @@ def tokens(st: dict[str, Any]) -> list[str]:
         _context_activities(ctx, "O:", found)
         if "registration" in ctx:
             found.add("r:" + ctx["registration"].lower())
-    _agents(st.get("authority"), related)
+    if authority_key is not None:
+        related.append(authority_key)
+        _members(st["authority"], related)
+    else:
+        _agents(st.get("authority"), related)
     for key in related:
         found.add("A:" + key)
     return list(found)
@@ -145,7 +151,12 @@ def content_hash(st: dict[str, Any]) -> bytes:
 def _arrays(context: dict[str, Any]) -> dict[str, Any]:
     """Context activities always as arrays (a single one may be sent as an object)."""
     activities = context.get("contextActivities")
-    if not activities or all(isinstance(v, list) for v in activities.values()):
+    if not activities:
+        return context
+    for v in activities.values():
+        if type(v) is not list:
+            break
+    else:
         return context
     return {**context, "contextActivities": {k: v if isinstance(v, list) else [v] for k, v in activities.items()}}
 
