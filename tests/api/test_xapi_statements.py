@@ -243,6 +243,20 @@ def test_a_statement_voided_in_its_own_batch_never_counts(factory: Factory, org:
     assert xcall("GET", "statements", cred, query={"voidedStatementId": st["id"]}).status == 200
 
 
+def test_a_voiding_statement_re_sent_with_its_target_voids_it(factory: Factory, org: Org, cred: tuple[str, str]) -> None:
+    """The voiding statement came first (its target unknown then); a retry sends it again with
+    the target: the target is stored voided and never counts, as in one batch."""
+    alice = org.users["alice"]
+    st = statement(email_of(factory, alice), "completed")
+    voiding = {"id": str(uuid.uuid4()), "actor": st["actor"], "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+               "object": {"objectType": "StatementRef", "id": st["id"]}}
+    assert xcall("POST", "statements", cred, body=[voiding]).status == 200
+    assert xcall("POST", "statements", cred, body=[voiding, st]).status == 200
+    assert events_of(factory, alice) == []
+    assert xcall("GET", "statements", cred, query={"statementId": st["id"]}).status == 404
+    assert xcall("GET", "statements", cred, query={"voidedStatementId": st["id"]}).status == 200
+
+
 def test_a_batch_re_sent_with_new_statements_adds_only_the_new_ones(
     factory: Factory, org: Org, cred: tuple[str, str]
 ) -> None:
