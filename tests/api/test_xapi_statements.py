@@ -243,7 +243,9 @@ def test_a_statement_voided_in_its_own_batch_never_counts(factory: Factory, org:
     assert xcall("GET", "statements", cred, query={"voidedStatementId": st["id"]}).status == 200
 
 
-def test_a_voiding_statement_re_sent_with_its_target_voids_it(factory: Factory, org: Org, cred: tuple[str, str]) -> None:
+def test_a_voiding_statement_re_sent_with_its_target_voids_it(
+    factory: Factory, org: Org, cred: tuple[str, str]
+) -> None:
     """The voiding statement came first (its target unknown then); a retry sends it again with
     the target: the target is stored voided and never counts, as in one batch."""
     alice = org.users["alice"]
