@@ -13,6 +13,7 @@ import psycopg
 
 from ms8.db import autocommit
 from ms8.domain.metrics import EventRecord, EventRow
+from ms8.repositories import binary_arrays as arrays
 from ms8.repositories.days import DAY_PARAMS, DAYS_FROM_STORED
 from ms8.repositories.pending import NOTE_STORED
 
@@ -131,14 +132,16 @@ _PLATFORM_CALL = (
 )
 
 
-def _columns(rows: Sequence[NewEvent]) -> list[list[Any]]:
-    """The rows as the statement's ten arrays (skills joined by SKILL_SEPARATOR)."""
+def _columns(rows: Sequence[NewEvent]) -> list[Any]:
+    """The rows as the statement's ten arrays, built in binary in bulk (ms8.repositories.binary_arrays;
+    skills joined by SKILL_SEPARATOR)."""
     event_ids, user_ids, verbs, object_ids, object_types, skills, scores, successes, durations, occurred = zip(
         *rows, strict=True
     )
     join = SKILL_SEPARATOR.join
-    return [list(event_ids), list(user_ids), list(verbs), list(object_ids), list(object_types),
-            [join(s) for s in skills], list(scores), list(successes), list(durations), list(occurred)]
+    return [arrays.uuids(event_ids), arrays.uuids(user_ids), arrays.texts(verbs), arrays.texts(object_ids),
+            arrays.texts(object_types), arrays.texts([join(s) for s in skills]), arrays.float8s(scores),
+            arrays.bools(successes), arrays.int4s(durations), arrays.timestamptzs(occurred)]
 
 
 def _stored(rows: Sequence[NewEvent], count: int, stored_ids: Sequence[UUID] | None) -> list[NewEvent]:
