@@ -14,8 +14,9 @@ generate_series and kept between runs (--rebuild builds it again).
     1,000 new events (all in the last day) of 1, 100 or 500 distinct learners of that
     organization, every one of whom has the history above. Timed per batch from the HTTP API
     event (body already serialized, as API Gateway hands it over) to the handler's answer:
-    validation, the request context, the insert with the learner days, noting the touched
-    learners for the refresh job, and the commit. Then, untimed by that row and shown on its own,
+    validation, then one statement (app.request_service_ingest, its own transaction): the
+    request context, the insert with the learner days, noting the touched learners for the
+    refresh job, and the commit. Then, untimed by that row and shown on its own,
     the refresh job (ms8.jobs.pending, every minute on AWS) brings those learners' snapshots,
     points and gamification rows up to date: the work a platform's batch no longer waits for.
 (3) floor, same run, batch for batch: the bare insert of the same 1,000 events: one INSERT ...
