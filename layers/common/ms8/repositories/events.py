@@ -126,10 +126,9 @@ def _as_function_body(statement: str) -> str:
 
 
 PLATFORM_STATEMENT = _as_function_body(_INSERT_AND_NOTE)
-_PLATFORM_CALL = (
-    "SELECT * FROM app.request_service_ingest(%s::text, %s::text, %s::uuid, "
-    + ", ".join(f"%b::{t}" if n in dict(PLATFORM_ARGS[:10]) else f"%s::{t}" for n, t in PLATFORM_ARGS) + ")"
-)
+# The ten event arrays in binary (_columns), the vocabulary as plain parameters.
+_PLATFORM_CALL = "SELECT * FROM app.request_service_ingest(%s::text, %s::text, %s::uuid, " + ", ".join(
+    [f"%b::{t}" for _, t in PLATFORM_ARGS[:10]] + [f"%s::{t}" for _, t in PLATFORM_ARGS[10:]]) + ")"
 
 
 def _columns(rows: Sequence[NewEvent]) -> list[Any]:
