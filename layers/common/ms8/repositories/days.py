@@ -38,14 +38,15 @@ _SCORED = "s.score IS NOT NULL AND s.verb = ANY (%(assessment_verbs)s::text[])"
 
 
 def _add_pairs(column: str, number: str) -> str:
-    """The stored {skill: [a, b]} of `column` plus the new row's, key by key (a subquery run for
-    each updated row: far cheaper than calling a SQL function per row, whose executor is set up
-    on every call)."""
-    return f"""(SELECT jsonb_object_agg(k, jsonb_build_array(a, b))
-            FROM (SELECT k, sum((v ->> 0)::{number}) AS a, sum((v ->> 1)::{number}) AS b
-                  FROM (SELECT * FROM jsonb_each(d.{column})
-                        UNION ALL SELECT * FROM jsonb_each(EXCLUDED.{column})) AS x(k, v)
-                  GROUP BY k) AS t)"""
+    """The stored {skill: [a, b]} of `column` plus the new row's, key by key: the stored object
+    with each of the new row's skills replaced by the sum of both (a subquery run for each updated
+    row over the new row's few skills only; far cheaper than calling a SQL function per row, whose
+    executor is set up on every call, or than grouping the union of both objects). A skill absent
+    from the stored day adds to 0: the same numbers as summing both objects' pairs per skill."""
+    return f"""d.{column} || (SELECT jsonb_object_agg(x.k, jsonb_build_array(
+                (x.v ->> 0)::{number} + coalesce((d.{column} -> x.k ->> 0)::{number}, 0),
+                (x.v ->> 1)::{number} + coalesce((d.{column} -> x.k ->> 1)::{number}, 0)))
+            FROM jsonb_each(EXCLUDED.{column}) AS x(k, v))"""
 
 
 # Scores are summed in micro-units (integers): exact whatever order events arrive in.

@@ -3,6 +3,7 @@ events the analytics computation reads (one statement for all users)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -10,7 +11,9 @@ from uuid import UUID
 
 import psycopg
 
+from ms8.db import autocommit
 from ms8.domain.metrics import EventRecord, EventRow
+from ms8.repositories import binary_arrays as arrays
 from ms8.repositories.days import DAY_PARAMS, DAYS_FROM_STORED
 from ms8.repositories.pending import NOTE_STORED
 
@@ -88,22 +91,64 @@ def insert_batch(
     """
     if not rows:
         return []
+    ids, users, verbs, objects, types, skills, scores, successes, durations, occurred = _columns(rows)
+    row = conn.execute(_INSERT_AND_NOTE if note else _INSERT, {
+        "org": organization_id, "ids": ids, "users": users, "verbs": verbs, "objects": objects, "types": types,
+        "skills": skills, "scores": scores, "successes": successes, "durations": durations, "occurred": occurred,
+        "sent": len(rows), "note": note, **DAY_PARAMS,
+    }).fetchone()
+    assert row is not None
+    return _stored(rows, row[0], row[1])
+
+
+# A platform's batch in one call (migration 0022): app.request_service_ingest sets the client's
+# context (app.begin_service_request) and runs _INSERT_AND_NOTE with its parameters as the
+# function's, in the statement's own transaction (autocommit): one round trip, and PL/pgSQL keeps
+# the statement's plan for the session instead of planning it for every batch. The statement text
+# here is the one source: PLATFORM_STATEMENT is what the function runs, a migration only installs
+# it, and a test compares the function in the database with it (a change to the insert, the days
+# or the noting needs a migration that installs the function again).
+PLATFORM_ARGS: tuple[tuple[str, str], ...] = (
+    ("ids", "uuid[]"), ("users", "uuid[]"), ("verbs", "text[]"), ("objects", "text[]"), ("types", "text[]"),
+    ("skills", "text[]"), ("scores", "real[]"), ("successes", "boolean[]"), ("durations", "integer[]"),
+    ("occurred", "timestamptz[]"), ("completion_verbs", "text[]"), ("assessment_verbs", "text[]"),
+    ("passed_verb", "text"), ("session_verb", "text"), ("half_life_s", "float8"),
+)
+
+
+def _as_function_body(statement: str) -> str:
+    """The statement with its parameters as the function's: p_<name>; the organization the context
+    call resolved (v_org); a platform's events are not the learner's own; the count sent."""
+    body = statement.replace("%(org)s", "v_org").replace("NOT %(note)s", "false")
+    body = body.replace("%(sent)s", "cardinality(p_ids)")
+    body = re.sub(r"%\((\w+)\)[sb]", r"p_\1", body)
+    return body.replace("%%", "%")
+
+
+PLATFORM_STATEMENT = _as_function_body(_INSERT_AND_NOTE)
+# The ten event arrays in binary (_columns), the vocabulary as plain parameters.
+_PLATFORM_CALL = "SELECT * FROM app.request_service_ingest(%s::text, %s::text, %s::uuid, " + ", ".join(
+    [f"%b::{t}" for _, t in PLATFORM_ARGS[:10]] + [f"%s::{t}" for _, t in PLATFORM_ARGS[10:]]) + ")"
+
+
+def _columns(rows: Sequence[NewEvent]) -> list[Any]:
+    """The rows as the statement's ten arrays, built in binary in bulk (ms8.repositories.binary_arrays;
+    skills joined by SKILL_SEPARATOR)."""
     event_ids, user_ids, verbs, object_ids, object_types, skills, scores, successes, durations, occurred = zip(
         *rows, strict=True
     )
     join = SKILL_SEPARATOR.join
-    row = conn.execute(_INSERT_AND_NOTE if note else _INSERT, {
-        "org": organization_id, "ids": list(event_ids), "users": list(user_ids), "verbs": list(verbs),
-        "objects": list(object_ids), "types": list(object_types), "skills": [join(s) for s in skills],
-        "scores": list(scores), "successes": list(successes), "durations": list(durations),
-        "occurred": list(occurred), "sent": len(rows), "note": note, **DAY_PARAMS,
-    }).fetchone()
-    assert row is not None
-    count, stored_ids = row
+    return [arrays.uuids(event_ids), arrays.uuids(user_ids), arrays.texts(verbs), arrays.texts(object_ids),
+            arrays.texts(object_types), arrays.texts([join(s) for s in skills]), arrays.float8s(scores),
+            arrays.bools(successes), arrays.int4s(durations), arrays.timestamptzs(occurred)]
+
+
+def _stored(rows: Sequence[NewEvent], count: int, stored_ids: Sequence[UUID] | None) -> list[NewEvent]:
+    """The rows stored, from the statement's answer: all of them, or those of the ids stored, each
+    once (some were stored before, or sent twice; an id stands for one row here: the model refuses
+    an id repeated with different content)."""
     if count == len(rows):
         return list(rows)
-    # Some were stored before, or sent twice: the rows of the ids stored, each once. An id
-    # stands for one row here (the model refuses an id repeated with different content).
     pending = set(stored_ids or ())
     inserted = []
     for r in rows:
@@ -111,6 +156,22 @@ def insert_batch(
             pending.discard(r.event_id)
             inserted.append(r)
     return inserted
+
+
+def insert_batch_as_service(
+    conn: psycopg.Connection, client_id: str, scope: str, organization_id: UUID | None, rows: Sequence[NewEvent]
+) -> list[NewEvent]:
+    """insert_batch(note=True) for a platform service in one statement and one round trip, its own
+    transaction (all or nothing): the client's context is set inside it (app.begin_service_request:
+    its checks and errors as for any request), then the events, their learners' days and the
+    learners noted for the refresh job are written as the runtime role (RLS, foreign keys)."""
+    days = DAY_PARAMS
+    row = autocommit(conn).execute(_PLATFORM_CALL, (
+        client_id, scope, organization_id, *_columns(rows), days["completion_verbs"], days["assessment_verbs"],
+        days["passed_verb"], days["session_verb"], days["half_life_s"],
+    )).fetchone()
+    assert row is not None
+    return _stored(rows, row[0], row[1])
 
 
 # Transaction-scoped advisory locks in a key space of their own (two int4 keys), taken in id
