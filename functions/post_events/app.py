@@ -5,20 +5,14 @@ platform's batch in one statement, its own transaction); a learner's own events 
 their analytics and points in it, a platform's batch leaves those to the refresh job
 (RefreshPendingFunction, every minute)."""
 
-import gc
 from datetime import UTC, datetime
 
+from ms8.collector import for_bulk_batches
 from ms8.http import handler, make_app, principal_tx, service_principal
 from ms8.schemas.events import EventBatch, IngestResult
 from ms8.services.ingest import ingest, ingest_as_service
 
-# A 1,000-event batch is ~10,000 container objects (the validated models and their fields), alive
-# until the answer: at the default threshold of 700 allocations the collector ran ~15 young and
-# ~1.4 middle-generation collections per batch, each walking what the batch had built so far
-# (~3.5 ms of ~45 ms of CPU, more at 500 learners; docs/PERFORMANCE.md). It stays on, for this
-# function's process, with young collections ~30 times rarer: reference counting frees a batch as
-# before, and the few cycles a request may leave wait a little longer for the collector.
-gc.set_threshold(20_000, *gc.get_threshold()[1:])
+for_bulk_batches()  # ~10,000 objects per batch, alive to the answer (ms8.collector)
 
 # The body is validated once, straight from its JSON text (up to 1,000 events).
 app = make_app(body=EventBatch)

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 from aws_lambda_powertools.event_handler import Response
 
-from ms8.gcpause import gc_paused
+from ms8.collector import for_bulk_batches
 from ms8.http import make_app
 from ms8.services import xapi
 from ms8.xapi.http import check_version, consistent_through, request_body, xapi_handler, xapi_tx
 
+for_bulk_batches()  # ~100,000 objects per batch, alive to the answer (ms8.collector)
 app = make_app(validation=False)
 
 
@@ -19,8 +20,7 @@ app = make_app(validation=False)
           tags=["xapi"])
 def post_statements() -> Response[list[str]]:
     check_version(app)
-    # A batch is ~100,000 objects held to the end: the cyclic collector would walk them again and again.
-    with gc_paused(), xapi_tx(app) as (conn, caller):
+    with xapi_tx(app) as (conn, caller):
         body, parts = request_body(app)
         items = xapi.validate_batch(body, parts)
         ids = xapi.store(conn, caller, items, datetime.now(UTC), parts)
