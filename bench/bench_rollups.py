@@ -39,7 +39,7 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
-from _common import cpu_seconds, synthetic_events
+from _common import synthetic_events
 
 from local import localdb
 
@@ -138,22 +138,53 @@ def _clear(url: str, tables: list[str]) -> None:
             conn.execute(f"VACUUM ANALYZE {table}")
 
 
+def server_cpu() -> float:
+    """CPU seconds the local PostgreSQL server has used so far: the postmaster, its live children
+    (backends, workers) and the children it has reaped (a backend that closed meanwhile counts
+    whole at the end, minus what it had at the start)."""
+    postmaster = int((localdb.PGDATA / "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            f = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(f[1]) == postmaster:
+            total += int(f[11]) + int(f[12])
+    return total / tick
+
+
 def _timed(url: str, work) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
-    """One run in its own maintenance transaction, commit included: (seconds, CPU seconds of its
-    PostgreSQL backend, rows written). The CPU time tells the work apart from the waits for a
-    core on a shared machine."""
+    """One run in its own maintenance transaction, commit included: (seconds, CPU seconds of the
+    PostgreSQL server meanwhile (every backend: the job's other connections too), rows written).
+    The CPU time tells the work apart from the waits for a core on a shared machine."""
     with psycopg.connect(url) as conn:
-        pid = conn.info.backend_pid
-        cpu = cpu_seconds([pid]).get(pid, 0.0)
+        cpu = server_cpu()
         started = time.perf_counter()
         conn.execute("SELECT app.begin_maintenance()")
         written = work(conn)
         conn.commit()
         elapsed = time.perf_counter() - started
-        return elapsed, cpu_seconds([pid]).get(pid, 0.0) - cpu, written
+        return elapsed, server_cpu() - cpu, written
 
 
-def bench_rollups(url: str, as_of: date, rounds: int, old: bool) -> dict[str, tuple[float, float, int]]:
+def _job(connections: int, params):  # type: ignore[no-untyped-def]
+    """The rollup job's run with ROLLUP_CONNECTIONS = `connections`."""
+    from ms8 import config
+    from ms8.jobs import rollups
+
+    def run(conn: psycopg.Connection) -> int:
+        os.environ["ROLLUP_CONNECTIONS"] = str(connections)
+        config.settings.cache_clear()
+        return rollups.roll_up(conn, params).rows_written
+
+    return run
+
+
+def bench_rollups(url: str, as_of: date, rounds: int, old: bool, connections: int,
+                  ) -> dict[str, tuple[float, float, int]]:
     import rollups_baseline
     import rollups_raw
 
@@ -163,8 +194,10 @@ def bench_rollups(url: str, as_of: date, rounds: int, old: bool) -> dict[str, tu
 
     spans = rollups.windows(as_of, DAYS)
     params = JobInput(as_of, time_now(), days=DAYS, replay=True)
+    degrees = sorted({1, connections})
     runs: dict[str, list[tuple[float, float, int]]] = {
-        k: [] for k in ("raw", "new first", "new again", *(("old first", "old again") if old else ()))}
+        k: [] for k in ("raw", *(f"{n} {run}" for n in degrees for run in ("first", "again")),
+                        *(("old first", "old again") if old else ()))}
     # The partition job no longer keeps the old table's years ahead (nothing but this baseline writes it).
     with psycopg.connect(url) as conn:
         conn.execute("SELECT app.ensure_yearly_partition(y) FROM generate_series(%s::int, %s::int) AS y",
@@ -175,14 +208,16 @@ def bench_rollups(url: str, as_of: date, rounds: int, old: bool) -> dict[str, tu
             runs["old first"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
             runs["old again"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
         runs["raw"].append(_timed(url, lambda c: rollups_raw.run(c, spans, ROLLUP_VERSION)))
-        _clear(url, ["population_rollups", "app.population_rollup_inputs"])
-        runs["new first"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
-        runs["new again"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
-        with psycopg.connect(url) as conn:
-            conn.execute("SELECT app.begin_maintenance()")
-            ours, raw, missing, extra = rollups_raw.differences(conn)
-        # The job's rows are the raw events' rows, every column (computed_at aside).
-        assert ours == raw > 0 and missing == extra == 0, (ours, raw, missing, extra)
+        for n in degrees:
+            job = _job(n, params)
+            _clear(url, ["population_rollups", "app.population_rollup_inputs"])
+            runs[f"{n} first"].append(_timed(url, job))
+            runs[f"{n} again"].append(_timed(url, job))
+            with psycopg.connect(url) as conn:
+                conn.execute("SELECT app.begin_maintenance()")
+                ours, raw, missing, extra = rollups_raw.differences(conn)
+            # The job's rows are the raw events' rows, every column (computed_at aside).
+            assert ours == raw > 0 and missing == extra == 0, (n, ours, raw, missing, extra)
     return {k: (statistics.median(t for t, _, _ in v), statistics.median(c for _, c, _ in v), v[-1][2])
             for k, v in runs.items()}
 
@@ -221,26 +256,33 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--no-old", action="store_true", help="leave out the previous job")
+    parser.add_argument("--connections", type=int, default=2,
+                        help="the job is also run with ROLLUP_CONNECTIONS set to this (beside 1)")
     parser.add_argument("--busy", action="store_true",
                         help="the second data shape: 20 organizations, ~12 events per active learner day")
     args = parser.parse_args()
     shape = (BUSY["db"], BUSY["orgs"], BUSY["draws"]) if args.busy else (DB, ORGS, 2)
     url, as_of, trainer, events, days = prepare(args.rebuild, *shape)
-    r = bench_rollups(url, as_of, args.rounds, not args.no_old)
+    r = bench_rollups(url, as_of, args.rounds, not args.no_old, args.connections)
     raw, raw_cpu, _ = r["raw"]
     label = "BUSY data shape (not the target's): " if args.busy else ""
     print(f"\n{label}Rollups, 90-day backfill, {shape[1]} organizations, {events:,} events ({days:,} learner days); "
-          f"median of {args.rounds} rounds; the job's rows equal the raw events' ({r['new first'][2]:,} rows)")
-    print(f"{'work':<52} {'seconds':>8} {'raw/this':>9} {'cpu s':>7} {'raw/this':>9}  rows written")
-    names = {"raw": "raw: same rollups from learning_events (baseline)", "new first": "job: first run (empty tables)",
-             "new again": "job: unchanged re-run",
-             "old first": "previous job (active learners per type), first run",
-             "old again": "previous job, unchanged re-run"}
+          f"median of {args.rounds} rounds; the job's rows equal the raw events' ({r['1 first'][2]:,} rows) "
+          f"with every number of connections; cpu s: the PostgreSQL server's (every backend)")
+    print(f"{'work':<56} {'seconds':>8} {'raw/this':>9} {'cpu s':>7} {'raw/this':>9}  rows written")
+    names = {"raw": "raw: same rollups from learning_events (baseline)"}
+    for n in sorted({1, args.connections}):
+        conns = "1 connection" if n == 1 else f"{n} connections (ROLLUP_CONNECTIONS={n})"
+        names[f"{n} first"] = f"job, {conns}: first run (empty tables)"
+        names[f"{n} again"] = f"job, {conns}: unchanged re-run"
+    names |= {"old first": "previous job (active learners per type), first run",
+              "old again": "previous job, unchanged re-run"}
     for key, name in names.items():
         if key in r:
             seconds, cpu, rows = r[key]
-            print(f"{name:<52} {seconds:>8.2f} {raw / seconds:>9.2f} {cpu:>7.2f} {raw_cpu / max(cpu, 0.01):>9.2f}"
+            print(f"{name:<56} {seconds:>8.2f} {raw / seconds:>9.2f} {cpu:>7.2f} {raw_cpu / max(cpu, 0.01):>9.2f}"
                   f"  {rows:,}")
+    print(f"load average after the rollups: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(flush=True)
     p50, p95, listed = bench_learner_list(trainer, args.requests)
     print(f"\nGET /v1/learners as a trainer with {listed} learners, through the handler, {args.requests} requests:"

@@ -24,10 +24,16 @@ periods of the window the next run covers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import date, timedelta
+from uuid import UUID
 
 import psycopg
 
+from ms8 import config, db
+from ms8.domain.shards import deal
 from ms8.domain.vocabulary import Granularity
 from ms8.jobs.partitions import add_months
 from ms8.jobs.runner import Job, JobInput, Outcome, logger
@@ -62,6 +68,55 @@ def widen(spans: dict[Granularity, tuple[date, date]], first: date, last: date,
     return out
 
 
+@dataclass(slots=True)
+class _Done:
+    """What one shard (some organizations, or all) rolled up."""
+
+    counts: dict[Granularity, repo.RollupCounts]
+    changed: dict[Granularity, int]
+    invalid_days: dict[str, int]
+
+
+def _roll_up_organizations(conn: psycopg.Connection, spans: dict[Granularity, tuple[date, date]],
+                           organizations: Sequence[UUID] | None) -> _Done:
+    """The changed periods of these organizations (None: every organization), rolled up and
+    their fingerprints saved, in the transaction of `conn`."""
+    changes = repo.changed_periods(conn, spans, organizations)
+    changed = changes.periods
+    counts = repo.rollup_spans(conn, spans, {g: [(p.organization_id, p.period_start) for p in prints]
+                                             for g, prints in changed.items()})
+    for granularity, prints in changed.items():
+        repo.save_fingerprints(conn, granularity, prints)
+    return _Done(counts, {g: len(p) for g, p in changed.items()}, changes.invalid_days)
+
+
+def _in_own_transaction(spans: dict[Granularity, tuple[date, date]], organizations: Sequence[UUID]) -> _Done:
+    """A shard on an owner connection of its own, committed when it is done."""
+    database = db.Database("owner")
+    try:
+        with database.transaction(db.as_maintenance) as (conn, _):
+            return _roll_up_organizations(conn, spans, organizations)
+    finally:
+        database.reset()
+
+
+def _sharded(conn: psycopg.Connection, spans: dict[Granularity, tuple[date, date]], connections: int) -> list[_Done]:
+    """The organizations dealt into `connections` shards of about equal learners: the first on
+    the job's own connection and transaction, each other on a connection of its own at the same
+    time (threads: the work is in PostgreSQL, one backend per shard), committed when done."""
+    shards = deal(repo.organization_learners(conn), connections)
+    if len(shards) < 2:
+        return [_roll_up_organizations(conn, spans, None)]
+    with ThreadPoolExecutor(max_workers=len(shards) - 1, thread_name_prefix="rollups") as pool:
+        others = [pool.submit(_in_own_transaction, spans, shard) for shard in shards[1:]]
+        try:
+            own = _roll_up_organizations(conn, spans, shards[0])
+        finally:
+            # The others finish (or fail) before this transaction ends either way.
+            wait(others)
+        return [own, *(f.result() for f in others)]
+
+
 def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
     spans = windows(params.as_of, params.days or 1)
     details: dict[str, object] = {}
@@ -69,21 +124,22 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
     if erased is not None:  # learner days were deleted (erasure): recompute every period they were in
         spans = widen(spans, *erased)
         details["erasedDays"] = {"from": erased[0].isoformat(), "to": erased[1].isoformat()}
-    changes = repo.changed_periods(conn, spans)
-    changed = changes.periods
-    counts = repo.rollup_spans(conn, spans, {g: [(p.organization_id, p.period_start) for p in prints]
-                                             for g, prints in changed.items()})
+    connections = config.settings().rollup_connections
+    done = (_sharded(conn, spans, connections) if connections > 1
+            else [_roll_up_organizations(conn, spans, None)])
     written = 0
     for granularity, (start, end) in spans.items():
-        prints = changed[granularity]
-        repo.save_fingerprints(conn, granularity, prints)
-        written += counts[granularity].written
+        counts = [d.counts[granularity] for d in done]
+        inserted, updated, deleted = (sum(getattr(c, k) for c in counts) for k in ("inserted", "updated", "deleted"))
+        written += inserted + updated + deleted
         details[granularity] = {
-            "from": start.isoformat(), "to": end.isoformat(), "periodsChanged": len(prints),
-            "inserted": counts[granularity].inserted, "updated": counts[granularity].updated,
-            "deleted": counts[granularity].deleted,
+            "from": start.isoformat(), "to": end.isoformat(),
+            "periodsChanged": sum(d.changed[granularity] for d in done),
+            "inserted": inserted, "updated": updated, "deleted": deleted,
         }
-    invalid = changes.invalid_days
+    if connections > 1:
+        details["connections"] = len(done)
+    invalid = {org: n for d in done for org, n in d.invalid_days.items()}
     if invalid:  # left out of every rollup; the other days and organizations are rolled up as usual
         logger.warning("rollup_analytics: learner days out of range left out", extra={"invalidDays": invalid})
         details["invalidDays"] = invalid
