@@ -90,6 +90,22 @@ UPDATE bench_meta SET trainer = (SELECT id FROM users WHERE email = 'list-traine
 """
 
 
+NO_AUTOVACUUM = """
+DO $$ DECLARE t regclass; BEGIN
+    FOR t IN SELECT c.oid::regclass FROM pg_class c
+             WHERE c.relkind = 'r' AND (c.oid IN (SELECT inhrelid FROM pg_inherits
+                                                  WHERE inhparent IN ('population_rollups'::regclass,
+                                                                      'aggregated_analytics'::regclass))
+                                        OR c.oid IN (to_regclass('app.population_rollup_inputs'),
+                                                     to_regclass('bench_raw_rollups'),
+                                                     to_regclass('app.rollup_inputs')))
+    LOOP
+        EXECUTE format('ALTER TABLE %s SET (autovacuum_enabled = false)', t);
+    END LOOP;
+END $$;
+"""
+
+
 def prepare(rebuild: bool, db: str = DB, orgs: int = ORGS, draws: int = 2) -> tuple[str, date, str, int, int]:
     """The bench database, filled once: (owner url, the day its data ends, the list's trainer,
     events, learner days)."""
@@ -118,6 +134,13 @@ def prepare(rebuild: bool, db: str = DB, orgs: int = ORGS, draws: int = 2) -> tu
             print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
+        # The timed runs write tens of thousands of rows; autovacuum would then analyze them while
+        # the next run is timed, and the server's CPU (what is measured) would count it there.
+        # Each run starts from tables emptied and vacuumed by hand (_clear) instead.
+        import rollups_raw
+
+        conn.execute(rollups_raw.CREATE)  # the baseline's table, so that it is in the list too
+        conn.execute(NO_AUTOVACUUM)
     with psycopg.connect(url) as conn:
         conn.execute("SELECT app.begin_maintenance()")
         row = conn.execute("SELECT (SELECT as_of FROM bench_meta), (SELECT trainer::text FROM bench_meta), "
@@ -138,36 +161,69 @@ def _clear(url: str, tables: list[str]) -> None:
             conn.execute(f"VACUUM ANALYZE {table}")
 
 
+def _postmaster() -> int:
+    return int((localdb.PGDATA / "postmaster.pid").read_text().split()[0])
+
+
+def _children() -> list[tuple[int, list[str], str]]:
+    """The postmaster's children: (pid, /proc stat fields after the name, command line)."""
+    postmaster, out = _postmaster(), []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                out.append((int(proc.name), fields, cmdline))
+    return out
+
+
+# Flush changed pages to disk in the background, whenever they get to it: their CPU would land in
+# whichever run they happen to work during. Each timed run starts after a checkpoint instead.
+_FLUSHERS = ("postgres: checkpointer", "postgres: background writer")
+
+
 def server_cpu() -> float:
     """CPU seconds the local PostgreSQL server has used so far: the postmaster, its live children
-    (backends, workers) and the children it has reaped (a backend that closed meanwhile counts
-    whole at the end, minus what it had at the start)."""
-    postmaster = int((localdb.PGDATA / "postmaster.pid").read_text().split()[0])
+    (backends, I/O workers, the WAL writer) but the flushers, and the children it has reaped
+    (whole)."""
     tick = os.sysconf("SC_CLK_TCK")
-    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{_postmaster()}/stat").read_text().rsplit(")", 1)[1].split()
     total = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            f = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(f[1]) == postmaster:
-            total += int(f[11]) + int(f[12])
-    return total / tick
+    return (total + sum(int(f[11]) + int(f[12]) for _, f, cmd in _children()
+                        if not cmd.startswith(_FLUSHERS))) / tick
+
+
+def _settle(timeout: float = 10.0) -> None:
+    """Until no client backend (nor autovacuum worker) is left and every exited one is reaped: a
+    backend that exits while a run is timed would otherwise count its whole CPU in that run
+    (reaped) after having counted it in its own (alive)."""
+    deadline = time.monotonic() + timeout
+    while any(f[0] == "Z" or "127.0.0.1(" in cmd or "autovacuum worker" in cmd for _, f, cmd in _children()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("PostgreSQL backends still open: the server's CPU cannot be told apart")
+        time.sleep(0.02)
 
 
 def _timed(url: str, work) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
     """One run in its own maintenance transaction, commit included: (seconds, CPU seconds of the
-    PostgreSQL server meanwhile (every backend: the job's other connections too), rows written).
-    The CPU time tells the work apart from the waits for a core on a shared machine."""
+    PostgreSQL server meanwhile, rows written). The CPU is every backend's (the job's other
+    connections too), from before its connection opens until every backend it used has exited,
+    after a checkpoint: it tells the work apart from the waits for a core on a shared machine."""
+    with psycopg.connect(localdb.admin_url(), autocommit=True) as admin:
+        admin.execute("CHECKPOINT")
+    _settle()
+    cpu = server_cpu()
     with psycopg.connect(url) as conn:
-        cpu = server_cpu()
         started = time.perf_counter()
         conn.execute("SELECT app.begin_maintenance()")
         written = work(conn)
         conn.commit()
         elapsed = time.perf_counter() - started
-        return elapsed, server_cpu() - cpu, written
+    _settle()
+    return elapsed, server_cpu() - cpu, written
 
 
 def _job(connections: int, params):  # type: ignore[no-untyped-def]
