@@ -20,7 +20,6 @@ import pytest
 
 from local.paths import ROOT
 from ms8 import config, db
-from ms8.domain.shards import deal
 from ms8.jobs import rollups as job
 from ms8.jobs.partitions import add_months
 from ms8.jobs.rollups import windows
@@ -648,37 +647,63 @@ def test_a_shard_that_fails_fails_the_run_and_the_next_run_completes_it(
     fingerprints), the job's own shard is rolled back, and the next run rolls up what is
     missing, equal to the raw rollups."""
     import random
+    import threading
 
     rng = random.Random(11)
     as_of = TODAY
     spans = windows(as_of, 14)
     first = min(s for s, _ in spans.values())
-    for _ in range(2):
-        _random_history(scratch, rng, first, as_of)
-    with psycopg.connect(scratch) as conn:
-        conn.execute("SELECT app.begin_maintenance()")
-        shards = deal(repo.organization_learners(conn), 2)
-    assert [len(s) for s in shards] == [1, 1]
-    failing, other = shards[failing_shard][0], shards[1 - failing_shard][0]
-    works = job._roll_up_organizations
+    orgs = {_random_history(scratch, rng, first, as_of)[0] for _ in range(2)}
+    works = job._roll_up_changed
+    committed: set[UUID] = set()
 
-    def fails_for_one(conn: psycopg.Connection, spans_: Any, organizations: Any) -> Any:
-        if organizations is not None and failing in organizations:
+    def one_fails(conn: psycopg.Connection, spans_: Any, prints: Any) -> Any:
+        mine = {p.organization_id for ps in prints.values() for p in ps}
+        own = not threading.current_thread().name.startswith("rollups")
+        if own == (failing_shard == 0):
             raise RuntimeError("this shard fails")
-        return works(conn, spans_, organizations)
+        counts = works(conn, spans_, prints)
+        if not own:
+            committed.update(mine)
+        return counts
 
-    monkeypatch.setattr(job, "_roll_up_organizations", fails_for_one)
+    monkeypatch.setattr(job, "_roll_up_changed", one_fails)
     with pytest.raises(RuntimeError, match="this shard fails"):
         invoke(handler, {"date": as_of.isoformat(), "days": 14})
-    # The other connection's shard committed; the job's own was rolled back with its transaction.
+    # The other connection's shard committed (one organization); the job's own rolled back.
+    assert len(committed) == (1 if failing_shard == 0 else 0)
     kept = {org for (org,) in sql(scratch, "SELECT DISTINCT organization_id FROM app.population_rollup_inputs")}
     rows = {org for (org,) in sql(scratch, "SELECT DISTINCT organization_id FROM population_rollups")}
-    assert kept == rows == ({other} if failing_shard == 0 else set())
+    assert kept == rows == committed
 
-    monkeypatch.setattr(job, "_roll_up_organizations", works)
+    monkeypatch.setattr(job, "_roll_up_changed", works)
     done = invoke(handler, {"date": as_of.isoformat(), "days": 14})
-    assert done["status"] == "ok" and done["details"]["connections"] == 2
+    assert done["status"] == "ok"
     ours, theirs, missing, extra = _raw_differences(scratch, spans)
     assert ours == theirs > 0 and missing == extra == 0
-    # Only what was missing was rolled up: the committed shard's periods were unchanged.
-    assert done["rowsWritten"] == ours // (2 if failing_shard == 0 else 1)
+    # Only what was missing was rolled up: the committed organization's periods were unchanged.
+    assert done["rowsWritten"] == ours // (2 if committed else 1)
+    assert done["details"]["connections"] == (1 if committed else 2)
+    assert {org for (org,) in sql(scratch, "SELECT DISTINCT organization_id FROM population_rollups")} == orgs
+
+
+def test_shards_deal_organizations_by_the_inputs_of_their_changed_periods() -> None:
+    """An organization's periods stay together; the heaviest (most learner days and memberships
+    behind its changed periods) go first, each to the lightest shard."""
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    day = date(2026, 11, 2)
+
+    def fp(org: UUID, inputs: int | None, offset: int = 0) -> repo.Fingerprint:
+        return repo.Fingerprint(org, day + timedelta(days=offset), inputs, None if inputs is None else 1)
+
+    changed: dict[Any, list[repo.Fingerprint]] = {
+        "daily": [fp(a, 50), fp(a, 40, 1), fp(b, 70), fp(c, None)], "weekly": [fp(a, 90), fp(c, 20)]}
+
+    parts = job.shards(changed, 2)
+
+    # a weighs 180, b 70, c 21 (a gone period counts 1): a alone; b and c together.
+    assert parts == [{"daily": [fp(a, 50), fp(a, 40, 1)], "weekly": [fp(a, 90)]},
+                     {"daily": [fp(b, 70), fp(c, None)], "weekly": [fp(c, 20)]}]
+    (one,) = job.shards(changed, 1)  # every period once, organization by organization, heaviest first
+    assert one == {"daily": [fp(a, 50), fp(a, 40, 1), fp(b, 70), fp(c, None)], "weekly": [fp(a, 90), fp(c, 20)]}
+    assert job.shards({"daily": []}, 2) == []

@@ -24,9 +24,7 @@ periods of the window the next run covers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import date, timedelta
 from uuid import UUID
 
@@ -68,52 +66,58 @@ def widen(spans: dict[Granularity, tuple[date, date]], first: date, last: date,
     return out
 
 
-@dataclass(slots=True)
-class _Done:
-    """What one shard (some organizations, or all) rolled up."""
-
-    counts: dict[Granularity, repo.RollupCounts]
-    changed: dict[Granularity, int]
-    invalid_days: dict[str, int]
+Prints = dict[Granularity, list[repo.Fingerprint]]
 
 
-def _roll_up_organizations(conn: psycopg.Connection, spans: dict[Granularity, tuple[date, date]],
-                           organizations: Sequence[UUID] | None) -> _Done:
-    """The changed periods of these organizations (None: every organization), rolled up and
-    their fingerprints saved, in the transaction of `conn`."""
-    changes = repo.changed_periods(conn, spans, organizations)
-    changed = changes.periods
-    counts = repo.rollup_spans(conn, spans, {g: [(p.organization_id, p.period_start) for p in prints]
-                                             for g, prints in changed.items()})
-    for granularity, prints in changed.items():
-        repo.save_fingerprints(conn, granularity, prints)
-    return _Done(counts, {g: len(p) for g, p in changed.items()}, changes.invalid_days)
+def _roll_up_changed(conn: psycopg.Connection, spans: dict[Granularity, tuple[date, date]], prints: Prints,
+                     ) -> dict[Granularity, repo.RollupCounts]:
+    """The changed periods `prints` rolled up and their fingerprints saved, in the transaction of
+    `conn`."""
+    counts = repo.rollup_spans(conn, spans, {g: [(p.organization_id, p.period_start) for p in ps]
+                                             for g, ps in prints.items()})
+    for granularity, ps in prints.items():
+        repo.save_fingerprints(conn, granularity, ps)
+    return counts
 
 
-def _in_own_transaction(spans: dict[Granularity, tuple[date, date]], organizations: Sequence[UUID]) -> _Done:
+def _in_own_transaction(spans: dict[Granularity, tuple[date, date]], prints: Prints,
+                        ) -> dict[Granularity, repo.RollupCounts]:
     """A shard on an owner connection of its own, committed when it is done."""
     database = db.Database("owner")
     try:
         with database.transaction(db.as_maintenance) as (conn, _):
-            return _roll_up_organizations(conn, spans, organizations)
+            return _roll_up_changed(conn, spans, prints)
     finally:
         database.reset()
 
 
-def _sharded(conn: psycopg.Connection, spans: dict[Granularity, tuple[date, date]], connections: int) -> list[_Done]:
-    """The organizations dealt into `connections` shards of about equal learners: the first on
-    the job's own connection and transaction, each other on a connection of its own at the same
-    time (threads: the work is in PostgreSQL, one backend per shard), committed when done."""
-    shards = deal(repo.organization_learners(conn), connections)
-    if len(shards) < 2:
-        return [_roll_up_organizations(conn, spans, None)]
-    with ThreadPoolExecutor(max_workers=len(shards) - 1, thread_name_prefix="rollups") as pool:
-        others = [pool.submit(_in_own_transaction, spans, shard) for shard in shards[1:]]
+def shards(changed: Prints, connections: int) -> list[Prints]:
+    """The changed periods dealt by organization into at most `connections` shards of about equal
+    work: an organization's weight is the learner days and memberships its changed periods are
+    computed from (their fingerprints' `inputs`)."""
+    by_org: dict[UUID, Prints] = {}
+    for granularity, prints in changed.items():
+        for p in prints:
+            by_org.setdefault(p.organization_id, {g: [] for g in changed})[granularity].append(p)
+    weights = [(org, sum(p.inputs or 1 for ps in mine.values() for p in ps)) for org, mine in by_org.items()]
+    return [{g: [p for org in orgs for p in by_org[org][g]] for g in changed}
+            for orgs in deal(weights, connections)]
+
+
+def _roll_up_sharded(conn: psycopg.Connection, spans: dict[Granularity, tuple[date, date]], changed: Prints,
+                     connections: int) -> list[dict[Granularity, repo.RollupCounts]]:
+    """The first shard on the job's own connection and transaction, each other one at the same
+    time on a connection of its own (threads: the work is in PostgreSQL, one backend per shard),
+    committed when done."""
+    parts = shards(changed, connections)
+    if len(parts) < 2:
+        return [_roll_up_changed(conn, spans, changed)]
+    with ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="rollups") as pool:
+        others = [pool.submit(_in_own_transaction, spans, part) for part in parts[1:]]
         try:
-            own = _roll_up_organizations(conn, spans, shards[0])
+            own = _roll_up_changed(conn, spans, parts[0])
         finally:
-            # The others finish (or fail) before this transaction ends either way.
-            wait(others)
+            wait(others)  # the others finish (or fail) before this transaction ends, either way
         return [own, *(f.result() for f in others)]
 
 
@@ -124,22 +128,22 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
     if erased is not None:  # learner days were deleted (erasure): recompute every period they were in
         spans = widen(spans, *erased)
         details["erasedDays"] = {"from": erased[0].isoformat(), "to": erased[1].isoformat()}
+    changes = repo.changed_periods(conn, spans)
+    changed = changes.periods
     connections = config.settings().rollup_connections
-    done = (_sharded(conn, spans, connections) if connections > 1
-            else [_roll_up_organizations(conn, spans, None)])
+    done = _roll_up_sharded(conn, spans, changed, connections)
     written = 0
     for granularity, (start, end) in spans.items():
-        counts = [d.counts[granularity] for d in done]
-        inserted, updated, deleted = (sum(getattr(c, k) for c in counts) for k in ("inserted", "updated", "deleted"))
+        inserted, updated, deleted = (sum(getattr(d[granularity], k) for d in done)
+                                      for k in ("inserted", "updated", "deleted"))
         written += inserted + updated + deleted
         details[granularity] = {
-            "from": start.isoformat(), "to": end.isoformat(),
-            "periodsChanged": sum(d.changed[granularity] for d in done),
+            "from": start.isoformat(), "to": end.isoformat(), "periodsChanged": len(changed[granularity]),
             "inserted": inserted, "updated": updated, "deleted": deleted,
         }
     if connections > 1:
         details["connections"] = len(done)
-    invalid = {org: n for d in done for org, n in d.invalid_days.items()}
+    invalid = changes.invalid_days
     if invalid:  # left out of every rollup; the other days and organizations are rolled up as usual
         logger.warning("rollup_analytics: learner days out of range left out", extra={"invalidDays": invalid})
         details["invalidDays"] = invalid

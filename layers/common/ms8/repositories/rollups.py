@@ -8,7 +8,6 @@ only the rows that differ from what is stored (docs/ANALYTICS.md defines every f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -575,14 +574,13 @@ periods AS (
 ),
 members AS (
     SELECT u.organization_id, u.organization_id AS scope_id, u.id AS user_id
-    FROM users u WHERE %(learner)s = ANY (u.roles) AND {of_orgs:u}
+    FROM users u WHERE %(learner)s = ANY (u.roles)
     UNION ALL
     -- An assignment's learner is a user of its organization (its foreign key): only the role is
     -- checked, against the few users without the learner role.
     SELECT ta.organization_id, ta.trainer_id, ta.learner_id
     FROM trainer_assignments ta
-    WHERE {of_orgs:ta}
-      AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = ta.learner_id AND (%(learner)s = ANY (u.roles)) IS NOT TRUE)
+    WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = ta.learner_id AND (%(learner)s = ANY (u.roles)) IS NOT TRUE)
 ),
 member_prints AS (
     SELECT organization_id, count(*) AS n,
@@ -597,7 +595,7 @@ per_day AS (
                    # hashint8extended(d.score_micros, d.duration_seconds)) AS digest,
            count(*) FILTER (WHERE NOT {valid_day}) AS invalid
     FROM learner_daily_activity d
-    WHERE d.day >= %(first)s AND d.day < %(last)s AND {of_orgs:d}
+    WHERE d.day >= %(first)s AND d.day < %(last)s
     GROUP BY 1, 2
 ),
 day_prints AS (
@@ -617,7 +615,6 @@ last_inputs AS (
     SELECT r.granularity, r.organization_id, r.period_start, r.inputs, r.digest, r.version
     FROM app.population_rollup_inputs r
     JOIN spans s ON s.granularity = r.granularity AND r.period_start >= s.first_start AND r.period_start < s.end_date
-    WHERE {of_orgs:r}
 )
 SELECT coalesce(n.granularity, l.granularity), coalesce(n.organization_id, l.organization_id),
        coalesce(n.period_start, l.period_start), n.inputs, n.digest
@@ -632,8 +629,6 @@ SELECT NULL, d.organization_id, NULL, sum(d.invalid)::bigint, NULL
 FROM per_day d GROUP BY d.organization_id HAVING sum(d.invalid) > 0
 ORDER BY 1, 2, 3
 """.replace("{valid_day}", _VALID_DAY)
-# Every organization's, or only those of %(orgs)s (a shard of the run: see ms8.jobs.rollups).
-_CHANGED = re.sub(r"\{of_orgs:(\w+)\}", r"(%(every_org)s OR \1.organization_id = ANY (%(orgs)s::uuid[]))", _CHANGED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -645,16 +640,14 @@ class Changes:
     invalid_days: dict[str, int]
 
 
-def changed_periods(conn: psycopg.Connection, spans: Mapping[Granularity, tuple[date, date]],
-                    organizations: Sequence[UUID] | None = None) -> Changes:
+def changed_periods(conn: psycopg.Connection, spans: Mapping[Granularity, tuple[date, date]]) -> Changes:
     """Per granularity, the (organization, period) pairs of its span [start, end) whose inputs
     differ from those of their last rollup (or that were never rolled up), with their current
     fingerprints; and the learner days of the whole window that the rollups leave out (see
     _VALID_DAY), per organization: one pass over the days and memberships for every
-    granularity. Every organization's, or only those of `organizations`."""
+    granularity."""
     grans = list(spans)
     rows = conn.execute(_CHANGED, {
-        "every_org": organizations is None, "orgs": list(organizations or ()),
         "grans": grans, "units": [UNITS[g][0] for g in grans], "steps": [UNITS[g][1] for g in grans],
         "starts": [spans[g][0] for g in grans], "ends": [spans[g][1] for g in grans],
         "first": min(s for s, _ in spans.values()), "last": max(e for _, e in spans.values()),
@@ -720,12 +713,3 @@ def pending_spans(conn: psycopg.Connection) -> tuple[date, date] | None:
         "SELECT min(first_day), max(last_day) FROM taken"
     ).fetchone()
     return (row[0], row[1]) if row and row[0] is not None else None
-
-
-def organization_learners(conn: psycopg.Connection) -> list[tuple[UUID, int]]:
-    """Every organization with its number of learners (those without any too: their stored
-    rollups may need deleting), what the rollup job balances its shards by."""
-    return [(org, int(n)) for org, n in conn.execute(
-        "SELECT o.id, coalesce(n.learners, 0) FROM organizations o "
-        "LEFT JOIN (SELECT organization_id, count(*) AS learners FROM users WHERE %s = ANY (roles) "
-        "GROUP BY organization_id) n ON n.organization_id = o.id ORDER BY o.id", (LEARNER,)).fetchall()]
