@@ -5,9 +5,9 @@ The built-in sum(bigint) accumulates in a 128-bit (or numeric) state kept in mem
 and answers numeric; the rollups cast every such sum back to bigint, which fails when it does not
 fit. This aggregate adds with int8pl, a plain bigint state: the same result, the same error
 when a sum leaves the bigint range (int8pl raises on overflow, never wraps), and cheaper per
-row. It also matters to the hashed aggregates of a backfill: the planner budgets about 8 kB
-for every aggregate with an in-memory state and sized the per-signature sums' hash table for a
-fraction of their groups, so it spilled to disk; a bigint state counts 8 bytes.
+row. The hashed per-signature sums of a backfill also keep less in memory (the planner budgets
+about 8 kB per group for every aggregate with an in-memory state, and caps the groups it holds
+before spilling to disk by that budget; a bigint state counts 8 bytes).
 
 The owner's (the rollup job runs as the owner); PUBLIC may not execute it.
 
