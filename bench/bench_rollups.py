@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -185,21 +186,46 @@ def _children() -> list[tuple[int, list[str], str]]:
 _FLUSHERS = ("postgres: checkpointer", "postgres: background writer")
 
 
-def server_cpu() -> float:
-    """CPU seconds the local PostgreSQL server has used so far: the postmaster, its live children
-    (backends, I/O workers, the WAL writer) but the flushers, and the children it has reaped
-    (whole)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    fields = Path(f"/proc/{_postmaster()}/stat").read_text().rsplit(")", 1)[1].split()
-    total = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    return (total + sum(int(f[11]) + int(f[12]) for _, f, cmd in _children()
-                        if not cmd.startswith(_FLUSHERS))) / tick
+class ServerCpu:
+    """CPU seconds the local PostgreSQL server's processes use while it runs: every child of the
+    postmaster (backends, the job's other connections, I/O workers, the WAL writer) but the
+    flushers, sampled every 20 ms by pid (a backend that exits is counted up to its last sample;
+    the postmaster's count of reaped children would race with the reading)."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, int] = {}
+        self._last: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for pid, fields, cmd in _children():
+            if not cmd.startswith(_FLUSHERS):
+                self._last[pid] = int(fields[11]) + int(fields[12])
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._sample()
+
+    def __enter__(self) -> ServerCpu:
+        self._sample()
+        self._first = dict(self._last)  # the processes alive at the start count from here, new ones from 0
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        return sum(last - self._first.get(pid, 0) for pid, last in self._last.items()) / os.sysconf("SC_CLK_TCK")
 
 
 def _settle(timeout: float = 10.0) -> None:
-    """Until no client backend (nor autovacuum worker) is left and every exited one is reaped: a
-    backend that exits while a run is timed would otherwise count its whole CPU in that run
-    (reaped) after having counted it in its own (alive)."""
+    """Until no client backend (nor autovacuum worker) is left and every exited one is reaped:
+    a run starts with the server idle and ends when every backend it used has gone."""
     deadline = time.monotonic() + timeout
     while any(f[0] == "Z" or "127.0.0.1(" in cmd or "autovacuum worker" in cmd for _, f, cmd in _children()):
         if time.monotonic() > deadline:
@@ -215,15 +241,15 @@ def _timed(url: str, work) -> tuple[float, float, int]:  # type: ignore[no-untyp
     with psycopg.connect(localdb.admin_url(), autocommit=True) as admin:
         admin.execute("CHECKPOINT")
     _settle()
-    cpu = server_cpu()
-    with psycopg.connect(url) as conn:
-        started = time.perf_counter()
-        conn.execute("SELECT app.begin_maintenance()")
-        written = work(conn)
-        conn.commit()
-        elapsed = time.perf_counter() - started
-    _settle()
-    return elapsed, server_cpu() - cpu, written
+    with ServerCpu() as cpu:
+        with psycopg.connect(url) as conn:
+            started = time.perf_counter()
+            conn.execute("SELECT app.begin_maintenance()")
+            written = work(conn)
+            conn.commit()
+            elapsed = time.perf_counter() - started
+        _settle()
+    return elapsed, cpu.seconds, written
 
 
 def _job(connections: int, params):  # type: ignore[no-untyped-def]
