@@ -20,6 +20,11 @@ re-run reads the days once and writes nothing; of the pairs recomputed, only row
 are written. The population is the organization's learners and cohorts as they are at the run
 (assignments and roles have no history): a learner who joins a cohort is counted in the cohort's
 periods of the window the next run covers.
+
+With ROLLUP_CONNECTIONS N above 1 the changed pairs are dealt by organization into N shards of
+about equal inputs; the first is rolled up in the job's transaction, each other one at the same
+time on an owner connection and in a transaction of its own (committed with its fingerprints:
+a failed run leaves whole shards behind, and the next run finds the rest changed).
 """
 
 from __future__ import annotations
