@@ -11,7 +11,9 @@ of the first organization also has a cohort of 50 active learners, for the learn
 Timed, for a 90-day backfill (`{"date": today, "days": 90}`: 90 days, 14 weeks, 4 months):
 
 - ours: the rollup job (ms8.jobs.rollups) from the learner days, every organization and every
-  trainer cohort (600 populations), first run into an empty table and an unchanged re-run;
+  trainer cohort (600 populations), first run into an empty table and an unchanged re-run, on one
+  connection and with its organizations shared over --connections (default 2:
+  ROLLUP_CONNECTIONS);
 - raw: the baseline, the same rollups (same figures, organization and cohorts, granularities and
   window) computed straight from learning_events (bench/rollups_raw.py) into a table of the same
   shape; every round asserts that its rows equal the job's, column for column;
@@ -19,14 +21,16 @@ Timed, for a 90-day backfill (`{"date": today, "days": 90}`: 90 days, 14 weeks, 
   learners only, from the raw events, with per-period fingerprints), a smaller computation;
 - GET /v1/learners as that trainer (50 learners) through the Lambda handler: p50 and p95.
 
-Each run prints its wall time and the CPU time of its PostgreSQL backend (on a shared machine the
-wall time also holds the waits for a core). --busy runs a second data shape, labelled as such, in
+Each run prints its wall time and the CPU time of the PostgreSQL server meanwhile: every backend
+(the job's other connections, parallel and I/O workers too), sampled per process; on a shared
+machine the wall time also holds the waits for a core. --busy runs a second data shape, labelled as such, in
 a database of its own (`ms8_bench_rollups_busy`): 20 organizations whose 100 active learners have
 ~12 events on each day of the 90 (~2,200,000 events, ~180,000 learner days), where the default
 shape has ~1.4 events on a day with any; it shows how both ways scale with the events per learner
 day. The target is judged on the default shape.
 
     .venv/bin/python bench/bench_rollups.py [--rounds 3] [--requests 200] [--rebuild] [--no-old] [--busy]
+                                            [--connections 2]
 """
 
 from __future__ import annotations
