@@ -11,7 +11,9 @@ of the first organization also has a cohort of 50 active learners, for the learn
 Timed, for a 90-day backfill (`{"date": today, "days": 90}`: 90 days, 14 weeks, 4 months):
 
 - ours: the rollup job (ms8.jobs.rollups) from the learner days, every organization and every
-  trainer cohort (600 populations), first run into an empty table and an unchanged re-run;
+  trainer cohort (600 populations), first run into an empty table and an unchanged re-run, on one
+  connection and with its organizations shared over --connections (default 2:
+  ROLLUP_CONNECTIONS);
 - raw: the baseline, the same rollups (same figures, organization and cohorts, granularities and
   window) computed straight from learning_events (bench/rollups_raw.py) into a table of the same
   shape; every round asserts that its rows equal the job's, column for column;
@@ -19,14 +21,16 @@ Timed, for a 90-day backfill (`{"date": today, "days": 90}`: 90 days, 14 weeks, 
   learners only, from the raw events, with per-period fingerprints), a smaller computation;
 - GET /v1/learners as that trainer (50 learners) through the Lambda handler: p50 and p95.
 
-Each run prints its wall time and the CPU time of its PostgreSQL backend (on a shared machine the
-wall time also holds the waits for a core). --busy runs a second data shape, labelled as such, in
+Each run prints its wall time and the CPU time of the PostgreSQL server meanwhile: every backend
+(the job's other connections, parallel and I/O workers too), sampled per process; on a shared
+machine the wall time also holds the waits for a core. --busy runs a second data shape, labelled as such, in
 a database of its own (`ms8_bench_rollups_busy`): 20 organizations whose 100 active learners have
 ~12 events on each day of the 90 (~2,200,000 events, ~180,000 learner days), where the default
 shape has ~1.4 events on a day with any; it shows how both ways scale with the events per learner
 day. The target is judged on the default shape.
 
     .venv/bin/python bench/bench_rollups.py [--rounds 3] [--requests 200] [--rebuild] [--no-old] [--busy]
+                                            [--connections 2]
 """
 
 from __future__ import annotations
@@ -34,12 +38,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import threading
 import time
 from datetime import date
 from pathlib import Path
 
 import psycopg
-from _common import cpu_seconds, synthetic_events
+from _common import synthetic_events
 
 from local import localdb
 
@@ -90,6 +95,22 @@ UPDATE bench_meta SET trainer = (SELECT id FROM users WHERE email = 'list-traine
 """
 
 
+NO_AUTOVACUUM = """
+DO $$ DECLARE t regclass; BEGIN
+    FOR t IN SELECT c.oid::regclass FROM pg_class c
+             WHERE c.relkind = 'r' AND (c.oid IN (SELECT inhrelid FROM pg_inherits
+                                                  WHERE inhparent IN ('population_rollups'::regclass,
+                                                                      'aggregated_analytics'::regclass))
+                                        OR c.oid IN (to_regclass('app.population_rollup_inputs'),
+                                                     to_regclass('bench_raw_rollups'),
+                                                     to_regclass('app.rollup_inputs')))
+    LOOP
+        EXECUTE format('ALTER TABLE %s SET (autovacuum_enabled = false)', t);
+    END LOOP;
+END $$;
+"""
+
+
 def prepare(rebuild: bool, db: str = DB, orgs: int = ORGS, draws: int = 2) -> tuple[str, date, str, int, int]:
     """The bench database, filled once: (owner url, the day its data ends, the list's trainer,
     events, learner days)."""
@@ -118,6 +139,13 @@ def prepare(rebuild: bool, db: str = DB, orgs: int = ORGS, draws: int = 2) -> tu
             print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
+        # The timed runs write tens of thousands of rows; autovacuum would then analyze them while
+        # the next run is timed, and the server's CPU (what is measured) would count it there.
+        # Each run starts from tables emptied and vacuumed by hand (_clear) instead.
+        import rollups_raw
+
+        conn.execute(rollups_raw.CREATE)  # the baseline's table, so that it is in the list too
+        conn.execute(NO_AUTOVACUUM)
     with psycopg.connect(url) as conn:
         conn.execute("SELECT app.begin_maintenance()")
         row = conn.execute("SELECT (SELECT as_of FROM bench_meta), (SELECT trainer::text FROM bench_meta), "
@@ -138,22 +166,111 @@ def _clear(url: str, tables: list[str]) -> None:
             conn.execute(f"VACUUM ANALYZE {table}")
 
 
+def _postmaster() -> int:
+    return int((localdb.PGDATA / "postmaster.pid").read_text().split()[0])
+
+
+def _children() -> list[tuple[int, list[str], str]]:
+    """The postmaster's children: (pid, /proc stat fields after the name, command line)."""
+    postmaster, out = _postmaster(), []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                out.append((int(proc.name), fields, cmdline))
+    return out
+
+
+# Flush changed pages to disk in the background, whenever they get to it: their CPU would land in
+# whichever run they happen to work during. Each timed run starts after a checkpoint instead.
+_FLUSHERS = ("postgres: checkpointer", "postgres: background writer")
+
+
+class ServerCpu:
+    """CPU seconds the local PostgreSQL server's processes use while it runs: every child of the
+    postmaster (backends, the job's other connections, I/O workers, the WAL writer) but the
+    flushers, sampled every 20 ms by pid (a backend that exits is counted up to its last sample;
+    the postmaster's count of reaped children would race with the reading)."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, int] = {}
+        self._last: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for pid, fields, cmd in _children():
+            if not cmd.startswith(_FLUSHERS):
+                self._last[pid] = int(fields[11]) + int(fields[12])
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._sample()
+
+    def __enter__(self) -> ServerCpu:
+        self._sample()
+        self._first = dict(self._last)  # the processes alive at the start count from here, new ones from 0
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        return sum(last - self._first.get(pid, 0) for pid, last in self._last.items()) / os.sysconf("SC_CLK_TCK")
+
+
+def _settle(timeout: float = 10.0) -> None:
+    """Until no client backend (nor autovacuum worker) is left and every exited one is reaped:
+    a run starts with the server idle and ends when every backend it used has gone."""
+    deadline = time.monotonic() + timeout
+    while any(f[0] == "Z" or "127.0.0.1(" in cmd or "autovacuum worker" in cmd for _, f, cmd in _children()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("PostgreSQL backends still open: the server's CPU cannot be told apart")
+        time.sleep(0.02)
+
+
 def _timed(url: str, work) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
-    """One run in its own maintenance transaction, commit included: (seconds, CPU seconds of its
-    PostgreSQL backend, rows written). The CPU time tells the work apart from the waits for a
-    core on a shared machine."""
-    with psycopg.connect(url) as conn:
-        pid = conn.info.backend_pid
-        cpu = cpu_seconds([pid]).get(pid, 0.0)
-        started = time.perf_counter()
-        conn.execute("SELECT app.begin_maintenance()")
-        written = work(conn)
-        conn.commit()
-        elapsed = time.perf_counter() - started
-        return elapsed, cpu_seconds([pid]).get(pid, 0.0) - cpu, written
+    """One run in its own maintenance transaction, commit included: (seconds, CPU seconds of the
+    PostgreSQL server meanwhile, rows written). The CPU is every backend's (the job's other
+    connections too), from before its connection opens until every backend it used has exited,
+    after a checkpoint: it tells the work apart from the waits for a core on a shared machine."""
+    with psycopg.connect(localdb.admin_url(), autocommit=True) as admin:
+        admin.execute("CHECKPOINT")
+    _settle()
+    with ServerCpu() as cpu:
+        with psycopg.connect(url) as conn:
+            started = time.perf_counter()
+            conn.execute("SELECT app.begin_maintenance()")
+            written = work(conn)
+            conn.commit()
+            elapsed = time.perf_counter() - started
+        _settle()
+    return elapsed, cpu.seconds, written
 
 
-def bench_rollups(url: str, as_of: date, rounds: int, old: bool) -> dict[str, tuple[float, float, int]]:
+def _job(connections: int, params):  # type: ignore[no-untyped-def]
+    """The rollup job's run with ROLLUP_CONNECTIONS = `connections`."""
+    from ms8 import config
+    from ms8.jobs import rollups
+
+    def run(conn: psycopg.Connection) -> int:
+        os.environ["ROLLUP_CONNECTIONS"] = str(connections)
+        config.settings.cache_clear()
+        return rollups.roll_up(conn, params).rows_written
+
+    return run
+
+
+def bench_rollups(url: str, as_of: date, rounds: int, old: bool, connections: int,
+                  ) -> dict[str, tuple[float, float, int]]:
     import rollups_baseline
     import rollups_raw
 
@@ -163,8 +280,10 @@ def bench_rollups(url: str, as_of: date, rounds: int, old: bool) -> dict[str, tu
 
     spans = rollups.windows(as_of, DAYS)
     params = JobInput(as_of, time_now(), days=DAYS, replay=True)
+    degrees = sorted({1, connections})
     runs: dict[str, list[tuple[float, float, int]]] = {
-        k: [] for k in ("raw", "new first", "new again", *(("old first", "old again") if old else ()))}
+        k: [] for k in ("raw", *(f"{n} {run}" for n in degrees for run in ("first", "again")),
+                        *(("old first", "old again") if old else ()))}
     # The partition job no longer keeps the old table's years ahead (nothing but this baseline writes it).
     with psycopg.connect(url) as conn:
         conn.execute("SELECT app.ensure_yearly_partition(y) FROM generate_series(%s::int, %s::int) AS y",
@@ -175,14 +294,16 @@ def bench_rollups(url: str, as_of: date, rounds: int, old: bool) -> dict[str, tu
             runs["old first"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
             runs["old again"].append(_timed(url, lambda c: rollups_baseline.run(c, spans)))
         runs["raw"].append(_timed(url, lambda c: rollups_raw.run(c, spans, ROLLUP_VERSION)))
-        _clear(url, ["population_rollups", "app.population_rollup_inputs"])
-        runs["new first"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
-        runs["new again"].append(_timed(url, lambda c: rollups.roll_up(c, params).rows_written))
-        with psycopg.connect(url) as conn:
-            conn.execute("SELECT app.begin_maintenance()")
-            ours, raw, missing, extra = rollups_raw.differences(conn)
-        # The job's rows are the raw events' rows, every column (computed_at aside).
-        assert ours == raw > 0 and missing == extra == 0, (ours, raw, missing, extra)
+        for n in degrees:
+            job = _job(n, params)
+            _clear(url, ["population_rollups", "app.population_rollup_inputs"])
+            runs[f"{n} first"].append(_timed(url, job))
+            runs[f"{n} again"].append(_timed(url, job))
+            with psycopg.connect(url) as conn:
+                conn.execute("SELECT app.begin_maintenance()")
+                ours, raw, missing, extra = rollups_raw.differences(conn)
+            # The job's rows are the raw events' rows, every column (computed_at aside).
+            assert ours == raw > 0 and missing == extra == 0, (n, ours, raw, missing, extra)
     return {k: (statistics.median(t for t, _, _ in v), statistics.median(c for _, c, _ in v), v[-1][2])
             for k, v in runs.items()}
 
@@ -221,26 +342,33 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--no-old", action="store_true", help="leave out the previous job")
+    parser.add_argument("--connections", type=int, default=2,
+                        help="the job is also run with ROLLUP_CONNECTIONS set to this (beside 1)")
     parser.add_argument("--busy", action="store_true",
                         help="the second data shape: 20 organizations, ~12 events per active learner day")
     args = parser.parse_args()
     shape = (BUSY["db"], BUSY["orgs"], BUSY["draws"]) if args.busy else (DB, ORGS, 2)
     url, as_of, trainer, events, days = prepare(args.rebuild, *shape)
-    r = bench_rollups(url, as_of, args.rounds, not args.no_old)
+    r = bench_rollups(url, as_of, args.rounds, not args.no_old, args.connections)
     raw, raw_cpu, _ = r["raw"]
     label = "BUSY data shape (not the target's): " if args.busy else ""
     print(f"\n{label}Rollups, 90-day backfill, {shape[1]} organizations, {events:,} events ({days:,} learner days); "
-          f"median of {args.rounds} rounds; the job's rows equal the raw events' ({r['new first'][2]:,} rows)")
-    print(f"{'work':<52} {'seconds':>8} {'raw/this':>9} {'cpu s':>7} {'raw/this':>9}  rows written")
-    names = {"raw": "raw: same rollups from learning_events (baseline)", "new first": "job: first run (empty tables)",
-             "new again": "job: unchanged re-run",
-             "old first": "previous job (active learners per type), first run",
-             "old again": "previous job, unchanged re-run"}
+          f"median of {args.rounds} rounds; the job's rows equal the raw events' ({r['1 first'][2]:,} rows) "
+          f"with every number of connections; cpu s: the PostgreSQL server's (every backend)")
+    print(f"{'work':<56} {'seconds':>8} {'raw/this':>9} {'cpu s':>7} {'raw/this':>9}  rows written")
+    names = {"raw": "raw: same rollups from learning_events (baseline)"}
+    for n in sorted({1, args.connections}):
+        conns = "1 connection" if n == 1 else f"{n} connections (ROLLUP_CONNECTIONS={n})"
+        names[f"{n} first"] = f"job, {conns}: first run (empty tables)"
+        names[f"{n} again"] = f"job, {conns}: unchanged re-run"
+    names |= {"old first": "previous job (active learners per type), first run",
+              "old again": "previous job, unchanged re-run"}
     for key, name in names.items():
         if key in r:
             seconds, cpu, rows = r[key]
-            print(f"{name:<52} {seconds:>8.2f} {raw / seconds:>9.2f} {cpu:>7.2f} {raw_cpu / max(cpu, 0.01):>9.2f}"
+            print(f"{name:<56} {seconds:>8.2f} {raw / seconds:>9.2f} {cpu:>7.2f} {raw_cpu / max(cpu, 0.01):>9.2f}"
                   f"  {rows:,}")
+    print(f"load average after the rollups: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(flush=True)
     p50, p95, listed = bench_learner_list(trainer, args.requests)
     print(f"\nGET /v1/learners as a trainer with {listed} learners, through the handler, {args.requests} requests:"

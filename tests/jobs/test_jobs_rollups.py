@@ -9,6 +9,7 @@ import calendar
 import importlib.util
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -18,7 +19,8 @@ import psycopg
 import pytest
 
 from local.paths import ROOT
-from ms8 import db
+from ms8 import config, db
+from ms8.jobs import rollups as job
 from ms8.jobs.partitions import add_months
 from ms8.jobs.rollups import windows
 from ms8.repositories import rollups as repo
@@ -574,3 +576,134 @@ def test_values_are_collected_only_where_a_quartile_can_reach_them_and_equal_the
         }
     assert rows[(org, None, "weekly", week)]["distribution"]["activeDays"] == q(0, 0, 0)  # all zeros
     assert rows[(org, trainer_a, "weekly", week)]["distribution"]["activeDays"]["p75"] > 0  # reaches the values
+
+
+# --- organizations shared over several connections (ROLLUP_CONNECTIONS) -------------------------
+
+
+@pytest.fixture
+def two_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("ROLLUP_CONNECTIONS", "2")
+    config.settings.cache_clear()
+    yield
+    config.settings.cache_clear()  # read again once monkeypatch has put the environment back
+
+
+def _raw_differences(url: str, spans: dict[Any, tuple[date, date]]) -> tuple[int, int, int, int]:
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT app.begin_maintenance()")
+        _raw_rollups().run(conn, spans, repo.ROLLUP_VERSION)
+        return _raw_rollups().differences(conn)  # type: ignore[no-any-return]
+
+
+def test_organizations_shared_over_two_connections_roll_up_as_one_and_equal_the_raw_rollups(
+    scratch: str, two_connections: None
+) -> None:
+    """Three organizations dealt over two connections (their learners balanced: two and one):
+    every row equals the rollups from the raw events; an unchanged re-run recomputes nothing; a
+    new event recomputes only its organization's periods."""
+    import random
+
+    rng = random.Random(7)
+    as_of = TODAY
+    spans = windows(as_of, 35)
+    first = min(s for s, _ in spans.values())
+    orgs = [_random_history(scratch, rng, first, as_of) for _ in range(3)]
+    event = {"date": as_of.isoformat(), "days": 35}
+
+    done = invoke(handler, event)
+
+    assert done["status"] == "ok" and done["details"]["connections"] == 2
+    ours, theirs, missing, extra = _raw_differences(scratch, spans)
+    assert ours == theirs == done["rowsWritten"] > 0 and missing == extra == 0
+    # Every organization's periods were changed (never rolled up), each counted once.
+    periods = {g: sum(1 for _ in _periods(g, *span)) for g, span in spans.items()}  # type: ignore[arg-type]
+    assert {g: done["details"][g]["periodsChanged"] for g in spans} == {g: 3 * n for g, n in periods.items()}
+
+    again = invoke(handler, event)
+    assert again["rowsWritten"] == 0
+    assert [again["details"][g]["periodsChanged"] for g in spans] == [0, 0, 0]
+
+    org, learners, _ = orgs[1]
+    day = spans["weekly"][1] - timedelta(days=5)  # in the last complete week (and a daily period)
+    send(org, [ev(learners[3], "completed", datetime.combine(day, time(8), UTC), "o-new")])
+    grown = invoke(handler, event)
+    assert [grown["details"][g]["periodsChanged"] for g in ("daily", "weekly")] == [1, 1]
+    assert _raw_differences(scratch, spans)[2:] == (0, 0)
+
+
+def _periods(granularity: Any, start: date, end: date) -> Iterator[date]:
+    while start < end:
+        yield start
+        start = repo.next_period(granularity, start)
+
+
+@pytest.mark.parametrize("failing_shard", [0, 1], ids=["own-connection", "other-connection"])
+def test_a_shard_that_fails_fails_the_run_and_the_next_run_completes_it(
+    scratch: str, two_connections: None, monkeypatch: pytest.MonkeyPatch, failing_shard: int
+) -> None:
+    """Each shard runs in a transaction of its own, the first on the job's connection: when one
+    fails the run fails, what another connection committed stays (rows with their
+    fingerprints), the job's own shard is rolled back, and the next run rolls up what is
+    missing, equal to the raw rollups."""
+    import random
+    import threading
+
+    rng = random.Random(11)
+    as_of = TODAY
+    spans = windows(as_of, 14)
+    first = min(s for s, _ in spans.values())
+    orgs = {_random_history(scratch, rng, first, as_of)[0] for _ in range(2)}
+    works = job._roll_up_changed
+    committed: set[UUID] = set()
+
+    def one_fails(conn: psycopg.Connection, spans_: Any, prints: Any) -> Any:
+        mine = {p.organization_id for ps in prints.values() for p in ps}
+        own = not threading.current_thread().name.startswith("rollups")
+        if own == (failing_shard == 0):
+            raise RuntimeError("this shard fails")
+        counts = works(conn, spans_, prints)
+        if not own:
+            committed.update(mine)
+        return counts
+
+    monkeypatch.setattr(job, "_roll_up_changed", one_fails)
+    with pytest.raises(RuntimeError, match="this shard fails"):
+        invoke(handler, {"date": as_of.isoformat(), "days": 14})
+    # The other connection's shard committed (one organization); the job's own rolled back.
+    assert len(committed) == (1 if failing_shard == 0 else 0)
+    kept = {org for (org,) in sql(scratch, "SELECT DISTINCT organization_id FROM app.population_rollup_inputs")}
+    rows = {org for (org,) in sql(scratch, "SELECT DISTINCT organization_id FROM population_rollups")}
+    assert kept == rows == committed
+
+    monkeypatch.setattr(job, "_roll_up_changed", works)
+    done = invoke(handler, {"date": as_of.isoformat(), "days": 14})
+    assert done["status"] == "ok"
+    ours, theirs, missing, extra = _raw_differences(scratch, spans)
+    assert ours == theirs > 0 and missing == extra == 0
+    # Only what was missing was rolled up: the committed organization's periods were unchanged.
+    assert done["rowsWritten"] == ours // (2 if committed else 1)
+    assert done["details"]["connections"] == (1 if committed else 2)
+    assert {org for (org,) in sql(scratch, "SELECT DISTINCT organization_id FROM population_rollups")} == orgs
+
+
+def test_shards_deal_organizations_by_the_inputs_of_their_changed_periods() -> None:
+    """An organization's periods stay together; the heaviest (most learner days and memberships
+    behind its changed periods) go first, each to the lightest shard."""
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    day = date(2026, 11, 2)
+
+    def fp(org: UUID, inputs: int | None, offset: int = 0) -> repo.Fingerprint:
+        return repo.Fingerprint(org, day + timedelta(days=offset), inputs, None if inputs is None else 1)
+
+    changed: dict[Any, list[repo.Fingerprint]] = {
+        "daily": [fp(a, 50), fp(a, 40, 1), fp(b, 70), fp(c, None)], "weekly": [fp(a, 90), fp(c, 20)]}
+
+    parts = job.shards(changed, 2)
+
+    # a weighs 180, b 70, c 21 (a gone period counts 1): a alone; b and c together.
+    assert parts == [{"daily": [fp(a, 50), fp(a, 40, 1)], "weekly": [fp(a, 90)]},
+                     {"daily": [fp(b, 70), fp(c, None)], "weekly": [fp(c, 20)]}]
+    (one,) = job.shards(changed, 1)  # every period once, organization by organization, heaviest first
+    assert one == {"daily": [fp(a, 50), fp(a, 40, 1), fp(b, 70), fp(c, None)], "weekly": [fp(a, 90), fp(c, 20)]}
+    assert job.shards({"daily": []}, 2) == []

@@ -28,6 +28,7 @@ class Settings:
     report_retention_days: int
     s3_endpoint_url: str | None
     service_name: str
+    rollup_connections: int
 
 
 def _int(name: str, default: int) -> int:
@@ -54,6 +55,8 @@ def settings() -> Settings:
         report_retention_days=_int("REPORT_RETENTION_DAYS", 30),
         s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
         service_name=os.environ.get("POWERTOOLS_SERVICE_NAME", "ms8-learning-analytics"),
+        # How many owner connections the rollup job shares its organizations over (1: its own only).
+        rollup_connections=max(1, _int("ROLLUP_CONNECTIONS", 1)),
     )
 
 

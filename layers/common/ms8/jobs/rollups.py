@@ -20,14 +20,23 @@ re-run reads the days once and writes nothing; of the pairs recomputed, only row
 are written. The population is the organization's learners and cohorts as they are at the run
 (assignments and roles have no history): a learner who joins a cohort is counted in the cohort's
 periods of the window the next run covers.
+
+With ROLLUP_CONNECTIONS N above 1 the changed pairs are dealt by organization into N shards of
+about equal inputs; the first is rolled up in the job's transaction, each other one at the same
+time on an owner connection and in a transaction of its own (committed with its fingerprints:
+a failed run leaves whole shards behind, and the next run finds the rest changed).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import date, timedelta
+from uuid import UUID
 
 import psycopg
 
+from ms8 import config, db
+from ms8.domain.shards import deal
 from ms8.domain.vocabulary import Granularity
 from ms8.jobs.partitions import add_months
 from ms8.jobs.runner import Job, JobInput, Outcome, logger
@@ -62,6 +71,61 @@ def widen(spans: dict[Granularity, tuple[date, date]], first: date, last: date,
     return out
 
 
+Prints = dict[Granularity, list[repo.Fingerprint]]
+
+
+def _roll_up_changed(conn: psycopg.Connection, spans: dict[Granularity, tuple[date, date]], prints: Prints,
+                     ) -> dict[Granularity, repo.RollupCounts]:
+    """The changed periods `prints` rolled up and their fingerprints saved, in the transaction of
+    `conn`."""
+    counts = repo.rollup_spans(conn, spans, {g: [(p.organization_id, p.period_start) for p in ps]
+                                             for g, ps in prints.items()})
+    for granularity, ps in prints.items():
+        repo.save_fingerprints(conn, granularity, ps)
+    return counts
+
+
+def _in_own_transaction(spans: dict[Granularity, tuple[date, date]], prints: Prints,
+                        ) -> dict[Granularity, repo.RollupCounts]:
+    """A shard on an owner connection of its own, committed when it is done."""
+    database = db.Database("owner")
+    try:
+        with database.transaction(db.as_maintenance) as (conn, _):
+            return _roll_up_changed(conn, spans, prints)
+    finally:
+        database.reset()
+
+
+def shards(changed: Prints, connections: int) -> list[Prints]:
+    """The changed periods dealt by organization into at most `connections` shards of about equal
+    work: an organization's weight is the learner days and memberships its changed periods are
+    computed from (their fingerprints' `inputs`)."""
+    by_org: dict[UUID, Prints] = {}
+    for granularity, prints in changed.items():
+        for p in prints:
+            by_org.setdefault(p.organization_id, {g: [] for g in changed})[granularity].append(p)
+    weights = [(org, sum(p.inputs or 1 for ps in mine.values() for p in ps)) for org, mine in by_org.items()]
+    return [{g: [p for org in orgs for p in by_org[org][g]] for g in changed}
+            for orgs in deal(weights, connections)]
+
+
+def _roll_up_sharded(conn: psycopg.Connection, spans: dict[Granularity, tuple[date, date]], changed: Prints,
+                     connections: int) -> list[dict[Granularity, repo.RollupCounts]]:
+    """The first shard on the job's own connection and transaction, each other one at the same
+    time on a connection of its own (threads: the work is in PostgreSQL, one backend per shard),
+    committed when done."""
+    parts = shards(changed, connections)
+    if len(parts) < 2:
+        return [_roll_up_changed(conn, spans, changed)]
+    with ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="rollups") as pool:
+        others = [pool.submit(_in_own_transaction, spans, part) for part in parts[1:]]
+        try:
+            own = _roll_up_changed(conn, spans, parts[0])
+        finally:
+            wait(others)  # the others finish (or fail) before this transaction ends, either way
+        return [own, *(f.result() for f in others)]
+
+
 def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
     spans = windows(params.as_of, params.days or 1)
     details: dict[str, object] = {}
@@ -71,18 +135,19 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
         details["erasedDays"] = {"from": erased[0].isoformat(), "to": erased[1].isoformat()}
     changes = repo.changed_periods(conn, spans)
     changed = changes.periods
-    counts = repo.rollup_spans(conn, spans, {g: [(p.organization_id, p.period_start) for p in prints]
-                                             for g, prints in changed.items()})
+    connections = config.settings().rollup_connections
+    done = _roll_up_sharded(conn, spans, changed, connections)
     written = 0
     for granularity, (start, end) in spans.items():
-        prints = changed[granularity]
-        repo.save_fingerprints(conn, granularity, prints)
-        written += counts[granularity].written
+        inserted, updated, deleted = (sum(getattr(d[granularity], k) for d in done)
+                                      for k in ("inserted", "updated", "deleted"))
+        written += inserted + updated + deleted
         details[granularity] = {
-            "from": start.isoformat(), "to": end.isoformat(), "periodsChanged": len(prints),
-            "inserted": counts[granularity].inserted, "updated": counts[granularity].updated,
-            "deleted": counts[granularity].deleted,
+            "from": start.isoformat(), "to": end.isoformat(), "periodsChanged": len(changed[granularity]),
+            "inserted": inserted, "updated": updated, "deleted": deleted,
         }
+    if connections > 1:
+        details["connections"] = len(done)
     invalid = changes.invalid_days
     if invalid:  # left out of every rollup; the other days and organizations are rolled up as usual
         logger.warning("rollup_analytics: learner days out of range left out", extra={"invalidDays": invalid})

@@ -177,8 +177,8 @@ period_learners AS (
                coalesce(d.week, d.month) AS period_start,
                coalesce(d.week + 7, (d.month + interval '1 month')::date) AS period_end,
                count(*)::integer AS active_days, sum(d.assessments)::bigint AS assessments,
-               sum(d.scored)::bigint AS scored, sum(d.score_micros)::bigint AS score_micros,
-               sum(d.duration_seconds)::bigint AS duration_seconds
+               sum(d.scored)::bigint AS scored, app.sum_bigint(d.score_micros) AS score_micros,
+               app.sum_bigint(d.duration_seconds) AS duration_seconds
         FROM (
             SELECT d.*, {week_of_day} AS week, date_trunc('month', d.day::timestamp)::date AS month
             FROM days d
@@ -239,11 +239,13 @@ stats AS MATERIALIZED (
                SELECT x.values_v[i][3] FROM generate_subscripts(x.values_v, 1) i ORDER BY 1)
            END AS minutes_s
     FROM populations p JOIN (
-        SELECT m.pop, x.g, x.period_start, sum(x.active_n)::bigint AS active_n, sum(x.completions) AS completions,
-               sum(x.assessments) AS assessments, sum(x.scored) AS scored, sum(x.score_micros) AS score_micros,
-               sum(x.duration_seconds) AS duration_seconds, sum(x.capped_completions) AS capped_completions,
-               sum(x.capped_seconds) AS capped_seconds,
-               round(coalesce(sum(x.single_score_micros), 0) + coalesce(sum(x.mean_score_micros), 0))
+        SELECT m.pop, x.g, x.period_start, app.sum_bigint(x.active_n) AS active_n,
+               app.sum_bigint(x.completions) AS completions, app.sum_bigint(x.assessments) AS assessments,
+               app.sum_bigint(x.scored) AS scored, app.sum_bigint(x.score_micros) AS score_micros,
+               app.sum_bigint(x.duration_seconds) AS duration_seconds,
+               app.sum_bigint(x.capped_completions) AS capped_completions,
+               app.sum_bigint(x.capped_seconds) AS capped_seconds,
+               round(coalesce(app.sum_bigint(x.single_score_micros), 0) + coalesce(sum(x.mean_score_micros), 0))
                    AS learner_score_micros,
                app.array_cat_agg(x.score_v) AS score_v, app.array_cat_agg(x.values_v) AS values_v
         FROM by_signature x JOIN signature_populations m ON m.sig = x.sig
@@ -418,16 +420,16 @@ def _signature_sums(days: str, active_days: str) -> str:
     `active_days` active days."""
     capped = "" if days == "1" else f" * {days}"
     return f"""count(*) AS active_n,
-           sum(x.completions) AS completions, sum(x.assessments)::bigint AS assessments,
-           sum(x.scored)::bigint AS scored, sum(x.score_micros)::bigint AS score_micros,
-           sum(x.duration_seconds)::bigint AS duration_seconds,
+           sum(x.completions) AS completions, app.sum_bigint(x.assessments) AS assessments,
+           app.sum_bigint(x.scored) AS scored, app.sum_bigint(x.score_micros) AS score_micros,
+           app.sum_bigint(x.duration_seconds) AS duration_seconds,
            -- Sums where each learner adds a bounded amount (capped per day of the period): what a
            -- reader who may not see each learner gets, with noise (ms8.domain.privacy).
            sum(least(x.completions, %(cap_completions)s{capped})) AS capped_completions,
-           sum(least(x.duration_seconds, %(cap_seconds)s{capped}))::bigint AS capped_seconds,
+           app.sum_bigint(least(x.duration_seconds, %(cap_seconds)s{capped})) AS capped_seconds,
            -- The learners' mean scores in micro-units, summed exactly: a learner with one scored
            -- assessment (most) adds its integer score, only the others a numeric quotient.
-           sum(x.score_micros) FILTER (WHERE x.scored = 1)::bigint AS single_score_micros,
+           app.sum_bigint(x.score_micros) FILTER (WHERE x.scored = 1) AS single_score_micros,
            sum(x.score_micros::numeric / x.scored) FILTER (WHERE x.scored > 1) AS mean_score_micros,
            array_agg(x.score_micros::float8 / x.scored / 1e6) FILTER (WHERE x.scored > 0) AS score_v,
            -- The valued learners' completions, active days and minutes, a row each (one array
