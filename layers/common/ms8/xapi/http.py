@@ -29,7 +29,7 @@ from ms8.xapi import credentials, multipart, statements
 from ms8.xapi.validate import Invalid
 
 VERSION = "1.0.3"
-ACCEPTED_VERSION = re.compile(r"^1\.0(?:\.[0-3])?$")
+ACCEPTED_VERSION = re.compile(r"^1\.0(?:\.[0-3])?\Z")
 VERSION_HEADER = "X-Experience-API-Version"
 CONSISTENT_HEADER = "X-Experience-API-Consistent-Through"
 MAX_BODY = 6 * 1024 * 1024  # Lambda's synchronous payload limit

@@ -16,12 +16,12 @@ from typing import Any
 
 import orjson
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$")
-IRI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
-MBOX_RE = re.compile(r"^mailto:[^@\s]+@[^@\s]+$")
-SHA1_RE = re.compile(r"^[0-9a-fA-F]{40}$")
-LANG_RE = re.compile(r"^(?:[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*|[xXiI](?:-[A-Za-z0-9]{1,8})+)$")
-VERSION_RE = re.compile(r"^1\.0(?:\.\d+)?$")
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}\Z")
+IRI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+\Z")
+MBOX_RE = re.compile(r"^mailto:[^@\s]+@[^@\s]+\Z")
+SHA1_RE = re.compile(r"^[0-9a-fA-F]{40}\Z")
+LANG_RE = re.compile(r"^(?:[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*|[xXiI](?:-[A-Za-z0-9]{1,8})+)\Z")
+VERSION_RE = re.compile(r"^1\.0(?:\.\d+)?\Z")
 # ISO 8601 date-time: a full date and time; an offset may be omitted (UTC is assumed), but "-00:00"
 # (RFC 3339's "unknown offset") is refused, as the specification says.
 TIMESTAMP_RE = re.compile(
