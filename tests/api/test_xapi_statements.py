@@ -259,6 +259,23 @@ def test_a_voiding_statement_re_sent_with_its_target_voids_it(
     assert xcall("GET", "statements", cred, query={"voidedStatementId": st["id"]}).status == 200
 
 
+def test_a_target_arriving_alone_after_its_voiding_statement_counts_and_a_replay_changes_nothing(
+    factory: Factory, org: Org, cred: tuple[str, str]
+) -> None:
+    """The specification leaves an unknown target to the LRS: a target sent alone after its voiding
+    statement is stored and counts, and the voiding statement sent again alone does not void it."""
+    alice = org.users["alice"]
+    st = statement(email_of(factory, alice), "completed")
+    voiding = {"id": str(uuid.uuid4()), "actor": st["actor"], "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+               "object": {"objectType": "StatementRef", "id": st["id"]}}
+    assert xcall("POST", "statements", cred, body=[voiding]).status == 200
+    assert xcall("POST", "statements", cred, body=[st]).status == 200
+    assert len(events_of(factory, alice)) == 1
+    assert xcall("POST", "statements", cred, body=[voiding]).status == 200
+    assert len(events_of(factory, alice)) == 1
+    assert xcall("GET", "statements", cred, query={"statementId": st["id"]}).status == 200
+
+
 def test_a_batch_re_sent_with_new_statements_adds_only_the_new_ones(
     factory: Factory, org: Org, cred: tuple[str, str]
 ) -> None:

@@ -114,10 +114,11 @@ def store(
             old = before.get(UUID(ids[i]))
             if old is not None and (old.statement is None or not statements.same(items[i], old.statement)):
                 raise Conflict(f"statement {ids[i]} is stored with other content", code="STATEMENT_CONFLICT")
-    # 4. voiding: the targets of the batch's voiding statements, stored now or the same ones stored
-    # before (a platform retrying a batch); never a voiding statement. So a target that arrives
-    # with its voiding statement re-sent is voided, as its event was left out above.
-    voiding = [i for i in fresh if statements.is_voiding(items[i])]
+    # 4. voiding: the targets of the voiding statements stored now, and of those stored before and
+    # sent again (a platform retrying a batch) whose target is stored now: its event was left out
+    # above. A voiding statement sent again alone changes nothing. Never a voiding statement.
+    voiding = [i for i in fresh if statements.is_voiding(items[i])
+               and (ids[i] in inserted or items[i]["object"]["id"].lower() in inserted)]
     targets = [UUID(items[i]["object"]["id"]) for i in voiding]
     if targets:
         target_rows = repo.existing(conn, targets)
