@@ -53,23 +53,36 @@ class InsertedEvent(NamedTuple):
 # (replays, or an event repeated in the batch), the ids of those stored. A batch of new events,
 # the usual case, sends nothing back per row.
 SKILL_SEPARATOR = "\x1f"
-_INSERT_STORED = """
-WITH stored AS (
+
+
+def stored_cte(select: str, source: str, order: str) -> str:
+    """The `stored` CTE: learning events inserted from `source`, `select` listing the values in
+    the insert's column order and `order` the key order (user, event id, time) they are inserted
+    in; a key already stored is skipped; it returns what the learner days (DAYS_FROM_STORED) and
+    the noting (ms8.repositories.pending) read. Ingest and xAPI batches both store through it."""
+    return f"""stored AS (
     INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
                                  skills, score, success, duration_seconds, occurred_at, sent_by_learner)
-    SELECT x.event_id, x.user_id, %(org)s, x.verb, x.object_id, x.object_type,
-           string_to_array(x.skills, E'\\x1f'), x.score, x.success, x.duration_seconds, x.occurred_at,
-           NOT %(note)s
-    FROM unnest(%(ids)b::uuid[], %(users)b::uuid[], %(verbs)b::text[], %(objects)b::text[], %(types)b::text[],
-                %(skills)b::text[], %(scores)b::real[], %(successes)b::boolean[], %(durations)b::integer[],
-                %(occurred)b::timestamptz[])
-         AS x(event_id, user_id, verb, object_id, object_type, skills, score, success,
-              duration_seconds, occurred_at)
-    ORDER BY x.user_id, x.event_id, x.occurred_at
+    SELECT {select}
+    FROM {source}
+    ORDER BY {order}
     ON CONFLICT (user_id, event_id, occurred_at) DO NOTHING
     RETURNING event_id, user_id, verb, object_id, skills, score, duration_seconds, occurred_at
 ),
 """
+
+
+_INSERT_STORED = "\nWITH " + stored_cte(
+    """x.event_id, x.user_id, %(org)s, x.verb, x.object_id, x.object_type,
+           string_to_array(x.skills, E'\\x1f'), x.score, x.success, x.duration_seconds, x.occurred_at,
+           NOT %(note)s""",
+    """unnest(%(ids)b::uuid[], %(users)b::uuid[], %(verbs)b::text[], %(objects)b::text[], %(types)b::text[],
+                %(skills)b::text[], %(scores)b::real[], %(successes)b::boolean[], %(durations)b::integer[],
+                %(occurred)b::timestamptz[])
+         AS x(event_id, user_id, verb, object_id, object_type, skills, score, success,
+              duration_seconds, occurred_at)""",
+    "x.user_id, x.event_id, x.occurred_at",
+)
 _INSERT_ANSWER = """
 SELECT count(*)::integer, CASE WHEN count(*) < %(sent)s THEN array_agg(event_id) END FROM stored
 """

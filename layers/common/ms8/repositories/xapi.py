@@ -12,6 +12,7 @@ from uuid import UUID
 import psycopg
 
 from ms8.repositories.days import DAY_PARAMS, DAYS_FROM_STORED
+from ms8.repositories.events import stored_cte
 from ms8.repositories.pending import NOTE_STORED
 from ms8.xapi.mapping import Mapped
 
@@ -98,18 +99,12 @@ ins AS (
     ON CONFLICT DO NOTHING
     RETURNING statement_id
 ),
-stored AS (
-    INSERT INTO learning_events (event_id, user_id, organization_id, verb, object_id, object_type,
-                                 skills, score, success, duration_seconds, occurred_at, sent_by_learner)
-    SELECT x.id, x.user_id, %(org)s, x.verb, x.object_id, x.object_type,
-           coalesce(string_to_array(x.skills, E'\\x1f'), '{{}}'), x.score::real, x.success, x.duration, x.at, false
-    FROM ins JOIN x ON x.id = ins.statement_id
-    WHERE x.verb IS NOT NULL
-    ORDER BY x.user_id, x.id, x.at
-    ON CONFLICT (user_id, event_id, occurred_at) DO NOTHING
-    RETURNING event_id, user_id, verb, object_id, skills, score, duration_seconds, occurred_at
-),
-""" + NOTE_STORED + DAYS_FROM_STORED + """
+""" + stored_cte(
+    """x.id, x.user_id, %(org)s, x.verb, x.object_id, x.object_type,
+           coalesce(string_to_array(x.skills, E'\\x1f'), '{}'), x.score::real, x.success, x.duration, x.at, false""",
+    "ins JOIN x ON x.id = ins.statement_id\n    WHERE x.verb IS NOT NULL",
+    "x.user_id, x.id, x.at",
+) + NOTE_STORED + DAYS_FROM_STORED + """
 SELECT count(*)::integer, CASE WHEN count(*) < %(sent)s THEN array_agg(statement_id) END FROM ins
 """
 
