@@ -3,9 +3,10 @@
 
 The built-in sum(bigint) accumulates in a 128-bit (or numeric) state kept in memory of its own
 and answers numeric; the rollups cast every such sum back to bigint, which fails when it does not
-fit. This aggregate adds with int8pl, a plain bigint state: the same result, the same error
-when a sum leaves the bigint range (int8pl raises on overflow, never wraps), and cheaper per
-row. The hashed per-signature sums of a backfill also keep less in memory (the planner budgets
+fit. This aggregate adds with int8pl, a plain bigint state: the same result whenever no partial
+sum leaves the bigint range (always, for the rollups' non-negative counts and sums), an error
+where one does (int8pl raises on overflow, never wraps; sum() may still fit when later rows bring
+it back), and cheaper per row. The hashed per-signature sums of a backfill also keep less in memory (the planner budgets
 about 8 kB per group for every aggregate with an in-memory state, and caps the groups it holds
 before spilling to disk by that budget; a bigint state counts 8 bytes).
 

@@ -623,6 +623,7 @@ def test_organizations_shared_over_two_connections_roll_up_as_one_and_equal_the_
     again = invoke(handler, event)
     assert again["rowsWritten"] == 0
     assert [again["details"][g]["periodsChanged"] for g in spans] == [0, 0, 0]
+    assert again["details"]["connections"] == 1  # nothing changed: no other connection opened
 
     org, learners, _ = orgs[1]
     day = spans["weekly"][1] - timedelta(days=5)  # in the last complete week (and a daily period)
@@ -685,6 +686,32 @@ def test_a_shard_that_fails_fails_the_run_and_the_next_run_completes_it(
     assert done["rowsWritten"] == ours // (2 if committed else 1)
     assert done["details"]["connections"] == (1 if committed else 2)
     assert {org for (org,) in sql(scratch, "SELECT DISTINCT organization_id FROM population_rollups")} == orgs
+
+
+def test_every_shard_waits_for_a_lock_at_most_the_rollups_lock_timeout(
+    scratch: str, two_connections: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's own transaction holds its locks while it waits for the other shards: each
+    shard's transaction bounds its lock waits, so a lock request queued between them (a
+    partition's DDL) fails the run instead of stalling it."""
+    import random
+
+    rng = random.Random(5)
+    spans = windows(TODAY, 7)
+    for _ in range(2):
+        _random_history(scratch, rng, min(s for s, _ in spans.values()), TODAY)
+    works = job._roll_up_changed
+    seen: list[str] = []
+
+    def noting(conn: psycopg.Connection, spans_: Any, prints: Any) -> Any:
+        counts = works(conn, spans_, prints)
+        seen.append(conn.execute("SELECT current_setting('lock_timeout')").fetchone()[0])  # type: ignore[index]
+        return counts
+
+    monkeypatch.setattr(job, "_roll_up_changed", noting)
+    done = invoke(handler, {"date": TODAY.isoformat(), "days": 7})
+    assert done["status"] == "ok" and done["details"]["connections"] == 2
+    assert seen == [repo.LOCK_TIMEOUT] * 2
 
 
 def test_shards_deal_organizations_by_the_inputs_of_their_changed_periods() -> None:

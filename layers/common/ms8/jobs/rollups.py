@@ -123,6 +123,10 @@ def _roll_up_sharded(conn: psycopg.Connection, spans: dict[Granularity, tuple[da
             own = _roll_up_changed(conn, spans, parts[0])
         finally:
             wait(others)  # the others finish (or fail) before this transaction ends, either way
+            failed = [(n, f.exception()) for n, f in enumerate(others, start=2) if f.exception() is not None]
+            for n, error in failed:  # each one logged, whichever is raised
+                logger.error("rollup_analytics: a shard failed", extra={
+                    "shard": n, "shards": len(parts), "committed": len(others) - len(failed), "error": repr(error)})
         return [own, *(f.result() for f in others)]
 
 

@@ -29,7 +29,12 @@ UNITS: dict[Granularity, tuple[str, str]] = {
 # every row of its window. 2: population rollups from learner days (1 was the per-type history
 # of active learners in aggregated_analytics).
 ROLLUP_VERSION = 2
-WORK_MEM = "256MB"
+WORK_MEM = "256MB"  # per connection: the job's shards each have their own (docs/SCALING.md)
+# A rollup transaction waits at most this long for a lock. The sharded job's own transaction
+# holds its locks while it waits for the other shards' transactions: a lock request queued
+# between them (a partition's DDL) would otherwise stall all of them, with no cycle PostgreSQL
+# could detect; a shard that times out fails the run instead.
+LOCK_TIMEOUT = "30s"
 
 # How it computes, and why so (one statement for every granularity a run covers):
 # - populations: each organization's learners (users holding the learner role; scope_id = the
@@ -529,8 +534,9 @@ def rollup_spans(
     if not narrowed:
         return out
     # The sorts and hash tables of a backfill (over a million learner-population rows) in memory
-    # rather than spilled to disk; for this transaction only.
-    conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
+    # rather than spilled to disk; lock waits bounded (LOCK_TIMEOUT); for this transaction only.
+    conn.execute("SELECT set_config('work_mem', %s, true), set_config('lock_timeout', %s, true)",
+                 (WORK_MEM, LOCK_TIMEOUT))
     for granularity, inserted, updated, deleted in conn.execute(_STATEMENT, _params(narrowed, scope)).fetchall():
         out[granularity] = RollupCounts(int(inserted), int(updated), int(deleted))
     return out
