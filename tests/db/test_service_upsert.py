@@ -16,6 +16,7 @@ import pytest
 from ms8 import db
 from ms8.errors import DatabaseUnavailable
 from ms8.repositories import analytics as repo
+from tests.support.clients import refused_client, refused_clients
 from tests.support.factories import Factory, Org
 
 
@@ -89,20 +90,12 @@ def test_users_of_another_organization_are_refused_and_nothing_is_written(
     assert _rows(factory, org, other) == before
 
 
-@pytest.mark.parametrize(("scopes", "bound", "named", "sqlstate"), [
-    (None, True, None, "MS402"),            # not registered
-    (["directory"], True, None, "MS404"),   # the ingest scope not granted
-    (["ingest"], True, "other", "MS404"),   # an organization it is not bound to
-    (["ingest"], False, None, "MS405"),     # platform-wide, no organization named
-])
+@refused_clients
 def test_the_client_is_checked_as_for_any_request(
-    factory: Factory, org: Org, runtime_db: db.Database, scopes: list[str] | None, bound: bool, named: str | None,
+    factory: Factory, org: Org, runtime_db: db.Database, scopes: list[str] | None, bound: bool, named: bool,
     sqlstate: str,
 ) -> None:
-    client = f"svc-{uuid.uuid4().hex[:8]}"
-    if scopes is not None:
-        factory.service_client(client, scopes, org.id if bound else None)
-    organization = uuid.uuid4() if named else None
+    client, organization = refused_client(factory, org.id, scopes, bound, named)
     with pytest.raises(psycopg.Error) as caught:
         repo.upsert_batch_as_service(runtime_db.connection(), client, "ingest", organization,
                                      [(org.users["ann"], "learner", "mastery", {"mastery": 0.5})])
