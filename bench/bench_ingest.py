@@ -38,8 +38,9 @@ POSTing 1,000-event batches back to back with the platform ingest token. Events/
 stored / elapsed time of all clients; the CPU per batch is the gateway's and the runtime role's
 PostgreSQL backends' (the clients' own is left out). With --ralph (or --ralph-venv DIR, a virtual
 environment with it installed), each shape is also sent, right after ours, to Ralph 5.1.0 (a
-Python xAPI store appending to a flat file; bench/bench_xapi.py installs and serves it), served by
-as many uvicorn workers and driven by as many clients, each POSTing batches of 1,000 statements:
+Python xAPI store appending to a flat file; bench/bench_xapi.py installs and serves it), started
+afresh for each shape (an empty file: it slows down as the file grows), served by as many uvicorn
+workers and driven by as many clients, each POSTing batches of 1,000 statements after a warm-up:
 the ratio ours / Ralph is the pace against a store that keeps no analytics.
 
     .venv/bin/python bench/bench_ingest.py [--batches 8] [--rebuild]
@@ -291,17 +292,28 @@ def concurrently(target: Any, work: list[tuple[Any, ...]]) -> float:
 
 
 @contextlib.contextmanager
-def ralph(args: argparse.Namespace) -> Iterator[tuple[str, tuple[str, str], int] | None]:
-    """Ralph (bench_xapi's) with --workers uvicorn workers, when asked for."""
+def ralph_venv(args: argparse.Namespace) -> Iterator[Path | None]:
+    """Ralph's virtual environment when asked for: the one given, or installed in a scratch one."""
     import bench_xapi
 
-    if not (args.ralph or args.ralph_venv):
-        yield None
+    if args.ralph_venv or not args.ralph:
+        yield args.ralph_venv
         return
+    where = Path(tempfile.mkdtemp(prefix="bench-ralph-venv-"))
+    try:
+        yield bench_xapi.install_ralph(where)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def fresh_ralph(venv: Path, workers: int) -> Iterator[tuple[str, tuple[str, str], int] | None]:
+    """Ralph (bench_xapi's) with `workers` uvicorn workers and an empty store of its own."""
+    import bench_xapi
+
     where = Path(tempfile.mkdtemp(prefix="bench-ralph-"))
     try:
-        venv = args.ralph_venv or bench_xapi.install_ralph(where)
-        with bench_xapi.ralph_server(venv, where, workers=args.workers) as server:
+        with bench_xapi.ralph_server(venv, where, workers=workers) as server:
             yield server
     finally:
         shutil.rmtree(where, ignore_errors=True)
@@ -318,15 +330,7 @@ def over_http(users: list[uuid.UUID], rnd: random.Random, args: argparse.Namespa
     now = datetime.now(UTC)
     rows = [["work", "figure", "CPU per batch", "target", "verdict"]]
     pooled = pooler.pgbouncer(DB, pool_size=max(1, args.workers - 1)) if args.pooler else contextlib.nullcontext()
-    with pooled as database_url, _common.gateway(DB, args.workers, database_url) as gw, ralph(args) as lrs:
-        if lrs is not None:
-            ralph_url, ralph_auth, ralph_pid = lrs
-            ralph_work = [(bench_xapi.Client(ralph_url, ralph_auth),
-                           [json.dumps(bench_xapi.statements([(u, f"learner-{u.hex[:12]}@ingest.bench.example") for u in users[:10]],
-                                                             BATCH, k)).encode()])
-                          for k in range(args.clients)]
-            concurrently(ralph_all, ralph_work)  # warm-up
-            ralph_pids = bench_xapi.process_tree(ralph_pid)
+    with pooled as database_url, _common.gateway(DB, args.workers, database_url) as gw, ralph_venv(args) as venv:
         warm = [[make_batch(rnd, rnd.sample(users, 10), now)] for _ in range(2 * args.workers)]
         concurrently(post_all, [(gw.url, token, b) for b in warm])
         servers = gw.worker_pids() + runtime_backends()
@@ -344,15 +348,21 @@ def over_http(users: list[uuid.UUID], rnd: random.Random, args: argparse.Namespa
                          f"{args.clients} clients, {via}, 0 errors",
                          f"{rate:,.0f} ev/s", f"{cpu_ms:.0f} ms", f">= {TARGET_HTTP:,} ev/s" if target else "",
                          _common.verdict(rate >= TARGET_HTTP) if target else ""])
-            if lrs is None:
+            if venv is None:
                 continue
             spread = [(u, f"learner-{u.hex[:12]}@ingest.bench.example") for u in rnd.sample(users, learners)]
-            work = [(bench_xapi.Client(ralph_url, ralph_auth),
-                     [json.dumps(bench_xapi.statements(spread, BATCH, c * args.batches + k)).encode()
-                      for k in range(args.batches)]) for c in range(args.clients)]
-            cpu_before = cpu_seconds(ralph_pids)
-            ralph_rate = batches * BATCH / concurrently(ralph_all, work)
-            ralph_cpu = (cpu_seconds(ralph_pids) - cpu_before) / batches * 1000
+            lrs_bodies = [[json.dumps(bench_xapi.statements(spread, BATCH, c * (args.batches + 1) + k)).encode()
+                           for k in range(args.batches + 1)] for c in range(args.clients)]
+            # A Ralph of its own per shape: its flat file slows it down as it grows.
+            with fresh_ralph(venv, args.workers) as lrs:
+                assert lrs is not None
+                url, auth, pid = lrs
+                concurrently(ralph_all, [(bench_xapi.Client(url, auth), b[:1]) for b in lrs_bodies])  # warm-up
+                ralph_pids = bench_xapi.process_tree(pid)
+                cpu_before = cpu_seconds(ralph_pids)
+                ralph_rate = batches * BATCH / concurrently(
+                    ralph_all, [(bench_xapi.Client(url, auth), b[1:]) for b in lrs_bodies])
+                ralph_cpu = (cpu_seconds(ralph_pids) - cpu_before) / batches * 1000
             want = TARGET_VS_RALPH.get(learners)
             rows.append([f"  Ralph {bench_xapi.RALPH_VERSION}, as many 1,000-statement batches, "
                          f"{args.workers} workers; ours / Ralph {rate / ralph_rate:.2f}x",
