@@ -44,7 +44,7 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
-from _common import synthetic_events
+from _common import cpu_seconds, synthetic_events
 
 from local import localdb
 
@@ -197,15 +197,13 @@ class ServerCpu:
     the postmaster's count of reaped children would race with the reading)."""
 
     def __init__(self) -> None:
-        self._first: dict[int, int] = {}
-        self._last: dict[int, int] = {}
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
-        for pid, fields, cmd in _children():
-            if not cmd.startswith(_FLUSHERS):
-                self._last[pid] = int(fields[11]) + int(fields[12])
+        self._last.update(cpu_seconds([pid for pid, _, cmd in _children() if not cmd.startswith(_FLUSHERS)]))
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
@@ -224,7 +222,7 @@ class ServerCpu:
 
     @property
     def seconds(self) -> float:
-        return sum(last - self._first.get(pid, 0) for pid, last in self._last.items()) / os.sysconf("SC_CLK_TCK")
+        return sum(last - self._first.get(pid, 0.0) for pid, last in self._last.items())
 
 
 def _settle(timeout: float = 10.0) -> None:

@@ -407,6 +407,18 @@ class ReaderDatabase(Database):
 
 
 runtime = Database("runtime")
+
+
+def write_as_service(work: Callable[[psycopg.Connection], T]) -> T:
+    """A platform's write as one statement that sets the client's context itself and is its own
+    transaction (migrations 0019, 0022): run on the runtime connection, never sent twice (a lost
+    connection may have committed it), users of another organization answered 404."""
+
+    def guarded(conn: psycopg.Connection) -> T:
+        with users_of_the_organization():
+            return work(conn)
+
+    return runtime.run(guarded, replay=False)
 owner = Database("owner")
 _reader: ReaderDatabase | None = None
 

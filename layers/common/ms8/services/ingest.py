@@ -81,12 +81,8 @@ def ingest_as_service(client_id: str, scope: str, organization_id: UUID | None, 
     the same answers as ingest() in a service's transaction (an unknown client, a scope not granted,
     no organization named as from any request's context; users of another organization 404)."""
     rows = resolve(ServiceCaller(client_id, scope, organization_id), batch, now)
-
-    def work(conn: psycopg.Connection) -> list[repo.NewEvent]:
-        with users_of_the_organization():
-            return repo.insert_batch_as_service(conn, client_id, scope, organization_id, rows)
-
-    inserted = db.runtime.run(work, replay=False)  # a write: never sent twice
+    inserted = db.write_as_service(
+        lambda conn: repo.insert_batch_as_service(conn, client_id, scope, organization_id, rows))
     return _result(batch, Stored(len(inserted), NOTHING, len({e.user_id for e in inserted})), now)
 
 

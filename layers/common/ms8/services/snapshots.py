@@ -77,10 +77,6 @@ def write_batch_as_service(client_id: str, scope: str, organization_id: UUID | N
     and the commit. The same checks, the same errors (an unknown client, a scope not granted, a
     missing organization as from any request's context; users of another organization 404)."""
     writes = list(_owned(None, batch))
-
-    def work(conn: psycopg.Connection) -> tuple[int, int]:
-        with users_of_the_organization():
-            return upsert_batch_as_service(conn, client_id, scope, organization_id, writes)
-
-    inserted, updated = db.runtime.run(work, replay=False)  # a write: never sent twice
+    inserted, updated = db.write_as_service(
+        lambda conn: upsert_batch_as_service(conn, client_id, scope, organization_id, writes))
     return AnalyticsWriteResult(written=inserted + updated, inserted=inserted, updated=updated)
