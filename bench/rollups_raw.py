@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time
 import psycopg
 
 from ms8.domain import privacy, vocabulary
-from ms8.repositories.rollups import WORK_MEM
+from ms8.repositories.rollups import use_rollup_settings
 
 UNITS = {"daily": ("day", "1 day"), "weekly": ("week", "7 days"), "monthly": ("month", "1 month")}
 QUARTILES = (0.25, 0.5, 0.75)
@@ -167,8 +167,9 @@ def run(conn: psycopg.Connection, spans: Mapping[str, tuple[date, date]], versio
     """Every granularity's rollups of its span from the raw events into bench_raw_rollups
     (emptied first): rows written."""
     conn.execute(CREATE)
-    # The job's memory for sorts and hashes (ms8.repositories.rollups.WORK_MEM), the same here.
-    conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
+    # The job's memory for sorts and hashes (ms8.repositories.rollups.use_rollup_settings), the
+    # same here.
+    use_rollup_settings(conn)
     written = 0
     for granularity, (start, end) in spans.items():
         unit, step = UNITS[granularity]

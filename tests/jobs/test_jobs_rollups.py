@@ -693,7 +693,7 @@ def test_every_shard_waits_for_a_lock_at_most_the_rollups_lock_timeout(
 ) -> None:
     """The job's own transaction holds its locks while it waits for the other shards: each
     shard's transaction bounds its lock waits, so a lock request queued between them (a
-    partition's DDL) fails the run instead of stalling it."""
+    partition's DDL) fails the run instead of stalling it. Each has the rollups' memory too."""
     import random
 
     rng = random.Random(5)
@@ -705,13 +705,41 @@ def test_every_shard_waits_for_a_lock_at_most_the_rollups_lock_timeout(
 
     def noting(conn: psycopg.Connection, spans_: Any, prints: Any) -> Any:
         counts = works(conn, spans_, prints)
-        seen.append(conn.execute("SELECT current_setting('lock_timeout')").fetchone()[0])  # type: ignore[index]
+        seen.append(conn.execute(_SETTINGS).fetchone())  # type: ignore[arg-type]
         return counts
 
     monkeypatch.setattr(job, "_roll_up_changed", noting)
     done = invoke(handler, {"date": TODAY.isoformat(), "days": 7})
     assert done["status"] == "ok" and done["details"]["connections"] == 2
-    assert seen == [repo.LOCK_TIMEOUT] * 2
+    assert seen == [(repo.LOCK_TIMEOUT, repo.WORK_MEM, repo.HASH_MEM_MULTIPLIER)] * 2
+
+
+_SETTINGS = ("SELECT current_setting('lock_timeout'), current_setting('work_mem'), "
+             "current_setting('hash_mem_multiplier')")
+
+
+def test_the_fingerprints_pass_runs_with_the_rollups_memory_and_the_settings_end_with_the_run(
+    scratch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass that finds the changed periods reads every learner day of the window, as the
+    rollup does: it hashes with the same memory. The settings are the transaction's own: the
+    connection has the server's defaults again afterwards."""
+    finds = repo.changed_periods
+    seen: list[tuple[str, ...]] = []
+
+    def noting(conn: psycopg.Connection, spans: Any) -> Any:
+        seen.append(conn.execute(_SETTINGS).fetchone())  # type: ignore[arg-type]
+        return finds(conn, spans)
+
+    monkeypatch.setattr(repo, "changed_periods", noting)
+    done = invoke(handler, {"date": TODAY.isoformat(), "days": 7})
+    assert done["status"] == "ok"
+    assert seen == [(repo.LOCK_TIMEOUT, repo.WORK_MEM, repo.HASH_MEM_MULTIPLIER)]
+    with psycopg.connect(scratch) as conn:
+        repo.use_rollup_settings(conn)
+        assert conn.execute(_SETTINGS).fetchone() == (repo.LOCK_TIMEOUT, repo.WORK_MEM, repo.HASH_MEM_MULTIPLIER)
+        conn.commit()
+        assert conn.execute("SELECT current_setting('hash_mem_multiplier')").fetchone() != (repo.HASH_MEM_MULTIPLIER,)
 
 
 def test_shards_deal_organizations_by_the_inputs_of_their_changed_periods() -> None:

@@ -133,6 +133,7 @@ def _roll_up_sharded(conn: psycopg.Connection, spans: dict[Granularity, tuple[da
 def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
     spans = windows(params.as_of, params.days or 1)
     details: dict[str, object] = {}
+    repo.use_rollup_settings(conn)  # the fingerprints' pass reads every day of the window too
     erased = repo.pending_spans(conn)
     if erased is not None:  # learner days were deleted (erasure): recompute every period they were in
         spans = widen(spans, *erased)
