@@ -183,7 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     user, org = prepare()
     url = localdb.runtime_url(DB)
-    port = int(psycopg.conninfo.conninfo_to_dict(url)["port"])
+    port = int(str(psycopg.conninfo.conninfo_to_dict(url)["port"]))
     relay = DelayRelay(port, args.rtt_ms / 2000)
     slow_url = url.replace(f":{port}/", f":{relay.port}/")
     labels = {

@@ -24,6 +24,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ def main() -> None:
     from ms8.services import directory
 
     def per_event(items: list[dict[str, Any]]) -> list[str]:
-        outcomes = []
+        outcomes: list[str] = []
         for detail in items:
             change = directory.parse_event("user.upserted", detail)
             with db.runtime.transaction(db.as_service(CLIENT, "directory")) as (conn, _):
@@ -103,7 +104,7 @@ def main() -> None:
         return outcomes
 
     def batched(items: list[dict[str, Any]], size: int) -> list[str]:
-        outcomes = []
+        outcomes: list[str] = []
         for start in range(0, len(items), size):
             changes = [directory.parse_event("user.upserted", d) for d in items[start:start + size]]
             with db.runtime.transaction(db.as_service(CLIENT, "directory")) as (conn, _):
@@ -135,7 +136,7 @@ def main() -> None:
     rows.append(("service, 1 event per transaction (baseline)", n, *timed(lambda: per_event(details(orgs, n)))))
     for size in sorted({100, args.batch}):
         fresh = details(orgs, args.events)
-        rows.append((f"service, batches of {size:,}", args.events, *timed(lambda f=fresh, s=size: batched(f, s))))
+        rows.append((f"service, batches of {size:,}", args.events, *timed(partial(batched, fresh, size))))
     ids = [uuid.UUID(d["id"]) for d in fresh]
     replay = details(orgs, args.events, version=1, ids=ids)
     rows.append((f"replay, batches of {args.batch:,} (no change)", args.events,

@@ -247,7 +247,7 @@ def upsert_once(side: Side, owner: psycopg.Connection, keys: bench_upsert.Keys, 
     items, new = keys.items(rnd)
     if side.name == "gateway":
         body = json.dumps({"items": items}).encode()
-        args = ("PUT", "/v1/analytics", tokens_by_side["gateway"], body, {})
+        args: tuple[str, str, str, bytes, dict[str, str]] = ("PUT", "/v1/analytics", tokens_by_side["gateway"], body, {})
         expect, table = 200, "public.analytics"
     else:
         rows = [{"user_id": i["userId"], "organization_id": str(keys.org), "role": i["role"],
@@ -388,7 +388,7 @@ def statement_costs(keys: bench_upsert.Keys, reads: int, pause_ms: float) -> lis
         theirs.execute(query, (str(learner), "learner", 10, 0)).fetchall()
         theirs.execute("COMMIT")
 
-    ways = {"gateway's statement": (ours_once, lambda: ours.connection().info.backend_pid),
+    ways: dict[str, tuple[Callable[[], None], Callable[[], int]]] = {"gateway's statement": (ours_once, lambda: ours.connection().info.backend_pid),
             "PostgREST's four": (theirs_once, lambda: theirs.info.backend_pid)}
     spent = {name: 0.0 for name in ways}
     for run, _pid in ways.values():

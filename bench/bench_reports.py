@@ -38,10 +38,14 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import _common
+
+if TYPE_CHECKING:
+    from ms8.renderers.document import ReportFormat
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
@@ -52,7 +56,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 DB = "ms8_bench_reports"
 BUCKET = "ms8-bench-reports"
-FORMATS = ("pdf", "excel", "csv", "json")
+FORMATS: tuple[ReportFormat, ...] = ("pdf", "excel", "csv", "json")
 TARGET_S = {"pdf": 3.0, "excel": 1.0, "csv": 0.3, "json": 0.3}
 RSS_TARGET_MB = 512
 TYPES = ["learning_velocity", "engagement", "mastery", "skill_gap"]
@@ -156,7 +160,7 @@ def build_database() -> None:
 
     _common.migrated_database(DB, fresh=True)
     rnd = random.Random(6)
-    events = []
+    events: list[tuple[Any, ...]] = []
     for i in range(-29, 365):  # events are kept 13 months: the partitions go no further back
         day = START + timedelta(days=i)
         if rnd.random() < 0.7:
@@ -193,7 +197,7 @@ def build_database() -> None:
                             [(u, ORG, f"l{i}@bench.example", f"Łearner {i}") for i, u in enumerate(OTHERS)])
             cur.executemany("INSERT INTO trainer_assignments (organization_id, trainer_id, learner_id) "
                             "VALUES (%s, %s, %s)", [(ORG, TRAINER, u) for u in [LEARNER, *OTHERS]])
-            others = []
+            others: list[tuple[Any, ...]] = []
             for u in OTHERS:
                 for _ in range(150):
                     day = START + timedelta(days=rnd.randint(-29, 364))
@@ -216,11 +220,13 @@ def build_database() -> None:
 
 
 def use_database_and_s3(endpoint: str) -> None:
-    from local import localdb
+    """The functions' environment on the bench database and the bench's S3 server, set the one way
+    the local stack sets it (local.stack.apply_function_env: settings read again afterwards; set
+    by hand, the settings read while the data was built kept the default bucket and no endpoint)."""
+    from local import stack
 
-    os.environ["DATABASE_URL"] = localdb.runtime_url(DB)
-    os.environ["S3_ENDPOINT_URL"] = endpoint
     os.environ["REPORTS_BUCKET"] = BUCKET
+    stack.apply_function_env(endpoint, db=DB)
 
 
 def post_report(fmt: str, user: uuid.UUID) -> dict[str, Any]:
@@ -278,7 +284,7 @@ def main() -> None:
     rendered: dict[tuple[str, str], tuple[list[float], int]] = {}
     for fmt in FORMATS:
         for kind, data in reports.items():
-            samples, body = timed(lambda data=data, fmt=fmt: render(data, fmt), args.runs)
+            samples, body = timed(partial(render, data, fmt), args.runs)
             rendered[(fmt, kind)] = (samples, len(body))
 
     import boto3
@@ -299,7 +305,7 @@ def main() -> None:
         e2e: dict[tuple[str, str], list[float]] = {}
         for fmt in FORMATS:
             for kind, user in ((k, globals()[name]) for k, name in KINDS):
-                e2e[(fmt, kind)] = timed(lambda fmt=fmt, user=user: post_report(fmt, user), args.runs)[0]
+                e2e[(fmt, kind)] = timed(partial(post_report, fmt, user), args.runs)[0]
         rss: dict[str, float] = {}
         for fmt in FORMATS:
             out = subprocess.run(

@@ -24,9 +24,11 @@ from datetime import date
 import psycopg
 
 from local import localdb
+from ms8.domain.vocabulary import Granularity
 
 FIRST, END = date(2026, 8, 1), date(2026, 12, 1)
-SPANS = {"daily": (FIRST, END), "weekly": (date(2026, 8, 3), date(2026, 11, 30)), "monthly": (FIRST, END)}
+SPANS: dict[Granularity, tuple[date, date]] = {
+    "daily": (FIRST, END), "weekly": (date(2026, 8, 3), date(2026, 11, 30)), "monthly": (FIRST, END)}
 
 POPULATION = """
 SELECT setseed(0.42);

@@ -40,8 +40,9 @@ import os
 import statistics
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 from _common import cpu_seconds, synthetic_events
@@ -56,7 +57,13 @@ ORGS = 100
 # have ~12 events on each day (22 draws), where the default shape has ~1.4 on a day with any.
 # The target is judged on the default shape; this one shows how the two ways scale with events
 # per learner day. Its own database.
-BUSY = {"db": "ms8_bench_rollups_busy", "orgs": 20, "draws": 22}
+class Shape(NamedTuple):
+    db: str
+    orgs: int
+    draws: int
+
+
+BUSY = Shape("ms8_bench_rollups_busy", 20, 22)
 USERS_PER_ORG = 2_500
 TRAINERS_PER_ORG = 5
 ACTIVE_PER_ORG = 100
@@ -306,8 +313,7 @@ def bench_rollups(url: str, as_of: date, rounds: int, old: bool, connections: in
             for k, v in runs.items()}
 
 
-def time_now():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
+def time_now() -> datetime:
 
     return datetime.now(UTC)
 
@@ -345,7 +351,7 @@ def main() -> None:
     parser.add_argument("--busy", action="store_true",
                         help="the second data shape: 20 organizations, ~12 events per active learner day")
     args = parser.parse_args()
-    shape = (BUSY["db"], BUSY["orgs"], BUSY["draws"]) if args.busy else (DB, ORGS, 2)
+    shape = BUSY if args.busy else Shape(DB, ORGS, 2)
     url, as_of, trainer, events, days = prepare(args.rebuild, *shape)
     r = bench_rollups(url, as_of, args.rounds, not args.no_old, args.connections)
     raw, raw_cpu, _ = r["raw"]

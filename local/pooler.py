@@ -81,7 +81,7 @@ def pgbouncer(dbname: str, pool_size: int = 1, port: int | None = None) -> Itera
     (workdir / "users.txt").write_text(
         f'"{localdb.RUNTIME_ROLE}" "{localdb.RUNTIME_PASSWORD}"\n"{localdb.OWNER_ROLE}" "{localdb.OWNER_PASSWORD}"\n'
     )
-    (workdir / "pgbouncer.ini").write_text(_config(port, int(info.get("port", 5432)), pool_size, workdir))
+    (workdir / "pgbouncer.ini").write_text(_config(port, int(str(info.get("port") or 5432)), pool_size, workdir))
     # PgBouncer refuses to run as root: as the embedded server's own user then.
     as_user = localdb.server_user()
     for path in (workdir, workdir / "users.txt", workdir / "pgbouncer.ini"):

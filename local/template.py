@@ -34,7 +34,8 @@ _CfnLoader.add_multi_constructor("!", _cfn_tag)
 @cache
 def document() -> dict[str, Any]:
     """template.yaml as a dict (short-form tags as `{"Ref": ...}` etc.), read once per process."""
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return loaded
 
 
 def resources(kind: str) -> dict[str, dict[str, Any]]:
