@@ -40,6 +40,7 @@ from pathlib import Path
 from bench_gateway import Request, closed_loop, cpu_seconds, given_gateway, own_gateway, pct, prepared_database
 
 from local import demo_ids, tokens
+from local.demo import COHORT_SIZES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +51,8 @@ GLOBEX_LEARNERS = [f"{demo_ids.GLOBEX}:learner-{n:02d}" for n in range(1, 6)]
 LEARNERS = ACME_LEARNERS + GLOBEX_LEARNERS
 TRAINERS = ["trainer-01", "trainer-02", "trainer-03"]
 ADMINS = ["admin", f"{demo_ids.GLOBEX}:admin"]
-PER_TRAINER = 12  # demo: trainer-0k has learner-((k-1)*12+1) .. learner-(k*12)
+# The demo's cohorts (local.demo): trainer-0k has the next COHORT_SIZES[k - 1] learners, in order.
+COHORT_STARTS = [sum(COHORT_SIZES[:k]) for k in range(len(COHORT_SIZES))]
 
 Body = bytes | None
 
@@ -69,8 +71,8 @@ def _get(path: str) -> Callable[[str, int], tuple[str, str, Body]]:
 
 
 def _learner_of(trainer: str, i: int) -> tuple[str, str, Body]:
-    k = int(trainer.split("-")[1])
-    learner = demo_ids.user_id(demo_ids.ACME, f"learner-{(k - 1) * PER_TRAINER + i % PER_TRAINER + 1:02d}")
+    k = int(trainer.split("-")[1]) - 1
+    learner = demo_ids.user_id(demo_ids.ACME, f"learner-{COHORT_STARTS[k] + i % COHORT_SIZES[k] + 1:02d}")
     return "GET", f"/v1/users/{learner}/analytics?limit=4", None
 
 
