@@ -20,9 +20,10 @@ PostgREST is therefore measured once more at one connection, paced by a wait aft
 to the gateway's request rate (wrk's delay() hook), and that ratio is printed as context beside
 the target's. wrk waits whole milliseconds: when PostgREST answers less than a millisecond sooner
 per request than the gateway, it cannot be paced to the gateway's rate and is not (the report
-says so; a 1 ms wait would pace it well below the gateway's rate). The upsert: 500 items (250 existing keys, 250 new, one organization, the new keys
-deleted again after each run, untimed), the two servers alternating; the median of the runs, and
-per upsert the CPU of each server's processes (all their threads) and of its PostgreSQL backends.
+says so; a 1 ms wait would pace it well below the gateway's rate). The upsert: 500 items (250
+existing keys, 250 new, one organization, the new keys deleted again after each run, untimed),
+the two servers alternating; the median of the runs, and per upsert the CPU of each server's
+processes (all their threads) and of its PostgreSQL backends.
 `--connections ""` runs the upserts alone.
 
 With --statements N, the read's statements alone come first, without HTTP: what the gateway's
@@ -247,7 +248,8 @@ def upsert_once(side: Side, owner: psycopg.Connection, keys: bench_upsert.Keys, 
     items, new = keys.items(rnd)
     if side.name == "gateway":
         body = json.dumps({"items": items}).encode()
-        args: tuple[str, str, str, bytes, dict[str, str]] = ("PUT", "/v1/analytics", tokens_by_side["gateway"], body, {})
+        args: tuple[str, str, str, bytes, dict[str, str]] = (
+            "PUT", "/v1/analytics", tokens_by_side["gateway"], body, {})
         expect, table = 200, "public.analytics"
     else:
         rows = [{"user_id": i["userId"], "organization_id": str(keys.org), "role": i["role"],
@@ -388,8 +390,9 @@ def statement_costs(keys: bench_upsert.Keys, reads: int, pause_ms: float) -> lis
         theirs.execute(query, (str(learner), "learner", 10, 0)).fetchall()
         theirs.execute("COMMIT")
 
-    ways: dict[str, tuple[Callable[[], None], Callable[[], int]]] = {"gateway's statement": (ours_once, lambda: ours.connection().info.backend_pid),
-            "PostgREST's four": (theirs_once, lambda: theirs.info.backend_pid)}
+    ways: dict[str, tuple[Callable[[], None], Callable[[], int]]] = {
+        "gateway's statement": (ours_once, lambda: ours.connection().info.backend_pid),
+        "PostgREST's four": (theirs_once, lambda: theirs.info.backend_pid)}
     spent = {name: 0.0 for name in ways}
     for run, _pid in ways.values():
         for _ in range(50):  # warm: plans cached, statements prepared

@@ -82,7 +82,8 @@ def _maintenance(url: str, statement: str, params: dict[str, object]) -> None:
             conn.execute(part, {k: v for k, v in params.items() if f"%({k})s" in part})
 
 
-PARTITIONING = Path(__file__).resolve().parent.parent / "migrations" / "versions" / "0014_partitioned_population_rollups.py"
+PARTITIONING = (Path(__file__).resolve().parent.parent / "migrations" / "versions"
+                / "0014_partitioned_population_rollups.py")
 
 
 def _plain_rollups_table(url: str) -> None:
