@@ -35,9 +35,11 @@ WORK_MEM = "256MB"  # per connection: the job's shards each have their own (docs
 # group for each aggregate with an in-memory state (the per-signature sums have three: the
 # mean-score numeric sum and two value arrays) and caps the groups a hash table holds at the
 # hash memory over that budget. At 2, the daily sums of a 100-organization backfill (45,000
-# groups in 42 MB) went to disk in five batches; at 8 they stay in memory (~7 % less CPU for the
-# statement, the fingerprints' pass ~20 %: bench/bench_rollups.py). What a hash table really
-# holds is what is counted against the limit, so real memory grows only with real groups.
+# groups in 42 MB) went to disk in five batches; at 8 they stay in memory. Here, where the temp
+# files never leave the page cache, the statement's CPU moved within the noise (medians of eight
+# alternating runs: 4.77 s at 2, 4.56 s at 8); the fingerprints' pass, which ran with the role's
+# 128 MB before, takes ~20 % less. What a hash table really holds is what is counted against the
+# limit, so real memory grows only with real groups.
 HASH_MEM_MULTIPLIER = "8"
 # A rollup transaction waits at most this long for a lock. The sharded job's own transaction
 # holds its locks while it waits for the other shards' transactions: a lock request queued
