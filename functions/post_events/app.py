@@ -8,7 +8,7 @@ their analytics and points in it, a platform's batch leaves those to the refresh
 from datetime import UTC, datetime
 
 from ms8.collector import for_bulk_batches
-from ms8.http import handler, make_app, principal_tx, service_principal
+from ms8.http import handler, make_app, service_principal, user_tx
 from ms8.schemas.events import EventBatch, IngestResult
 from ms8.services.ingest import ingest, ingest_as_service
 
@@ -23,7 +23,7 @@ def post_events(batch: EventBatch) -> IngestResult:
     service = service_principal(app, "ingest")
     if service is not None:  # a platform's batch: one statement (context, events, days, commit)
         return ingest_as_service(service[0], "ingest", service[1], batch, datetime.now(UTC))
-    with principal_tx(app, "ingest", roles=("learner",)) as (conn, caller):
+    with user_tx(app, ("learner",)) as (conn, caller):
         return ingest(conn, caller, batch, datetime.now(UTC))
 
 

@@ -407,6 +407,7 @@ class ReaderDatabase(Database):
 
 
 runtime = Database("runtime")
+owner = Database("owner")
 
 
 def write_as_service(work: Callable[[psycopg.Connection], T]) -> T:
@@ -419,7 +420,8 @@ def write_as_service(work: Callable[[psycopg.Connection], T]) -> T:
             return work(conn)
 
     return runtime.run(guarded, replay=False)
-owner = Database("owner")
+
+
 _reader: ReaderDatabase | None = None
 
 

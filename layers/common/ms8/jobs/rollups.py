@@ -144,12 +144,11 @@ def roll_up(conn: psycopg.Connection, params: JobInput) -> Outcome:
     done = _roll_up_sharded(conn, spans, changed, connections)
     written = 0
     for granularity, (start, end) in spans.items():
-        inserted, updated, deleted = (sum(getattr(d[granularity], k) for d in done)
-                                      for k in ("inserted", "updated", "deleted"))
-        written += inserted + updated + deleted
+        total = sum((d[granularity] for d in done), repo.RollupCounts(0, 0, 0))
+        written += total.written
         details[granularity] = {
             "from": start.isoformat(), "to": end.isoformat(), "periodsChanged": len(changed[granularity]),
-            "inserted": inserted, "updated": updated, "deleted": deleted,
+            "inserted": total.inserted, "updated": total.updated, "deleted": total.deleted,
         }
     if connections > 1:
         details["connections"] = len(done)

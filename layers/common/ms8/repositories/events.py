@@ -178,10 +178,8 @@ def insert_batch_as_service(
     transaction (all or nothing): the client's context is set inside it (app.begin_service_request:
     its checks and errors as for any request), then the events, their learners' days and the
     learners noted for the refresh job are written as the runtime role (RLS, foreign keys)."""
-    days = DAY_PARAMS
     row = autocommit(conn).execute(_PLATFORM_CALL, (
-        client_id, scope, organization_id, *_columns(rows), days["completion_verbs"], days["assessment_verbs"],
-        days["passed_verb"], days["session_verb"], days["half_life_s"],
+        client_id, scope, organization_id, *_columns(rows), *(DAY_PARAMS[name] for name, _ in PLATFORM_ARGS[10:]),
     )).fetchone()
     assert row is not None
     return _stored(rows, row[0], row[1])

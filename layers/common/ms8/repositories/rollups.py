@@ -477,6 +477,10 @@ class RollupCounts:
     def written(self) -> int:
         return self.inserted + self.updated + self.deleted
 
+    def __add__(self, other: RollupCounts) -> RollupCounts:
+        return RollupCounts(self.inserted + other.inserted, self.updated + other.updated,
+                            self.deleted + other.deleted)
+
 
 def next_period(granularity: Granularity, start: date) -> date:
     """The start of the period after the one starting at `start`."""

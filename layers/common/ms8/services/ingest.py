@@ -106,8 +106,8 @@ class Stored(NamedTuple):
 
 
 def store_rows(
-    conn: psycopg.Connection, organization_id: UUID, rows: Sequence[repo.NewEvent], now: datetime,
-    removed: Sequence[tuple[UUID, datetime]] = (), *, sent_by_service: bool,
+    conn: psycopg.Connection, organization_id: UUID, rows: Sequence[repo.NewEvent], now: datetime, *,
+    sent_by_service: bool,
 ) -> Stored:
     """Store resolved events (and, in the same statement, add them to the learners' days); then
     bring their users up to date.
@@ -117,23 +117,26 @@ def store_rows(
     bus, xAPI) notes its learners for the refresh job instead (ms8.jobs.pending, every minute),
     so its cost does not grow with how many learners it spreads over: a platform sends whatever
     happened in the last minute across its users, and the days, which the trainer's views and
-    the rollups read, are up to date when it commits. `removed` holds (user, instant) of events
-    deleted before (a voided xAPI statement): their users are noted for the job too, which
-    builds the UTC days of those events again.
+    the rollups read, are up to date when it commits.
     """
     # A user of another organization: the foreign key refuses their event, or, first, RLS refuses
     # to update their day (or pending) row where they have one.
     with users_of_the_organization():
         inserted = repo.insert_batch(conn, organization_id, rows, note=sent_by_service)
+    if sent_by_service:
+        return Stored(len(inserted), NOTHING, len({e.user_id for e in inserted}))
+    updated = learner_updates.update(conn, sorted({e.user_id for e in inserted}), inserted, now,
+                                     basis=cap_basis(sent_by_service=False))
+    return Stored(len(inserted), updated, 0)
+
+
+def note_removed(conn: psycopg.Connection, organization_id: UUID, removed: Sequence[tuple[UUID, datetime]]) -> int:
+    """Note for the refresh job the users of events deleted (user, instant; a voided xAPI
+    statement's): it builds the UTC days of those events again. Returns how many were noted."""
     lost: dict[UUID, set[date]] = {}
     for user_id, at in removed:
         lost.setdefault(user_id, set()).add(at.astimezone(UTC).date())
-    rebuilt = pending.note(conn, organization_id, {}, lost)
-    if sent_by_service:
-        return Stored(len(inserted), NOTHING, len({e.user_id for e in inserted} | set(lost)))
-    updated = learner_updates.update(conn, sorted({e.user_id for e in inserted}), inserted, now,
-                                     basis=cap_basis(sent_by_service=False))
-    return Stored(len(inserted), updated, rebuilt)
+    return pending.note(conn, organization_id, {}, lost)
 
 
 class InvalidBusEvent(ValueError):

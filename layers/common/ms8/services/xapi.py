@@ -103,7 +103,8 @@ def store(
     # same statement sent again changes nothing, other content under its id is a conflict (409,
     # and the transaction rolls back). Checking after the insert spares a look-up per batch.
     # A statement voided in its own batch never counts.
-    voided_now = {items[i]["object"]["id"].lower() for i in fresh if statements.is_voiding(items[i])}
+    voiders = [i for i in fresh if statements.is_voiding(items[i])]
+    voided_now = {items[i]["object"]["id"].lower() for i in voiders}
     rows = _rows(conn, caller, [(ids[i], items[i], hashes[i]) for i in fresh], stored_text, now, voided_now)
     with users_of_the_organization():
         inserted = repo.insert(conn, caller.organization_id, caller.key, stored_at, rows)
@@ -117,8 +118,7 @@ def store(
     # 4. voiding: the targets of the voiding statements stored now, and of those stored before and
     # sent again (a platform retrying a batch) whose target is stored now: its event was left out
     # above. A voiding statement sent again alone changes nothing. Never a voiding statement.
-    voiding = [i for i in fresh if statements.is_voiding(items[i])
-               and (ids[i] in inserted or items[i]["object"]["id"].lower() in inserted)]
+    voiding = [i for i in voiders if ids[i] in inserted or items[i]["object"]["id"].lower() in inserted]
     targets = [UUID(items[i]["object"]["id"]) for i in voiding]
     if targets:
         target_rows = repo.existing(conn, targets)
@@ -129,9 +129,7 @@ def store(
     removed = repo.void(conn, targets)
     repo.store_attachments(conn, [(sha2, p.content_type, p.content) for sha2, p in (parts or {}).items()])
     # 5. the learning events voided now leave their learners' days: the refresh job builds them again.
-    if removed:
-        ingest.store_rows(conn, caller.organization_id, [], now,
-                          removed=[(e.user_id, e.occurred_at) for e in removed], sent_by_service=True)
+    ingest.note_removed(conn, caller.organization_id, [(e.user_id, e.occurred_at) for e in removed])
     return ids
 
 
@@ -146,7 +144,7 @@ def _rows(
     prepared = []
     wanted: set[str] = set()
     authority = caller.authority
-    authority_key = statements.agent_key(authority)  # every statement's: worked out once
+    authority_keys = statements.agent_keys(authority)  # every statement's: worked out once
     for sid, st, content in todo:
         done = statements.complete(st, sid, stored_text, authority)
         mapped = mapping.map_statement(done)
@@ -161,10 +159,10 @@ def _rows(
     if wanted:
         with conn.pipeline():
             lookup = _send_lookup(conn, wanted)
-            texts = [(orjson.dumps(done), statements.tokens(done, authority_key)) for _, done, *_ in prepared]
+            texts = [(orjson.dumps(done), statements.tokens(done, authority_keys)) for _, done, *_ in prepared]
         users = _users(lookup, wanted)
     else:
-        texts = [(orjson.dumps(done), statements.tokens(done, authority_key)) for _, done, *_ in prepared]
+        texts = [(orjson.dumps(done), statements.tokens(done, authority_keys)) for _, done, *_ in prepared]
         users = {}
     rows = []
     for (sid, done, content, mapped, at, keys), (text, tokens) in zip(prepared, texts, strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -74,6 +75,13 @@ def _agents(value: dict[str, Any] | None, out: list[str]) -> None:
     _members(value, out)
 
 
+def agent_keys(value: dict[str, Any] | None) -> list[str]:
+    """The keys of an Agent or Group and of a Group's members: what `A:` matches for it."""
+    out: list[str] = []
+    _agents(value, out)
+    return out
+
+
 def _members(value: dict[str, Any], out: list[str]) -> None:
     for member in value.get("member") or ():
         key = agent_key(member)
@@ -90,10 +98,10 @@ def _context_activities(context: dict[str, Any] | None, prefix: str, out: set[st
             out.add(prefix + items["id"])
 
 
-def tokens(st: dict[str, Any], authority_key: str | None = None) -> list[str]:
+def tokens(st: dict[str, Any], authority_keys: Sequence[str] | None = None) -> list[str]:
     """What the GET filters match: `a:` actor or object agent, `A:` any related agent, `v:` verb,
     `o:` the object activity, `O:` any related activity, `r:` registration (one GIN index).
-    `authority_key`: the agent_key of the statement's authority, when the caller knows it (the
+    `authority_keys`: agent_keys of the statement's authority, when the caller knows them (the
     same for a whole batch)."""
     found: set[str] = set()
     related: list[str] = []
@@ -131,9 +139,8 @@ def tokens(st: dict[str, Any], authority_key: str | None = None) -> list[str]:
         _context_activities(ctx, "O:", found)
         if "registration" in ctx:
             found.add("r:" + ctx["registration"].lower())
-    if authority_key is not None:
-        related.append(authority_key)
-        _members(st["authority"], related)
+    if authority_keys is not None:
+        related.extend(authority_keys)
     else:
         _agents(st.get("authority"), related)
     for key in related:
